@@ -1,0 +1,699 @@
+//! The consumer engine, shared by every driver.
+//!
+//! A consumer has a name and a set of target partitions. A prefetch thread fetches batches of
+//! events from the driver (round robin over the targets, `batch_size` events at a time, at most
+//! `max_num_batches` batches ahead of the application), decodes metadata, runs the application's
+//! data selector and allocator, and has the driver read only the selected bytes straight into the
+//! memory the allocator returned. [`Consumer::pull`] hands out prefetched events.
+//!
+//! Acknowledging an event stores "this consumer name has processed its partition up to here"
+//! through the driver; a consumer created later with the same name starts right after the last
+//! acknowledged event of each partition. Events that were prefetched or pulled but not
+//! acknowledged are delivered again to the next consumer of that name.
+
+use crate::data_view::{Allocation, DataView};
+use crate::descriptor::DataDescriptor;
+use crate::driver::StoredEvent;
+use crate::error::{panic_message, Error, Result};
+use crate::event::{AckSink, Event};
+use crate::future::{Future, Source};
+use crate::metadata::Metadata;
+use crate::thread_pool::{ThreadPool, DEFAULT_PRIORITY};
+use crate::topic::TopicHandle;
+use crate::types::{BatchSize, EventId, MaxNumBatches, NumEvents};
+use serde_json::Value;
+use std::collections::VecDeque;
+use std::sync::atomic::{AtomicBool, AtomicUsize};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+/// Chooses which part of an event's data to read: receives the metadata and the descriptor of
+/// the whole data, returns that descriptor, a view of it, or [`DataDescriptor::none`].
+pub type DataSelector = Arc<dyn Fn(&Metadata, &DataDescriptor) -> DataDescriptor + Send + Sync>;
+
+/// Provides the memory the selected data is read into; must hold at least `selected.size()`
+/// bytes.
+pub type DataAllocator = Arc<dyn Fn(&Metadata, &DataDescriptor) -> Allocation + Send + Sync>;
+
+/// Events fetched per batch with an adaptive batch size.
+const ADAPTIVE_FETCH_EVENTS: usize = 1024;
+/// Longest sleep of an idle prefetcher between polls of the driver.
+const MAX_IDLE_SLEEP: Duration = Duration::from_millis(20);
+
+/// Options of a new consumer; finish with [`ConsumerBuilder::build`].
+#[must_use]
+pub struct ConsumerBuilder {
+    topic: TopicHandle,
+    name: String,
+    batch_size: BatchSize,
+    max_num_batches: MaxNumBatches,
+    thread_pool: Option<Arc<dyn ThreadPool>>,
+    selector: Option<DataSelector>,
+    allocator: Option<DataAllocator>,
+    targets: Option<Vec<usize>>,
+    options: Value,
+}
+
+impl ConsumerBuilder {
+    pub(crate) fn new(topic: TopicHandle, name: &str) -> Self {
+        ConsumerBuilder {
+            topic,
+            name: name.to_string(),
+            batch_size: BatchSize::Adaptive,
+            max_num_batches: MaxNumBatches::default(),
+            thread_pool: None,
+            selector: None,
+            allocator: None,
+            targets: None,
+            options: Value::Object(Default::default()),
+        }
+    }
+
+    /// Events fetched per batch (default adaptive: up to 1024).
+    pub fn batch_size(mut self, b: BatchSize) -> Self {
+        self.batch_size = b;
+        self
+    }
+
+    /// Batches prefetched ahead of the application (default 2).
+    pub fn max_num_batches(mut self, m: MaxNumBatches) -> Self {
+        self.max_num_batches = m;
+        self
+    }
+
+    /// Pool used by [`Consumer::process`] when it is given none.
+    pub fn thread_pool(mut self, pool: Arc<dyn ThreadPool>) -> Self {
+        self.thread_pool = Some(pool);
+        self
+    }
+
+    /// Data selector (default: the whole data).
+    pub fn data_selector(
+        mut self,
+        f: impl Fn(&Metadata, &DataDescriptor) -> DataDescriptor + Send + Sync + 'static,
+    ) -> Self {
+        self.selector = Some(Arc::new(f));
+        self
+    }
+
+    /// Data allocator (default: library-owned memory).
+    pub fn data_allocator(
+        mut self,
+        f: impl Fn(&Metadata, &DataDescriptor) -> Allocation + Send + Sync + 'static,
+    ) -> Self {
+        self.allocator = Some(Arc::new(f));
+        self
+    }
+
+    /// Partitions to read (default: all of them).
+    pub fn targets(mut self, partitions: &[usize]) -> Self {
+        self.targets = Some(partitions.to_vec());
+        self
+    }
+
+    /// Driver-specific options.
+    pub fn options(mut self, o: Value) -> Self {
+        self.options = o;
+        self
+    }
+
+    /// Creates the consumer and starts prefetching from its acknowledged positions.
+    pub fn build(self) -> Result<Consumer> {
+        let n = self.topic.num_partitions();
+        if self.max_num_batches.0 == 0 {
+            return Err(Error::InvalidArgument(
+                "MaxNumBatches must be at least 1".into(),
+            ));
+        }
+        if self.batch_size == BatchSize::Fixed(0) {
+            return Err(Error::InvalidArgument("batch size must be at least 1".into()));
+        }
+        let targets = match self.targets {
+            None => (0..n).collect::<Vec<_>>(),
+            Some(t) if t.is_empty() => (0..n).collect(),
+            Some(t) => {
+                let mut seen = vec![false; n];
+                for &p in &t {
+                    if p >= n {
+                        return Err(Error::PartitionOutOfRange {
+                            topic: self.topic.name().to_string(),
+                            partition: p,
+                            num_partitions: n,
+                        });
+                    }
+                    if std::mem::replace(&mut seen[p], true) {
+                        return Err(Error::InvalidArgument(format!(
+                            "partition {p} is listed twice in the consumer's targets"
+                        )));
+                    }
+                }
+                t
+            }
+        };
+        let backend = self.topic.backend().clone();
+        let mut next = Vec::with_capacity(targets.len());
+        for &p in &targets {
+            next.push(backend.load_offset(&self.name, p)?);
+        }
+        let mut acked = vec![0; n];
+        for (i, &p) in targets.iter().enumerate() {
+            acked[p] = next[i];
+        }
+        let fetch_size = match self.batch_size {
+            BatchSize::Fixed(k) => k,
+            BatchSize::Adaptive => ADAPTIVE_FETCH_EVENTS,
+        };
+        let pool = self
+            .thread_pool
+            .unwrap_or_else(|| self.topic.driver().default_thread_pool());
+        let shared = Arc::new(Shared {
+            topic: self.topic,
+            name: self.name,
+            batch_size: self.batch_size,
+            max_num_batches: self.max_num_batches,
+            fetch_size,
+            capacity: fetch_size.saturating_mul(self.max_num_batches.0).max(1),
+            pool,
+            selector: self.selector,
+            allocator: self.allocator,
+            targets,
+            options: self.options,
+            queue: Mutex::new(Queue {
+                items: VecDeque::new(),
+                stop: false,
+            }),
+            ready: Condvar::new(),
+            room: Condvar::new(),
+            acked: Mutex::new(acked),
+        });
+        let s = shared.clone();
+        let prefetcher = std::thread::Builder::new()
+            .name("diaspora-consumer".into())
+            .spawn(move || prefetch_loop(s, next))
+            .map_err(|e| Error::io("spawn the consumer's prefetch thread for", "", e))?;
+        Ok(Consumer {
+            shared,
+            prefetcher: Some(prefetcher),
+        })
+    }
+}
+
+struct Queue {
+    items: VecDeque<Result<Event>>,
+    stop: bool,
+}
+
+struct Shared {
+    topic: TopicHandle,
+    name: String,
+    batch_size: BatchSize,
+    max_num_batches: MaxNumBatches,
+    fetch_size: usize,
+    capacity: usize,
+    pool: Arc<dyn ThreadPool>,
+    selector: Option<DataSelector>,
+    allocator: Option<DataAllocator>,
+    targets: Vec<usize>,
+    options: Value,
+    queue: Mutex<Queue>,
+    ready: Condvar,
+    room: Condvar,
+    /// Per partition of the topic: next id after the last acknowledged event.
+    acked: Mutex<Vec<EventId>>,
+}
+
+impl Shared {
+    fn lock(&self) -> MutexGuard<'_, Queue> {
+        self.queue.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Decodes a stored event and reads its selected data.
+    fn materialize(&self, self_arc: &Arc<Shared>, p: usize, stored: StoredEvent) -> Result<Event> {
+        let serializer = &self.topic.inner.components.serializer;
+        let metadata = serializer.deserialize(&stored.metadata).map_err(|e| {
+            Error::Decode {
+                what: "event metadata",
+                reason: format!(
+                    "topic {:?}, partition {p}, event {}: {e}",
+                    self.topic.name(),
+                    stored.id
+                ),
+            }
+        })?;
+        let data = self.read_selected(p, &metadata, &stored)?;
+        Ok(Event {
+            metadata,
+            data,
+            partition: p,
+            id: stored.id,
+            ack: Some(self_arc.clone() as Arc<dyn AckSink>),
+        })
+    }
+
+    fn read_selected(&self, p: usize, metadata: &Metadata, stored: &StoredEvent) -> Result<DataView> {
+        if self.selector.is_none() && self.allocator.is_none() {
+            if let Some(d) = &stored.data {
+                return Ok(DataView::from_bytes(d.clone()));
+            }
+        }
+        let full = DataDescriptor::new(Vec::new(), stored.data_size);
+        let selected = match &self.selector {
+            Some(sel) => guard("data selector", || sel(metadata, &full))?,
+            None => full,
+        };
+        if selected.size() == 0 {
+            return Ok(DataView::new());
+        }
+        let ranges: Vec<(u64, u64)> = selected
+            .flatten()
+            .into_iter()
+            .filter(|r| r.1 > 0)
+            .collect();
+        for &(o, s) in &ranges {
+            if o.checked_add(s).is_none_or(|end| end > stored.data_size) {
+                return Err(Error::DataSelection(format!(
+                    "requested segment [{o}, {}) exceeds the data size {} of event {} in partition {p}",
+                    o.saturating_add(s),
+                    stored.data_size,
+                    stored.id
+                )));
+            }
+        }
+        let needed = selected.size() as usize;
+        let mut alloc = match &self.allocator {
+            Some(a) => guard("data allocator", || a(metadata, &selected))?,
+            None => Allocation::single(vec![0u8; needed]),
+        };
+        if alloc.capacity() < needed {
+            return Err(Error::DataSelection(format!(
+                "the data allocator returned {} bytes but the selection of event {} in partition {p} needs {needed}",
+                alloc.capacity(),
+                stored.id
+            )));
+        }
+        {
+            let mut dst = alloc.slices_mut();
+            match &stored.data {
+                Some(d) => scatter(d, &ranges, &mut dst),
+                None => self
+                    .topic
+                    .backend()
+                    .read_data(p, stored, &ranges, &mut dst)?,
+            }
+        }
+        Ok(alloc.into_view(needed))
+    }
+}
+
+fn guard<T>(what: &str, f: impl FnOnce() -> T) -> Result<T> {
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(f))
+        .map_err(|p| Error::CallbackPanicked(format!("{what}: {}", panic_message(&*p))))
+}
+
+/// Copies `ranges` of `src` consecutively over the `dst` segments.
+pub(crate) fn scatter(src: &[u8], ranges: &[(u64, u64)], dst: &mut [&mut [u8]]) {
+    let mut seg = 0;
+    let mut pos = 0;
+    for &(o, s) in ranges {
+        let mut from = o as usize;
+        let mut left = s as usize;
+        while left > 0 && seg < dst.len() {
+            let room = dst[seg].len() - pos;
+            if room == 0 {
+                seg += 1;
+                pos = 0;
+                continue;
+            }
+            let n = room.min(left);
+            dst[seg][pos..pos + n].copy_from_slice(&src[from..from + n]);
+            pos += n;
+            from += n;
+            left -= n;
+        }
+    }
+}
+
+impl AckSink for Shared {
+    fn acknowledge(&self, partition: usize, id: EventId) -> Result<()> {
+        let mut acked = self.acked.lock().unwrap_or_else(|e| e.into_inner());
+        let next = id.saturating_add(1);
+        if partition < acked.len() && next > acked[partition] {
+            self.topic
+                .backend()
+                .store_offset(&self.name, partition, next)?;
+            acked[partition] = next;
+        }
+        Ok(())
+    }
+}
+
+fn prefetch_loop(shared: Arc<Shared>, mut next: Vec<EventId>) {
+    let backend = shared.topic.backend().clone();
+    let with_data = shared.selector.is_none() && shared.allocator.is_none();
+    let mut cursor = 0usize;
+    let mut idle_sleep = Duration::from_micros(100);
+    loop {
+        {
+            let mut q = shared.lock();
+            while q.items.len() >= shared.capacity && !q.stop {
+                q = shared.room.wait(q).unwrap_or_else(|e| e.into_inner());
+            }
+            if q.stop {
+                return;
+            }
+        }
+        let mut fetched = false;
+        let mut failed = false;
+        for step in 0..shared.targets.len() {
+            let i = (cursor + step) % shared.targets.len();
+            let p = shared.targets[i];
+            let batch = match backend.fetch(p, next[i], shared.fetch_size, with_data) {
+                Ok(b) => b,
+                Err(e) => {
+                    shared.lock().items.push_back(Err(e));
+                    shared.ready.notify_all();
+                    failed = true;
+                    cursor = i + 1;
+                    break;
+                }
+            };
+            if batch.is_empty() {
+                continue;
+            }
+            let mut events = Vec::with_capacity(batch.len());
+            let mut error = None;
+            for stored in batch {
+                match shared.materialize(&shared, p, stored) {
+                    Ok(ev) => events.push(Ok(ev)),
+                    Err(e) => {
+                        error = Some(e);
+                        break;
+                    }
+                }
+            }
+            next[i] += events.len() as u64;
+            if let Some(e) = error {
+                events.push(Err(e));
+                failed = true;
+            }
+            {
+                let mut q = shared.lock();
+                q.items.extend(events);
+            }
+            shared.ready.notify_all();
+            fetched = true;
+            cursor = i + 1;
+            break;
+        }
+        if fetched && !failed {
+            idle_sleep = Duration::from_micros(100);
+            continue;
+        }
+        // Nothing new (or an error to let the application see): wait a little before polling
+        // again, waking early if the consumer is dropped.
+        let sleep = if failed { MAX_IDLE_SLEEP * 10 } else { idle_sleep };
+        let q = shared.lock();
+        if q.stop {
+            return;
+        }
+        let _ = shared.room.wait_timeout(q, sleep);
+        idle_sleep = (idle_sleep * 2).min(MAX_IDLE_SLEEP);
+    }
+}
+
+/// A pull future's source: takes the next prefetched event when waited on, so a pull that times
+/// out never swallows an event.
+struct PullSource {
+    shared: Arc<Shared>,
+    slot: Mutex<Option<Result<Event>>>,
+}
+
+impl Source<Event> for PullSource {
+    fn wait_until(&self, deadline: Option<Instant>) -> Option<Result<Event>> {
+        let mut slot = self.slot.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(v) = slot.as_ref() {
+            return Some(v.clone());
+        }
+        let mut q = self.shared.lock();
+        loop {
+            if let Some(item) = q.items.pop_front() {
+                drop(q);
+                self.shared.room.notify_one();
+                *slot = Some(item.clone());
+                return Some(item);
+            }
+            if q.stop {
+                return Some(Err(Error::Closed("consumer")));
+            }
+            q = match deadline {
+                None => self.shared.ready.wait(q).unwrap_or_else(|e| e.into_inner()),
+                Some(d) => {
+                    let now = Instant::now();
+                    if now >= d {
+                        return None;
+                    }
+                    self.shared
+                        .ready
+                        .wait_timeout(q, d - now)
+                        .unwrap_or_else(|e| e.into_inner())
+                        .0
+                }
+            };
+        }
+    }
+
+    fn is_ready(&self) -> bool {
+        let slot = self.slot.lock().unwrap_or_else(|e| e.into_inner());
+        slot.is_some() || !self.shared.lock().items.is_empty()
+    }
+}
+
+/// What a [`Consumer::process`] callback asks for next.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Flow {
+    /// Keep processing.
+    Continue,
+    /// Stop after this event.
+    Stop,
+}
+
+/// Options of [`Consumer::process`].
+#[derive(Clone)]
+pub struct ProcessOptions {
+    /// How long to wait for the next event before returning (`None`: wait forever).
+    pub timeout: Option<Duration>,
+    /// Stop after this many events.
+    pub max_events: NumEvents,
+    /// Pool running the callback (`None`: the consumer's pool).
+    pub thread_pool: Option<Arc<dyn ThreadPool>>,
+}
+
+impl Default for ProcessOptions {
+    fn default() -> Self {
+        ProcessOptions {
+            timeout: Some(Duration::from_secs(5)),
+            max_events: NumEvents::INFINITY,
+            thread_pool: None,
+        }
+    }
+}
+
+/// Reads events from a topic. Dropping it stops prefetching; unacknowledged events will be
+/// delivered again to the next consumer with the same name.
+pub struct Consumer {
+    shared: Arc<Shared>,
+    prefetcher: Option<JoinHandle<()>>,
+}
+
+impl std::fmt::Debug for Consumer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Consumer")
+            .field("name", &self.shared.name)
+            .field("topic", &self.shared.topic.name())
+            .field("targets", &self.shared.targets)
+            .finish()
+    }
+}
+
+impl Consumer {
+    /// Consumer name.
+    pub fn name(&self) -> &str {
+        &self.shared.name
+    }
+
+    /// The topic it reads.
+    pub fn topic(&self) -> &TopicHandle {
+        &self.shared.topic
+    }
+
+    /// Partitions it reads.
+    pub fn targets(&self) -> &[usize] {
+        &self.shared.targets
+    }
+
+    /// Configured batch size.
+    pub fn batch_size(&self) -> BatchSize {
+        self.shared.batch_size
+    }
+
+    /// Configured prefetch depth in batches.
+    pub fn max_num_batches(&self) -> MaxNumBatches {
+        self.shared.max_num_batches
+    }
+
+    /// The consumer's pool.
+    pub fn thread_pool(&self) -> &Arc<dyn ThreadPool> {
+        &self.shared.pool
+    }
+
+    /// The data selector, if any.
+    pub fn data_selector(&self) -> Option<&DataSelector> {
+        self.shared.selector.as_ref()
+    }
+
+    /// The data allocator, if any.
+    pub fn data_allocator(&self) -> Option<&DataAllocator> {
+        self.shared.allocator.as_ref()
+    }
+
+    /// Driver-specific options given at creation.
+    pub fn options(&self) -> &Value {
+        &self.shared.options
+    }
+
+    /// The next event. `wait_timeout` returns `Ok(None)` while none is available; the event is
+    /// taken from the consumer only when a wait returns it, so abandoning a timed-out pull loses
+    /// nothing. Drivers that know a stream has ended return an event with id
+    /// [`crate::NO_MORE_EVENTS`].
+    pub fn pull(&self) -> Future<Event> {
+        Future::from_source(Arc::new(PullSource {
+            shared: self.shared.clone(),
+            slot: Mutex::new(None),
+        }))
+    }
+
+    /// Iterates over events, waiting at most `timeout` for each; ends when none arrives in time or
+    /// at an end-of-stream marker. Errors are yielded as items.
+    pub fn iter(&self, timeout: Duration) -> Events<'_> {
+        Events {
+            consumer: self,
+            timeout,
+            done: false,
+        }
+    }
+
+    /// Calls `processor` on each event until it returns [`Flow::Stop`], `max_events` events were
+    /// processed, no event arrives within the timeout, or an end-of-stream marker arrives. With a
+    /// pool of worker threads the callback runs there, and this call waits for every started
+    /// callback before returning. Returns the number of events handed to the processor.
+    pub fn process<F>(&self, processor: F, options: ProcessOptions) -> Result<usize>
+    where
+        F: Fn(Event) -> Flow + Send + Sync + 'static,
+    {
+        let pool = options.thread_pool.unwrap_or_else(|| self.shared.pool.clone());
+        let processor = Arc::new(processor);
+        let stop = Arc::new(AtomicBool::new(false));
+        let pending = Arc::new((Mutex::new(0usize), Condvar::new()));
+        let count = Arc::new(AtomicUsize::new(0));
+        let mut delivered = 0usize;
+        let mut result = Ok(());
+        while delivered < options.max_events.0 && !stop.load(std::sync::atomic::Ordering::SeqCst) {
+            let f = self.pull();
+            let ev = match options.timeout {
+                Some(t) => match f.wait_timeout(t) {
+                    Ok(Some(ev)) => ev,
+                    Ok(None) => break,
+                    Err(e) => {
+                        result = Err(e);
+                        break;
+                    }
+                },
+                None => match f.wait() {
+                    Ok(ev) => ev,
+                    Err(e) => {
+                        result = Err(e);
+                        break;
+                    }
+                },
+            };
+            if ev.is_end_of_stream() {
+                break;
+            }
+            delivered += 1;
+            if pool.thread_count() == 0 {
+                let r = guard("event processor", || processor(ev));
+                count.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                match r {
+                    Ok(Flow::Continue) => {}
+                    Ok(Flow::Stop) => break,
+                    Err(e) => {
+                        result = Err(e);
+                        break;
+                    }
+                }
+                continue;
+            }
+            *pending.0.lock().unwrap_or_else(|e| e.into_inner()) += 1;
+            let (processor, stop, pending, count) =
+                (processor.clone(), stop.clone(), pending.clone(), count.clone());
+            pool.push_work(
+                Box::new(move || {
+                    let r = guard("event processor", || processor(ev));
+                    count.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                    if !matches!(r, Ok(Flow::Continue)) {
+                        stop.store(true, std::sync::atomic::Ordering::SeqCst);
+                    }
+                    let mut n = pending.0.lock().unwrap_or_else(|e| e.into_inner());
+                    *n -= 1;
+                    pending.1.notify_all();
+                }),
+                DEFAULT_PRIORITY,
+            );
+        }
+        let mut n = pending.0.lock().unwrap_or_else(|e| e.into_inner());
+        while *n > 0 {
+            n = pending.1.wait(n).unwrap_or_else(|e| e.into_inner());
+        }
+        result.map(|_| count.load(std::sync::atomic::Ordering::SeqCst))
+    }
+}
+
+impl Drop for Consumer {
+    fn drop(&mut self) {
+        self.shared.lock().stop = true;
+        self.shared.room.notify_all();
+        self.shared.ready.notify_all();
+        if let Some(h) = self.prefetcher.take() {
+            let _ = h.join();
+        }
+    }
+}
+
+/// Iterator returned by [`Consumer::iter`].
+pub struct Events<'a> {
+    consumer: &'a Consumer,
+    timeout: Duration,
+    done: bool,
+}
+
+impl Iterator for Events<'_> {
+    type Item = Result<Event>;
+    fn next(&mut self) -> Option<Self::Item> {
+        if self.done {
+            return None;
+        }
+        match self.consumer.pull().wait_timeout(self.timeout) {
+            Ok(Some(ev)) if ev.is_end_of_stream() => {
+                self.done = true;
+                None
+            }
+            Ok(Some(ev)) => Some(Ok(ev)),
+            Ok(None) => {
+                self.done = true;
+                None
+            }
+            Err(e) => Some(Err(e)),
+        }
+    }
+}

@@ -1,0 +1,298 @@
+//! Drivers: the storage or transport behind topics.
+//!
+//! A driver implements two small traits, [`DriverBackend`] (topic administration) and
+//! [`TopicBackend`] (batch-level data movement on one open topic). Everything else (batching,
+//! back-pressure, ordering, futures, prefetching, data selection, acknowledgement bookkeeping)
+//! lives once in the producer and consumer engines. The primitives are chosen so that very
+//! different backends fit: a file system appends a batch under a lock, a Kafka broker produces
+//! records, an RDMA service pulls bulk handles; all of them can say "this batch starts at id N",
+//! "give me events from offset K", "read these byte ranges of that event's data" and "remember
+//! that consumer C has processed partition P up to id N".
+//!
+//! [`Driver::new`] looks drivers up by name in a registry; `"files"` is built in and applications
+//! or feature-gated modules add others with [`register_driver`].
+
+use crate::components::TopicComponents;
+use crate::data_view::DataView;
+use crate::error::{Error, Result};
+use crate::metadata::PartitionInfo;
+use crate::thread_pool::{std_pool, ThreadPool};
+use crate::topic::TopicHandle;
+use crate::types::{EventId, ThreadCount};
+use bytes::Bytes;
+use serde_json::Value;
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, OnceLock, RwLock};
+
+/// A batch of events bound for one partition, as the producer engine hands it to a driver.
+///
+/// Metadata records are already serialized (by the topic's serializer) and concatenated; data
+/// parts are the application's own buffers, never copied by the engine.
+#[derive(Default, Debug, Clone)]
+pub struct EventBatch {
+    metadata: Vec<u8>,
+    metadata_ends: Vec<usize>,
+    data: Vec<DataView>,
+}
+
+impl EventBatch {
+    /// An empty batch with room for `events` events of about `metadata_bytes` bytes in total.
+    pub fn with_capacity(events: usize, metadata_bytes: usize) -> Self {
+        EventBatch {
+            metadata: Vec::with_capacity(metadata_bytes),
+            metadata_ends: Vec::with_capacity(events),
+            data: Vec::with_capacity(events),
+        }
+    }
+
+    /// Appends one event, serializing its metadata with `serialize` straight into the batch.
+    pub fn push_with(
+        &mut self,
+        serialize: impl FnOnce(&mut Vec<u8>) -> Result<()>,
+        data: DataView,
+    ) -> Result<()> {
+        let start = self.metadata.len();
+        if let Err(e) = serialize(&mut self.metadata) {
+            self.metadata.truncate(start);
+            return Err(e);
+        }
+        self.metadata_ends.push(self.metadata.len());
+        self.data.push(data);
+        Ok(())
+    }
+
+    /// Appends one event whose metadata is already serialized.
+    pub fn push_serialized(&mut self, metadata: &[u8], data: DataView) {
+        self.metadata.extend_from_slice(metadata);
+        self.metadata_ends.push(self.metadata.len());
+        self.data.push(data);
+    }
+
+    /// Number of events.
+    pub fn len(&self) -> usize {
+        self.metadata_ends.len()
+    }
+
+    /// True when the batch has no event.
+    pub fn is_empty(&self) -> bool {
+        self.metadata_ends.is_empty()
+    }
+
+    /// All serialized metadata records, concatenated.
+    pub fn metadata_bytes(&self) -> &[u8] {
+        &self.metadata
+    }
+
+    /// The serialized metadata of event `i`.
+    pub fn metadata_of(&self, i: usize) -> &[u8] {
+        let start = if i == 0 { 0 } else { self.metadata_ends[i - 1] };
+        &self.metadata[start..self.metadata_ends[i]]
+    }
+
+    /// The data of event `i`.
+    pub fn data_of(&self, i: usize) -> &DataView {
+        &self.data[i]
+    }
+
+    /// Total bytes of metadata and data.
+    pub fn size_bytes(&self) -> usize {
+        self.metadata.len() + self.data.iter().map(DataView::size).sum::<usize>()
+    }
+}
+
+/// One stored event as a driver returns it from [`TopicBackend::fetch`].
+#[derive(Clone, Debug)]
+pub struct StoredEvent {
+    /// Event id in its partition.
+    pub id: EventId,
+    /// Serialized metadata (decoded by the topic's serializer in the engine).
+    pub metadata: Bytes,
+    /// Size of the event's data part.
+    pub data_size: u64,
+    /// Driver-private position of the data (e.g. a file offset), passed back to `read_data`.
+    pub data_location: u64,
+    /// The whole data part, when the fetch asked for it and the driver had it at hand.
+    pub data: Option<Bytes>,
+}
+
+/// Administration side of a driver.
+pub trait DriverBackend: Send + Sync {
+    /// The driver's registered name (`"files"`, ...).
+    fn name(&self) -> &'static str;
+    /// Creates a topic; fails with [`Error::TopicExists`] if it exists.
+    fn create_topic(
+        &self,
+        name: &str,
+        options: &Value,
+        components: &TopicComponents,
+    ) -> Result<()>;
+    /// Opens an existing topic; fails with [`Error::TopicNotFound`] if it does not exist.
+    fn open_topic(&self, name: &str) -> Result<Arc<dyn TopicBackend>>;
+    /// True if the topic exists.
+    fn topic_exists(&self, name: &str) -> Result<bool>;
+    /// Every topic with a JSON description (at least `name` and `num_partitions`).
+    fn list_topics(&self) -> Result<BTreeMap<String, Value>>;
+}
+
+/// Data side of a driver, for one open topic.
+pub trait TopicBackend: Send + Sync {
+    /// Topic name.
+    fn name(&self) -> &str;
+    /// The partitions (their count is the topic's partition count).
+    fn partitions(&self) -> Vec<PartitionInfo>;
+    /// The topic's validator, selector and serializer as stored with it.
+    fn components(&self) -> TopicComponents;
+    /// Appends `batch` to `partition` atomically with respect to other writers (in any process)
+    /// and returns the id of its first event. On error the partition's log is as it was.
+    fn append_batch(&self, partition: usize, batch: &EventBatch) -> Result<EventId>;
+    /// Makes every batch appended so far durable according to the driver's policy.
+    fn sync(&self, partitions: &[usize]) -> Result<()>;
+    /// Up to `max_events` events of `partition` starting at id `from`; an empty vector means no
+    /// event is available yet. With `with_data` the driver may fill [`StoredEvent::data`].
+    fn fetch(
+        &self,
+        partition: usize,
+        from: EventId,
+        max_events: usize,
+        with_data: bool,
+    ) -> Result<Vec<StoredEvent>>;
+    /// Reads the byte ranges `(offset, size)` of one event's data, in order, scattering them
+    /// consecutively over `dst` (the total of `dst` must be at least the total of `ranges`).
+    fn read_data(
+        &self,
+        partition: usize,
+        event: &StoredEvent,
+        ranges: &[(u64, u64)],
+        dst: &mut [&mut [u8]],
+    ) -> Result<()>;
+    /// The next id consumer `consumer` should read from `partition` (0 if it never acknowledged).
+    fn load_offset(&self, consumer: &str, partition: usize) -> Result<EventId>;
+    /// Records that `consumer` processed `partition` up to (excluding) id `next`.
+    fn store_offset(&self, consumer: &str, partition: usize, next: EventId) -> Result<()>;
+}
+
+/// Builds a driver backend from its JSON options.
+pub type DriverFactory = Arc<dyn Fn(&Value) -> Result<Arc<dyn DriverBackend>> + Send + Sync>;
+
+fn drivers() -> &'static RwLock<HashMap<String, DriverFactory>> {
+    static R: OnceLock<RwLock<HashMap<String, DriverFactory>>> = OnceLock::new();
+    R.get_or_init(|| {
+        let mut m: HashMap<String, DriverFactory> = HashMap::new();
+        m.insert(
+            "files".into(),
+            Arc::new(|o: &Value| {
+                Ok(Arc::new(crate::drivers::files::FilesDriver::new(o)?) as Arc<dyn DriverBackend>)
+            }),
+        );
+        RwLock::new(m)
+    })
+}
+
+/// Registers (or replaces) a driver type under `name`.
+pub fn register_driver(name: &str, factory: DriverFactory) {
+    drivers()
+        .write()
+        .unwrap_or_else(|e| e.into_inner())
+        .insert(name.to_string(), factory);
+}
+
+/// Names of the registered drivers.
+pub fn registered_drivers() -> Vec<String> {
+    let mut v: Vec<String> = drivers()
+        .read()
+        .unwrap_or_else(|e| e.into_inner())
+        .keys()
+        .cloned()
+        .collect();
+    v.sort();
+    v
+}
+
+/// A handle on a driver instance; cheap to clone.
+#[derive(Clone)]
+pub struct Driver {
+    backend: Arc<dyn DriverBackend>,
+    default_pool: Arc<dyn ThreadPool>,
+}
+
+impl std::fmt::Debug for Driver {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Driver")
+            .field("name", &self.backend.name())
+            .finish()
+    }
+}
+
+impl Driver {
+    /// Creates a driver by registered name with its JSON options, e.g.
+    /// `Driver::new("files", &json!({"root_path": "/scratch/topics"}))`.
+    pub fn new(name: &str, options: &Value) -> Result<Driver> {
+        // "name:library.so" is the C++ plugin syntax; Rust drivers are looked up by name.
+        let key = name.split(':').next().unwrap_or(name);
+        let factory = drivers()
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(key)
+            .cloned()
+            .ok_or_else(|| Error::UnknownComponent {
+                kind: "driver",
+                name: key.to_string(),
+            })?;
+        Ok(Driver::from_backend(factory(options)?))
+    }
+
+    /// Wraps an existing backend.
+    pub fn from_backend(backend: Arc<dyn DriverBackend>) -> Driver {
+        Driver {
+            backend,
+            default_pool: std_pool(0),
+        }
+    }
+
+    /// The backend behind this handle.
+    pub fn backend(&self) -> &Arc<dyn DriverBackend> {
+        &self.backend
+    }
+
+    /// Creates a topic with default components. `options` are driver-specific
+    /// (`{"num_partitions": 4}` for the files driver).
+    pub fn create_topic(&self, name: &str, options: &Value) -> Result<()> {
+        self.create_topic_with(name, options, TopicComponents::default())
+    }
+
+    /// Creates a topic with the given validator, partition selector and serializer.
+    pub fn create_topic_with(
+        &self,
+        name: &str,
+        options: &Value,
+        components: TopicComponents,
+    ) -> Result<()> {
+        self.backend.create_topic(name, options, &components)
+    }
+
+    /// Opens an existing topic.
+    pub fn open_topic(&self, name: &str) -> Result<TopicHandle> {
+        let backend = self.backend.open_topic(name)?;
+        Ok(TopicHandle::new(self.clone(), backend))
+    }
+
+    /// True if the topic exists.
+    pub fn topic_exists(&self, name: &str) -> Result<bool> {
+        self.backend.topic_exists(name)
+    }
+
+    /// Every topic with its description.
+    pub fn list_topics(&self) -> Result<BTreeMap<String, Value>> {
+        self.backend.list_topics()
+    }
+
+    /// The pool producers and consumers use when none is given (0 threads: inline).
+    pub fn default_thread_pool(&self) -> Arc<dyn ThreadPool> {
+        self.default_pool.clone()
+    }
+
+    /// A new std-thread pool with `count` workers.
+    pub fn make_thread_pool(&self, count: ThreadCount) -> Arc<dyn ThreadPool> {
+        std_pool(count.0)
+    }
+}

@@ -1,0 +1,4 @@
+//! Driver implementations. Each folder implements [`crate::driver::DriverBackend`] and
+//! [`crate::driver::TopicBackend`].
+
+pub mod files;

@@ -1,0 +1,156 @@
+//! The crate's single error type.
+//!
+//! Every fallible call returns [`Result<T>`]. Variants group failures by class; messages name the
+//! topic, partition, file and offset involved so that a user reading a log line knows what failed
+//! and where. Errors are `Clone` because a future hands the same error to every `wait` call.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+/// Result alias used throughout the crate.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// Everything that can go wrong in diaspora-stream.
+#[derive(Debug, Clone, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// A caller passed a value the API cannot accept (bad option, out-of-range index, ...).
+    #[error("invalid argument: {0}")]
+    InvalidArgument(String),
+
+    /// Text that should be JSON is not; the message says where the parser stopped.
+    #[error("could not parse JSON: {0}")]
+    Json(String),
+
+    /// A validator rejected an event's metadata.
+    #[error("invalid metadata: {0}")]
+    InvalidMetadata(String),
+
+    /// A component (validator, serializer, partition selector, driver) configuration is wrong.
+    #[error("invalid {kind} configuration: {message}")]
+    InvalidConfig {
+        /// Which kind of component ("validator", "driver", ...).
+        kind: &'static str,
+        /// What is wrong with it.
+        message: String,
+    },
+
+    /// No factory is registered under this name.
+    #[error("no {kind} is registered under the name {name:?}")]
+    UnknownComponent {
+        /// Which registry was searched.
+        kind: &'static str,
+        /// The name that was asked for.
+        name: String,
+    },
+
+    /// The topic does not exist.
+    #[error("topic {0:?} does not exist")]
+    TopicNotFound(String),
+
+    /// The topic already exists.
+    #[error("topic {0:?} already exists")]
+    TopicExists(String),
+
+    /// A partition index outside `0..num_partitions`.
+    #[error("topic {topic:?}: partition {partition} is out of range (the topic has {num_partitions})")]
+    PartitionOutOfRange {
+        /// Topic name.
+        topic: String,
+        /// The offending index.
+        partition: usize,
+        /// How many partitions the topic has.
+        num_partitions: usize,
+    },
+
+    /// An operating-system I/O call failed.
+    #[error("{operation} {path}: {source}")]
+    Io {
+        /// What the library was doing ("write batch data to", "open", ...).
+        operation: &'static str,
+        /// The file or directory involved.
+        path: PathBuf,
+        /// The underlying error.
+        source: Arc<std::io::Error>,
+    },
+
+    /// A file's content is not what the format says it must be.
+    #[error("corrupt file {path} at offset {offset}: {reason}")]
+    Corrupt {
+        /// The file.
+        path: PathBuf,
+        /// Byte offset where the problem was found.
+        offset: u64,
+        /// What is wrong.
+        reason: String,
+    },
+
+    /// Stored bytes could not be decoded (serializer, descriptor, ...).
+    #[error("could not decode {what}: {reason}")]
+    Decode {
+        /// What was being decoded.
+        what: &'static str,
+        /// Why it failed.
+        reason: String,
+    },
+
+    /// The consumer's data selector or allocator returned something unusable.
+    #[error("data selection: {0}")]
+    DataSelection(String),
+
+    /// The producer or consumer was shut down while the operation was pending.
+    #[error("{0} was closed")]
+    Closed(&'static str),
+
+    /// A user callback panicked; the panic was caught so it could not unwind through the engine.
+    #[error("a user callback panicked: {0}")]
+    CallbackPanicked(String),
+
+    /// A backend-specific failure that fits no other class.
+    #[error("{driver} driver: {message}")]
+    Driver {
+        /// Driver name.
+        driver: &'static str,
+        /// What failed.
+        message: String,
+    },
+}
+
+impl Error {
+    /// Builds an [`Error::Io`] from an `std::io::Error`, naming the operation and the path.
+    pub fn io(operation: &'static str, path: impl Into<PathBuf>, source: std::io::Error) -> Self {
+        Error::Io {
+            operation,
+            path: path.into(),
+            source: Arc::new(source),
+        }
+    }
+
+    /// Builds an [`Error::Corrupt`].
+    pub fn corrupt(path: impl Into<PathBuf>, offset: u64, reason: impl Into<String>) -> Self {
+        Error::Corrupt {
+            path: path.into(),
+            offset,
+            reason: reason.into(),
+        }
+    }
+
+    /// Builds an [`Error::InvalidConfig`].
+    pub fn config(kind: &'static str, message: impl Into<String>) -> Self {
+        Error::InvalidConfig {
+            kind,
+            message: message.into(),
+        }
+    }
+}
+
+/// Turns a caught panic payload into a readable message.
+pub(crate) fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
+    if let Some(s) = payload.downcast_ref::<&str>() {
+        (*s).to_string()
+    } else if let Some(s) = payload.downcast_ref::<String>() {
+        s.clone()
+    } else {
+        "non-string panic payload".to_string()
+    }
+}

@@ -1,0 +1,215 @@
+//! Futures returned by `push`, `flush` and `pull`.
+//!
+//! These are blocking, thread-safe handles (not `std::future::Future`): HPC codes call them from
+//! plain threads or MPI ranks. A [`Future`] can be waited on any number of times; every call returns
+//! a copy of the value or of the error. [`Future::wait_timeout`] returns `Ok(None)` when the time
+//! runs out, and the same future can be waited on again later.
+
+use crate::error::Result;
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+/// Something that will eventually produce a `Result<T>`.
+pub(crate) trait Source<T>: Send + Sync {
+    /// Waits until the value is available or the deadline passes (`None` = no deadline).
+    fn wait_until(&self, deadline: Option<Instant>) -> Option<Result<T>>;
+    /// True when `wait_until` would return a value immediately.
+    fn is_ready(&self) -> bool;
+}
+
+enum Inner<T> {
+    Ready(Result<T>),
+    Pending(Arc<dyn Source<T>>),
+}
+
+/// A value of type `T` that becomes available later.
+pub struct Future<T> {
+    inner: Inner<T>,
+}
+
+impl<T> std::fmt::Debug for Future<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Future")
+            .field("completed", &self.completed())
+            .finish()
+    }
+}
+
+impl<T: Clone + Send + 'static> Future<T> {
+    /// A future that is already complete with `value`.
+    pub fn ready(value: T) -> Self {
+        Future {
+            inner: Inner::Ready(Ok(value)),
+        }
+    }
+
+    /// A future that is already complete with an error.
+    pub fn failed(error: crate::Error) -> Self {
+        Future {
+            inner: Inner::Ready(Err(error)),
+        }
+    }
+
+    pub(crate) fn from_source(source: Arc<dyn Source<T>>) -> Self {
+        Future {
+            inner: Inner::Pending(source),
+        }
+    }
+
+    /// Blocks until the value is available and returns it (or the error it completed with).
+    pub fn wait(&self) -> Result<T> {
+        match &self.inner {
+            Inner::Ready(r) => r.clone(),
+            Inner::Pending(s) => loop {
+                if let Some(r) = s.wait_until(None) {
+                    return r;
+                }
+            },
+        }
+    }
+
+    /// Waits at most `timeout`. `Ok(None)` means the time ran out; waiting again is allowed.
+    pub fn wait_timeout(&self, timeout: Duration) -> Result<Option<T>> {
+        match &self.inner {
+            Inner::Ready(r) => r.clone().map(Some),
+            Inner::Pending(s) => {
+                let deadline = Instant::now().checked_add(timeout);
+                match s.wait_until(deadline) {
+                    Some(r) => r.map(Some),
+                    None => Ok(None),
+                }
+            }
+        }
+    }
+
+    /// Waits with the C++ convention: `timeout_ms <= 0` blocks until complete.
+    pub fn wait_ms(&self, timeout_ms: i64) -> Result<Option<T>> {
+        if timeout_ms <= 0 {
+            self.wait().map(Some)
+        } else {
+            self.wait_timeout(Duration::from_millis(timeout_ms as u64))
+        }
+    }
+}
+
+impl<T> Future<T> {
+    /// True when `wait` would return immediately.
+    pub fn completed(&self) -> bool {
+        match &self.inner {
+            Inner::Ready(_) => true,
+            Inner::Pending(s) => s.is_ready(),
+        }
+    }
+}
+
+/// The writing end of a future: set once, read by any number of waiters.
+pub(crate) struct Promise<T> {
+    slot: Mutex<Option<Result<T>>>,
+    cond: Condvar,
+}
+
+impl<T> Promise<T> {
+    pub(crate) fn new() -> Self {
+        Promise {
+            slot: Mutex::new(None),
+            cond: Condvar::new(),
+        }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Option<Result<T>>> {
+        // A poisoned lock only means a panic happened while holding it; the slot stays coherent
+        // because it is written in one assignment.
+        self.slot.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Completes the promise; later calls are ignored (the first result wins).
+    pub(crate) fn set(&self, value: Result<T>) {
+        let mut slot = self.lock();
+        if slot.is_none() {
+            *slot = Some(value);
+            drop(slot);
+            self.cond.notify_all();
+        }
+    }
+
+    /// Waits for the value and maps it with `f` (under the lock, so `f` must be cheap).
+    pub(crate) fn wait_map<U>(
+        &self,
+        deadline: Option<Instant>,
+        f: impl FnOnce(&Result<T>) -> U,
+    ) -> Option<U> {
+        let mut slot = self.lock();
+        loop {
+            if let Some(v) = slot.as_ref() {
+                return Some(f(v));
+            }
+            match deadline {
+                None => slot = self.cond.wait(slot).unwrap_or_else(|e| e.into_inner()),
+                Some(d) => {
+                    let now = Instant::now();
+                    if now >= d {
+                        return None;
+                    }
+                    slot = self
+                        .cond
+                        .wait_timeout(slot, d - now)
+                        .unwrap_or_else(|e| e.into_inner())
+                        .0;
+                }
+            }
+        }
+    }
+
+    pub(crate) fn is_set(&self) -> bool {
+        self.lock().is_some()
+    }
+}
+
+impl<T: Clone + Send> Source<T> for Promise<T> {
+    fn wait_until(&self, deadline: Option<Instant>) -> Option<Result<T>> {
+        self.wait_map(deadline, Clone::clone)
+    }
+    fn is_ready(&self) -> bool {
+        self.is_set()
+    }
+}
+
+/// Creates a connected promise/future pair.
+pub(crate) fn promise<T: Clone + Send + Sync + 'static>() -> (Arc<Promise<T>>, Future<T>) {
+    let p = Arc::new(Promise::new());
+    let f = Future::from_source(p.clone() as Arc<dyn Source<T>>);
+    (p, f)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::Error;
+
+    #[test]
+    fn timeout_then_retry_then_value() {
+        let (p, f) = promise::<u64>();
+        assert!(!f.completed());
+        assert_eq!(f.wait_timeout(Duration::from_millis(10)).unwrap(), None);
+        let p2 = p.clone();
+        let t = std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(20));
+            p2.set(Ok(42));
+        });
+        assert_eq!(f.wait().unwrap(), 42);
+        assert_eq!(f.wait_timeout(Duration::from_millis(1)).unwrap(), Some(42));
+        assert!(f.completed());
+        p.set(Ok(7)); // ignored: first result wins
+        assert_eq!(f.wait().unwrap(), 42);
+        t.join().unwrap();
+    }
+
+    #[test]
+    fn errors_are_returned_every_time() {
+        let f: Future<u8> = Future::failed(Error::Closed("producer"));
+        assert!(f.completed());
+        assert!(f.wait().is_err());
+        assert!(f.wait_ms(0).is_err());
+        assert!(f.wait_timeout(Duration::ZERO).is_err());
+    }
+}

@@ -1,0 +1,255 @@
+//! JSON text output that matches nlohmann::json's `dump()` byte for byte.
+//!
+//! The files driver stores each event's metadata as the compact JSON text of the value, and the C++
+//! reference writes that text with nlohmann::json. To produce byte-identical topics we need the same
+//! text: object keys sorted bytewise (serde_json's default map already is), raw UTF-8, the same
+//! escapes, and nlohmann's float layout (shortest round-trip digits, `.0` on integral values,
+//! decimal notation only for exponents in (-4, 15], and exponents written as `e+15` / `e-05`).
+
+use serde_json::Value;
+use std::io::Write;
+
+/// Appends the compact JSON text of `value` to `out`, exactly as nlohmann's `dump()` would.
+pub fn write_compact(out: &mut Vec<u8>, value: &Value) {
+    write_value(out, value, None, 0);
+}
+
+/// Appends the pretty-printed (indent of `indent` spaces) JSON text of `value`, as `dump(indent)`.
+pub fn write_pretty(out: &mut Vec<u8>, value: &Value, indent: usize) {
+    write_value(out, value, Some(indent), 0);
+}
+
+/// Compact JSON text as a `String`.
+pub fn to_compact_string(value: &Value) -> String {
+    let mut out = Vec::with_capacity(64);
+    write_compact(&mut out, value);
+    // Only valid UTF-8 is ever written: strings come from `&str`, the rest is ASCII.
+    String::from_utf8(out).unwrap_or_default()
+}
+
+/// Pretty JSON text as a `String`.
+pub fn to_pretty_string(value: &Value, indent: usize) -> String {
+    let mut out = Vec::with_capacity(64);
+    write_pretty(&mut out, value, indent);
+    String::from_utf8(out).unwrap_or_default()
+}
+
+fn newline_indent(out: &mut Vec<u8>, indent: usize, depth: usize) {
+    out.push(b'\n');
+    out.resize(out.len() + indent * depth, b' ');
+}
+
+fn write_value(out: &mut Vec<u8>, value: &Value, indent: Option<usize>, depth: usize) {
+    match value {
+        Value::Null => out.extend_from_slice(b"null"),
+        Value::Bool(true) => out.extend_from_slice(b"true"),
+        Value::Bool(false) => out.extend_from_slice(b"false"),
+        Value::Number(n) => {
+            if let Some(u) = n.as_u64() {
+                let mut buf = itoa_buf(u as u128, false);
+                out.append(&mut buf);
+            } else if let Some(i) = n.as_i64() {
+                let mut buf = itoa_buf(i.unsigned_abs() as u128, i < 0);
+                out.append(&mut buf);
+            } else if let Some(f) = n.as_f64() {
+                write_float(out, f);
+            }
+        }
+        Value::String(s) => write_string(out, s),
+        Value::Array(items) => {
+            if items.is_empty() {
+                out.extend_from_slice(b"[]");
+                return;
+            }
+            out.push(b'[');
+            for (i, item) in items.iter().enumerate() {
+                if i > 0 {
+                    out.push(b',');
+                }
+                if let Some(ind) = indent {
+                    newline_indent(out, ind, depth + 1);
+                }
+                write_value(out, item, indent, depth + 1);
+            }
+            if let Some(ind) = indent {
+                newline_indent(out, ind, depth);
+            }
+            out.push(b']');
+        }
+        Value::Object(map) => {
+            if map.is_empty() {
+                out.extend_from_slice(b"{}");
+                return;
+            }
+            out.push(b'{');
+            for (i, (k, v)) in map.iter().enumerate() {
+                if i > 0 {
+                    out.push(b',');
+                }
+                if let Some(ind) = indent {
+                    newline_indent(out, ind, depth + 1);
+                }
+                write_string(out, k);
+                out.push(b':');
+                if indent.is_some() {
+                    out.push(b' ');
+                }
+                write_value(out, v, indent, depth + 1);
+            }
+            if let Some(ind) = indent {
+                newline_indent(out, ind, depth);
+            }
+            out.push(b'}');
+        }
+    }
+}
+
+fn itoa_buf(mut v: u128, negative: bool) -> Vec<u8> {
+    let mut digits = [0u8; 40];
+    let mut pos = digits.len();
+    loop {
+        pos -= 1;
+        digits[pos] = b'0' + (v % 10) as u8;
+        v /= 10;
+        if v == 0 {
+            break;
+        }
+    }
+    let mut out = Vec::with_capacity(41 - pos);
+    if negative {
+        out.push(b'-');
+    }
+    out.extend_from_slice(&digits[pos..]);
+    out
+}
+
+fn write_string(out: &mut Vec<u8>, s: &str) {
+    out.push(b'"');
+    let bytes = s.as_bytes();
+    let mut start = 0;
+    for (i, &b) in bytes.iter().enumerate() {
+        let escape: &[u8] = match b {
+            b'"' => b"\\\"",
+            b'\\' => b"\\\\",
+            b'\n' => b"\\n",
+            b'\r' => b"\\r",
+            b'\t' => b"\\t",
+            0x08 => b"\\b",
+            0x0c => b"\\f",
+            0x00..=0x1f => b"",
+            _ => continue,
+        };
+        out.extend_from_slice(&bytes[start..i]);
+        if escape.is_empty() {
+            // nlohmann writes other control characters as \u00xx with lowercase hex.
+            let _ = write!(out, "\\u{:04x}", b);
+        } else {
+            out.extend_from_slice(escape);
+        }
+        start = i + 1;
+    }
+    out.extend_from_slice(&bytes[start..]);
+    out.push(b'"');
+}
+
+/// Writes a double the way nlohmann::json does (`to_chars` with min exponent -4, max 15).
+pub(crate) fn write_float(out: &mut Vec<u8>, value: f64) {
+    if !value.is_finite() {
+        out.extend_from_slice(b"null");
+        return;
+    }
+    if value == 0.0 {
+        if value.is_sign_negative() {
+            out.extend_from_slice(b"-0.0");
+        } else {
+            out.extend_from_slice(b"0.0");
+        }
+        return;
+    }
+    // Shortest round-trip digits in scientific form, e.g. "1.5e20", "-1e-5".
+    let sci = format!("{:e}", value);
+    let (mantissa, exp) = match sci.split_once('e') {
+        Some(parts) => parts,
+        None => (sci.as_str(), "0"),
+    };
+    let exp10: i32 = exp.parse().unwrap_or(0);
+    let negative = mantissa.starts_with('-');
+    let digits: Vec<u8> = mantissa.bytes().filter(|b| b.is_ascii_digit()).collect();
+    if negative {
+        out.push(b'-');
+    }
+    let k = digits.len() as i32;
+    // Value = 0.d1d2...dk * 10^n, i.e. the decimal point sits after n digits.
+    let n = exp10 + 1;
+    const MIN_EXP: i32 = -4;
+    const MAX_EXP: i32 = 15;
+    if k <= n && n <= MAX_EXP {
+        out.extend_from_slice(&digits);
+        out.resize(out.len() + (n - k) as usize, b'0');
+        out.extend_from_slice(b".0");
+    } else if 0 < n && n <= MAX_EXP {
+        out.extend_from_slice(&digits[..n as usize]);
+        out.push(b'.');
+        out.extend_from_slice(&digits[n as usize..]);
+    } else if MIN_EXP < n && n <= 0 {
+        out.extend_from_slice(b"0.");
+        out.resize(out.len() + (-n) as usize, b'0');
+        out.extend_from_slice(&digits);
+    } else {
+        out.push(digits[0]);
+        if k > 1 {
+            out.push(b'.');
+            out.extend_from_slice(&digits[1..]);
+        }
+        let e = n - 1;
+        out.push(b'e');
+        out.push(if e < 0 { b'-' } else { b'+' });
+        let _ = write!(out, "{:02}", e.unsigned_abs());
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn f(v: f64) -> String {
+        let mut out = Vec::new();
+        write_float(&mut out, v);
+        String::from_utf8(out).unwrap()
+    }
+
+    #[test]
+    fn floats_follow_nlohmann_layout() {
+        assert_eq!(f(1.0), "1.0");
+        assert_eq!(f(-2.5), "-2.5");
+        assert_eq!(f(1e14), "100000000000000.0");
+        assert_eq!(f(1e15), "1e+15");
+        assert_eq!(f(1.5e20), "1.5e+20");
+        assert_eq!(f(1e100), "1e+100");
+        assert_eq!(f(0.0001), "0.0001");
+        assert_eq!(f(1e-5), "1e-05");
+        assert_eq!(f(1.25e-7), "1.25e-07");
+        assert_eq!(f(0.1), "0.1");
+        assert_eq!(f(123456.789), "123456.789");
+        assert_eq!(f(0.0), "0.0");
+        assert_eq!(f(-0.0), "-0.0");
+        assert_eq!(f(f64::NAN), "null");
+        assert_eq!(f(f64::INFINITY), "null");
+        assert_eq!(f(5e-324), "5e-324");
+        assert_eq!(f(1.7976931348623157e308), "1.7976931348623157e+308");
+    }
+
+    #[test]
+    fn compact_and_pretty_text() {
+        let v = json!({"b": [1, -2, 18446744073709551615u64], "a": "x\"\\\n\u{1}é", "c": {}, "d": []});
+        assert_eq!(
+            to_compact_string(&v),
+            "{\"a\":\"x\\\"\\\\\\n\\u0001é\",\"b\":[1,-2,18446744073709551615],\"c\":{},\"d\":[]}"
+        );
+        assert_eq!(
+            to_pretty_string(&json!({"type": "default", "x": [1, {"y": null}]}), 2),
+            "{\n  \"type\": \"default\",\n  \"x\": [\n    1,\n    {\n      \"y\": null\n    }\n  ]\n}"
+        );
+    }
+}

@@ -1,0 +1,584 @@
+//! The producer engine, shared by every driver.
+//!
+//! `push` validates the event, picks its partition and serializes its metadata (on the producer's
+//! thread pool, inline by default), then appends it to that partition's open batch. Full batches go
+//! to a queue that one sender thread per producer drains by calling the driver's `append_batch`,
+//! so building the next batch overlaps with storing the previous one. `MaxNumBatches` bounds that
+//! queue: `push` blocks while that many batches are waiting. With an adaptive batch size a batch is
+//! handed over as soon as the sender is idle, so batches stay small (low latency) when the producer
+//! is slow and grow (high throughput) when it is fast.
+//!
+//! Push futures resolve when the batch holding the event is stored, to the id the driver
+//! assigned; they are never predicted. Data parts are kept as the application's `Bytes` and written
+//! from there: the engine never copies them.
+
+use crate::data_view::DataView;
+use crate::driver::EventBatch;
+use crate::error::{panic_message, Error, Result};
+use crate::future::{promise, Future, Promise, Source};
+use crate::metadata::Metadata;
+use crate::thread_pool::{ThreadPool, DEFAULT_PRIORITY};
+use crate::topic::TopicHandle;
+use crate::types::{BatchSize, EventId, MaxNumBatches, Ordering};
+use serde_json::Value;
+use std::collections::{BTreeMap, VecDeque};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::thread::JoinHandle;
+use std::time::Instant;
+
+/// Upper bound on an adaptive batch, in events.
+const ADAPTIVE_MAX_EVENTS: usize = 16 * 1024;
+/// Upper bound on an adaptive batch, in bytes.
+const ADAPTIVE_MAX_BYTES: usize = 64 << 20;
+
+/// Options of a new producer; finish with [`ProducerBuilder::build`].
+#[must_use]
+pub struct ProducerBuilder {
+    topic: TopicHandle,
+    name: String,
+    batch_size: BatchSize,
+    max_num_batches: MaxNumBatches,
+    thread_pool: Option<Arc<dyn ThreadPool>>,
+    ordering: Ordering,
+    options: Value,
+}
+
+impl ProducerBuilder {
+    pub(crate) fn new(topic: TopicHandle) -> Self {
+        ProducerBuilder {
+            topic,
+            name: String::new(),
+            batch_size: BatchSize::Adaptive,
+            max_num_batches: MaxNumBatches::default(),
+            thread_pool: None,
+            ordering: Ordering::Strict,
+            options: Value::Object(Default::default()),
+        }
+    }
+
+    /// Producer name (informational).
+    pub fn name(mut self, name: &str) -> Self {
+        self.name = name.to_string();
+        self
+    }
+
+    /// Events per batch (default: adaptive).
+    pub fn batch_size(mut self, b: BatchSize) -> Self {
+        self.batch_size = b;
+        self
+    }
+
+    /// Batches that may wait to be stored before `push` blocks (default 2).
+    pub fn max_num_batches(mut self, m: MaxNumBatches) -> Self {
+        self.max_num_batches = m;
+        self
+    }
+
+    /// Pool running validation, partition selection and serialization (default: the driver's
+    /// default pool, which runs them inline).
+    pub fn thread_pool(mut self, pool: Arc<dyn ThreadPool>) -> Self {
+        self.thread_pool = Some(pool);
+        self
+    }
+
+    /// Whether events must be stored in push order (default strict).
+    pub fn ordering(mut self, o: Ordering) -> Self {
+        self.ordering = o;
+        self
+    }
+
+    /// Driver-specific options.
+    pub fn options(mut self, o: Value) -> Self {
+        self.options = o;
+        self
+    }
+
+    /// Creates the producer.
+    pub fn build(self) -> Result<Producer> {
+        if self.max_num_batches.0 == 0 {
+            return Err(Error::InvalidArgument(
+                "MaxNumBatches must be at least 1".into(),
+            ));
+        }
+        if self.batch_size == BatchSize::Fixed(0) {
+            return Err(Error::InvalidArgument("batch size must be at least 1".into()));
+        }
+        let n = self.topic.num_partitions();
+        let pool = self
+            .thread_pool
+            .unwrap_or_else(|| self.topic.driver().default_thread_pool());
+        let shared = Arc::new(Shared {
+            topic: self.topic,
+            name: self.name,
+            batch_size: self.batch_size,
+            max_num_batches: self.max_num_batches,
+            ordering: self.ordering,
+            options: self.options,
+            pool,
+            state: Mutex::new(State {
+                open: (0..n).map(|_| None).collect(),
+                last_batch_len: vec![0; n],
+                queue: VecDeque::new(),
+                queued_batches: 0,
+                writing: false,
+                closing: false,
+                jobs_in_flight: 0,
+                next_seq: 0,
+                commit_seq: 0,
+                reorder: BTreeMap::new(),
+                touched: vec![false; n],
+                failure_since_flush: None,
+            }),
+            work_ready: Condvar::new(),
+            progress: Condvar::new(),
+        });
+        let s = shared.clone();
+        let sender = std::thread::Builder::new()
+            .name("diaspora-producer".into())
+            .spawn(move || sender_loop(s))
+            .map_err(|e| Error::io("spawn the producer's sender thread for", "", e))?;
+        Ok(Producer {
+            shared,
+            sender: Some(sender),
+        })
+    }
+}
+
+struct OpenBatch {
+    batch: EventBatch,
+    promise: Arc<Promise<EventId>>,
+    /// Per-event promises of events pushed through a thread pool: (index in batch, promise).
+    individual: Vec<(u64, Arc<Promise<EventId>>)>,
+}
+
+enum Work {
+    Batch(usize, OpenBatch),
+    Flush(Arc<Promise<()>>),
+}
+
+enum Processed {
+    Event {
+        partition: usize,
+        metadata: Vec<u8>,
+        data: DataView,
+        promise: Arc<Promise<EventId>>,
+    },
+    Failed,
+}
+
+struct State {
+    open: Vec<Option<OpenBatch>>,
+    last_batch_len: Vec<usize>,
+    queue: VecDeque<Work>,
+    queued_batches: usize,
+    writing: bool,
+    closing: bool,
+    jobs_in_flight: usize,
+    next_seq: u64,
+    commit_seq: u64,
+    reorder: BTreeMap<u64, Processed>,
+    touched: Vec<bool>,
+    failure_since_flush: Option<Error>,
+}
+
+struct Shared {
+    topic: TopicHandle,
+    name: String,
+    batch_size: BatchSize,
+    max_num_batches: MaxNumBatches,
+    ordering: Ordering,
+    options: Value,
+    pool: Arc<dyn ThreadPool>,
+    state: Mutex<State>,
+    /// Wakes the sender thread.
+    work_ready: Condvar,
+    /// Wakes pushers waiting for queue space and flushes waiting for pool jobs.
+    progress: Condvar,
+}
+
+impl Shared {
+    fn lock(&self) -> MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn wait_for_room<'a>(&self, mut st: MutexGuard<'a, State>) -> MutexGuard<'a, State> {
+        while st.queued_batches >= self.max_num_batches.0 && !st.closing {
+            st = self.progress.wait(st).unwrap_or_else(|e| e.into_inner());
+        }
+        st
+    }
+
+    fn check_partition(&self, p: usize) -> Result<usize> {
+        let n = self.topic.num_partitions();
+        if p < n {
+            Ok(p)
+        } else {
+            Err(Error::PartitionOutOfRange {
+                topic: self.topic.name().to_string(),
+                partition: p,
+                num_partitions: n,
+            })
+        }
+    }
+
+    /// Validation and partition selection, shielded from panics in user components.
+    fn prepare(&self, metadata: &Metadata, data: &DataView, requested: Option<usize>) -> Result<usize> {
+        let c = &self.topic.inner.components;
+        let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            c.validator.validate(metadata, data)?;
+            c.partition_selector.select_partition(metadata, requested)
+        }));
+        match r {
+            Ok(p) => self.check_partition(p?),
+            Err(payload) => Err(Error::CallbackPanicked(panic_message(&*payload))),
+        }
+    }
+
+    fn open_batch<'a>(&self, st: &'a mut State, p: usize) -> &'a mut OpenBatch {
+        let hint = st.last_batch_len[p].max(16);
+        st.open[p].get_or_insert_with(|| OpenBatch {
+            batch: EventBatch::with_capacity(hint, hint * 64),
+            promise: Arc::new(Promise::new()),
+            individual: Vec::new(),
+        })
+    }
+
+    /// Hands partition `p`'s open batch to the sender when the batching policy says so.
+    fn maybe_dispatch(&self, st: &mut State, p: usize) {
+        let Some(ob) = st.open[p].as_ref() else { return };
+        let len = ob.batch.len();
+        let ready = match self.batch_size {
+            BatchSize::Fixed(n) => len >= n,
+            BatchSize::Adaptive => {
+                (!st.writing && st.queue.is_empty())
+                    || len >= ADAPTIVE_MAX_EVENTS
+                    || ob.batch.size_bytes() >= ADAPTIVE_MAX_BYTES
+            }
+        };
+        if ready {
+            self.dispatch(st, p);
+        }
+    }
+
+    fn dispatch(&self, st: &mut State, p: usize) {
+        if let Some(ob) = st.open[p].take() {
+            if ob.batch.is_empty() {
+                return;
+            }
+            st.last_batch_len[p] = ob.batch.len();
+            st.queue.push_back(Work::Batch(p, ob));
+            st.queued_batches += 1;
+            self.work_ready.notify_one();
+        }
+    }
+
+    /// Adds events processed by pool jobs, in sequence order when ordering is strict.
+    fn commit(&self, st: &mut State, seq: u64, item: Processed) {
+        match self.ordering {
+            Ordering::Loose => self.commit_one(st, item),
+            Ordering::Strict => {
+                st.reorder.insert(seq, item);
+                while let Some(item) = {
+                    let next = st.commit_seq;
+                    st.reorder.remove(&next)
+                } {
+                    st.commit_seq += 1;
+                    self.commit_one(st, item);
+                }
+            }
+        }
+    }
+
+    fn commit_one(&self, st: &mut State, item: Processed) {
+        if let Processed::Event {
+            partition,
+            metadata,
+            data,
+            promise,
+        } = item
+        {
+            let ob = self.open_batch(st, partition);
+            ob.batch.push_serialized(&metadata, data);
+            let idx = (ob.batch.len() - 1) as u64;
+            ob.individual.push((idx, promise));
+            self.maybe_dispatch(st, partition);
+        }
+    }
+}
+
+/// Resolves to `first id of the batch + index` once the batch is stored.
+struct PushSource {
+    batch: Arc<Promise<EventId>>,
+    index: u64,
+}
+
+impl Source<EventId> for PushSource {
+    fn wait_until(&self, deadline: Option<Instant>) -> Option<Result<EventId>> {
+        self.batch.wait_map(deadline, |r| match r {
+            Ok(first) => Ok(first + self.index),
+            Err(e) => Err(e.clone()),
+        })
+    }
+    fn is_ready(&self) -> bool {
+        self.batch.is_set()
+    }
+}
+
+fn sender_loop(shared: Arc<Shared>) {
+    let backend = shared.topic.backend().clone();
+    let mut st = shared.lock();
+    loop {
+        let work = match st.queue.pop_front() {
+            Some(w) => w,
+            None => {
+                if shared.batch_size == BatchSize::Adaptive {
+                    // Events pushed while we were writing: send them now.
+                    let pending: Vec<usize> = (0..st.open.len())
+                        .filter(|&p| st.open[p].as_ref().is_some_and(|b| !b.batch.is_empty()))
+                        .collect();
+                    if !pending.is_empty() {
+                        for p in pending {
+                            shared.dispatch(&mut st, p);
+                        }
+                        continue;
+                    }
+                }
+                if st.closing {
+                    return;
+                }
+                st = shared.work_ready.wait(st).unwrap_or_else(|e| e.into_inner());
+                continue;
+            }
+        };
+        st.writing = true;
+        drop(st);
+        let mut touched = None;
+        let mut failure = None;
+        match work {
+            Work::Batch(p, ob) => {
+                let result = backend.append_batch(p, &ob.batch);
+                match &result {
+                    Ok(first) => {
+                        touched = Some(p);
+                        for (idx, pr) in &ob.individual {
+                            pr.set(Ok(first + idx));
+                        }
+                    }
+                    Err(e) => {
+                        failure = Some(e.clone());
+                        for (_, pr) in &ob.individual {
+                            pr.set(Err(e.clone()));
+                        }
+                    }
+                }
+                ob.promise.set(result);
+                st = shared.lock();
+                st.queued_batches -= 1;
+            }
+            Work::Flush(pr) => {
+                let (partitions, earlier_failure) = {
+                    let mut s = shared.lock();
+                    let parts: Vec<usize> = (0..s.touched.len()).filter(|&p| s.touched[p]).collect();
+                    s.touched.iter_mut().for_each(|t| *t = false);
+                    (parts, s.failure_since_flush.take())
+                };
+                let result = match earlier_failure {
+                    Some(e) => Err(e),
+                    None => backend.sync(&partitions),
+                };
+                pr.set(result);
+                st = shared.lock();
+            }
+        }
+        if let Some(p) = touched {
+            st.touched[p] = true;
+        }
+        if let Some(e) = failure {
+            st.failure_since_flush.get_or_insert(e);
+        }
+        st.writing = false;
+        shared.progress.notify_all();
+    }
+}
+
+/// Sends events to a topic. Cheap to share between threads (`&self` methods); dropping it
+/// flushes every pending event and waits for them to be stored.
+pub struct Producer {
+    shared: Arc<Shared>,
+    sender: Option<JoinHandle<()>>,
+}
+
+impl std::fmt::Debug for Producer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Producer")
+            .field("name", &self.shared.name)
+            .field("topic", &self.shared.topic.name())
+            .finish()
+    }
+}
+
+impl Producer {
+    /// Producer name.
+    pub fn name(&self) -> &str {
+        &self.shared.name
+    }
+
+    /// The topic it writes to.
+    pub fn topic(&self) -> &TopicHandle {
+        &self.shared.topic
+    }
+
+    /// Configured batch size.
+    pub fn batch_size(&self) -> BatchSize {
+        self.shared.batch_size
+    }
+
+    /// Configured bound on pending batches.
+    pub fn max_num_batches(&self) -> MaxNumBatches {
+        self.shared.max_num_batches
+    }
+
+    /// Configured ordering.
+    pub fn ordering(&self) -> Ordering {
+        self.shared.ordering
+    }
+
+    /// The pool running per-event work.
+    pub fn thread_pool(&self) -> &Arc<dyn ThreadPool> {
+        &self.shared.pool
+    }
+
+    /// Driver-specific options given at creation.
+    pub fn options(&self) -> &Value {
+        &self.shared.options
+    }
+
+    /// Sends an event to the partition chosen by the topic's partition selector. The future
+    /// resolves to the event's id once it is stored, or to the error that prevented it.
+    pub fn push(&self, metadata: impl Into<Metadata>, data: impl Into<DataView>) -> Future<EventId> {
+        self.push_inner(metadata.into(), data.into(), None)
+    }
+
+    /// Like [`Producer::push`], asking for partition `partition` (the default selector takes it
+    /// modulo the partition count).
+    pub fn push_to(
+        &self,
+        metadata: impl Into<Metadata>,
+        data: impl Into<DataView>,
+        partition: usize,
+    ) -> Future<EventId> {
+        self.push_inner(metadata.into(), data.into(), Some(partition))
+    }
+
+    fn push_inner(&self, metadata: Metadata, data: DataView, requested: Option<usize>) -> Future<EventId> {
+        let shared = &self.shared;
+        if shared.pool.thread_count() == 0 {
+            let p = match shared.prepare(&metadata, &data, requested) {
+                Ok(p) => p,
+                Err(e) => return Future::failed(e),
+            };
+            let mut st = shared.wait_for_room(shared.lock());
+            if st.closing {
+                return Future::failed(Error::Closed("producer"));
+            }
+            let serializer = &shared.topic.inner.components.serializer;
+            let ob = shared.open_batch(&mut st, p);
+            let pushed = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                ob.batch
+                    .push_with(|out| serializer.serialize(&metadata, out), data)
+            }))
+            .unwrap_or_else(|payload| Err(Error::CallbackPanicked(panic_message(&*payload))));
+            if let Err(e) = pushed {
+                return Future::failed(e);
+            }
+            let source = PushSource {
+                batch: ob.promise.clone(),
+                index: (ob.batch.len() - 1) as u64,
+            };
+            shared.maybe_dispatch(&mut st, p);
+            return Future::from_source(Arc::new(source));
+        }
+
+        let (pr, fut) = promise::<EventId>();
+        let seq = {
+            let mut st = shared.wait_for_room(shared.lock());
+            if st.closing {
+                return Future::failed(Error::Closed("producer"));
+            }
+            let seq = st.next_seq;
+            st.next_seq += 1;
+            st.jobs_in_flight += 1;
+            seq
+        };
+        let s = shared.clone();
+        shared.pool.push_work(
+            Box::new(move || {
+                let processed = (|| {
+                    let p = s.prepare(&metadata, &data, requested)?;
+                    let mut bytes = Vec::with_capacity(128);
+                    std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                        s.topic.inner.components.serializer.serialize(&metadata, &mut bytes)
+                    }))
+                    .unwrap_or_else(|payload| Err(Error::CallbackPanicked(panic_message(&*payload))))?;
+                    Ok::<_, Error>((p, bytes))
+                })();
+                let item = match processed {
+                    Ok((partition, bytes)) => Processed::Event {
+                        partition,
+                        metadata: bytes,
+                        data,
+                        promise: pr,
+                    },
+                    Err(e) => {
+                        pr.set(Err(e));
+                        Processed::Failed
+                    }
+                };
+                let mut st = s.lock();
+                s.commit(&mut st, seq, item);
+                st.jobs_in_flight -= 1;
+                if st.jobs_in_flight == 0 {
+                    s.progress.notify_all();
+                }
+            }),
+            DEFAULT_PRIORITY,
+        );
+        fut
+    }
+
+    /// Sends every pending batch and makes it durable according to the driver's policy. The
+    /// future completes when all events pushed before this call are stored; it carries the first
+    /// storage error seen since the previous flush, if any.
+    pub fn flush(&self) -> Future<()> {
+        let shared = &self.shared;
+        let mut st = shared.lock();
+        while st.jobs_in_flight > 0 {
+            st = shared.progress.wait(st).unwrap_or_else(|e| e.into_inner());
+        }
+        for p in 0..st.open.len() {
+            shared.dispatch(&mut st, p);
+        }
+        let (pr, fut) = promise::<()>();
+        st.queue.push_back(Work::Flush(pr));
+        shared.work_ready.notify_one();
+        fut
+    }
+}
+
+impl Drop for Producer {
+    fn drop(&mut self) {
+        if let Err(e) = self.flush().wait() {
+            eprintln!(
+                "diaspora-stream: producer {:?} on topic {:?}: final flush failed: {e}",
+                self.shared.name,
+                self.shared.topic.name()
+            );
+        }
+        self.shared.lock().closing = true;
+        self.shared.work_ready.notify_all();
+        self.shared.progress.notify_all();
+        if let Some(h) = self.sender.take() {
+            let _ = h.join();
+        }
+    }
+}
