@@ -127,7 +127,9 @@ impl ConsumerBuilder {
             ));
         }
         if self.batch_size == BatchSize::Fixed(0) {
-            return Err(Error::InvalidArgument("batch size must be at least 1".into()));
+            return Err(Error::InvalidArgument(
+                "batch size must be at least 1".into(),
+            ));
         }
         let targets = match self.targets {
             None => (0..n).collect::<Vec<_>>(),
@@ -231,16 +233,16 @@ impl Shared {
     /// Decodes a stored event and reads its selected data.
     fn materialize(&self, self_arc: &Arc<Shared>, p: usize, stored: StoredEvent) -> Result<Event> {
         let serializer = &self.topic.inner.components.serializer;
-        let metadata = serializer.deserialize(&stored.metadata).map_err(|e| {
-            Error::Decode {
+        let metadata = serializer
+            .deserialize(&stored.metadata)
+            .map_err(|e| Error::Decode {
                 what: "event metadata",
                 reason: format!(
                     "topic {:?}, partition {p}, event {}: {e}",
                     self.topic.name(),
                     stored.id
                 ),
-            }
-        })?;
+            })?;
         let data = self.read_selected(p, &metadata, &stored)?;
         Ok(Event {
             metadata,
@@ -251,7 +253,12 @@ impl Shared {
         })
     }
 
-    fn read_selected(&self, p: usize, metadata: &Metadata, stored: &StoredEvent) -> Result<DataView> {
+    fn read_selected(
+        &self,
+        p: usize,
+        metadata: &Metadata,
+        stored: &StoredEvent,
+    ) -> Result<DataView> {
         if self.selector.is_none() && self.allocator.is_none() {
             if let Some(d) = &stored.data {
                 return Ok(DataView::from_bytes(d.clone()));
@@ -265,11 +272,7 @@ impl Shared {
         if selected.size() == 0 {
             return Ok(DataView::new());
         }
-        let ranges: Vec<(u64, u64)> = selected
-            .flatten()
-            .into_iter()
-            .filter(|r| r.1 > 0)
-            .collect();
+        let ranges: Vec<(u64, u64)> = selected.flatten().into_iter().filter(|r| r.1 > 0).collect();
         for &(o, s) in &ranges {
             if o.checked_add(s).is_none_or(|end| end > stored.data_size) {
                 return Err(Error::DataSelection(format!(
@@ -412,7 +415,11 @@ fn prefetch_loop(shared: Arc<Shared>, mut next: Vec<EventId>) {
         }
         // Nothing new (or an error to let the application see): wait a little before polling
         // again, waking early if the consumer is dropped.
-        let sleep = if failed { MAX_IDLE_SLEEP * 10 } else { idle_sleep };
+        let sleep = if failed {
+            MAX_IDLE_SLEEP * 10
+        } else {
+            idle_sleep
+        };
         let q = shared.lock();
         if q.stop {
             return;
@@ -591,7 +598,9 @@ impl Consumer {
     where
         F: Fn(Event) -> Flow + Send + Sync + 'static,
     {
-        let pool = options.thread_pool.unwrap_or_else(|| self.shared.pool.clone());
+        let pool = options
+            .thread_pool
+            .unwrap_or_else(|| self.shared.pool.clone());
         let processor = Arc::new(processor);
         let stop = Arc::new(AtomicBool::new(false));
         let pending = Arc::new((Mutex::new(0usize), Condvar::new()));
@@ -635,8 +644,12 @@ impl Consumer {
                 continue;
             }
             *pending.0.lock().unwrap_or_else(|e| e.into_inner()) += 1;
-            let (processor, stop, pending, count) =
-                (processor.clone(), stop.clone(), pending.clone(), count.clone());
+            let (processor, stop, pending, count) = (
+                processor.clone(),
+                stop.clone(),
+                pending.clone(),
+                count.clone(),
+            );
             pool.push_work(
                 Box::new(move || {
                     let r = guard("event processor", || processor(ev));

@@ -354,7 +354,10 @@ mod tests {
     #[test]
     fn single_level_views_match_reference() {
         let d = DataDescriptor::new("", 52);
-        assert_eq!(extract(&d.sub_view(13, 26), ALPHA), b"nopqrstuvwxyzABCDEFGHIJKLM");
+        assert_eq!(
+            extract(&d.sub_view(13, 26), ALPHA),
+            b"nopqrstuvwxyzABCDEFGHIJKLM"
+        );
         assert_eq!(
             extract(&d.strided_view(13, 3, 4, 2).unwrap(), ALPHA),
             b"nopqtuvwzABC"

@@ -120,12 +120,8 @@ pub trait DriverBackend: Send + Sync {
     /// The driver's registered name (`"files"`, ...).
     fn name(&self) -> &'static str;
     /// Creates a topic; fails with [`Error::TopicExists`] if it exists.
-    fn create_topic(
-        &self,
-        name: &str,
-        options: &Value,
-        components: &TopicComponents,
-    ) -> Result<()>;
+    fn create_topic(&self, name: &str, options: &Value, components: &TopicComponents)
+        -> Result<()>;
     /// Opens an existing topic; fails with [`Error::TopicNotFound`] if it does not exist.
     fn open_topic(&self, name: &str) -> Result<Arc<dyn TopicBackend>>;
     /// True if the topic exists.

@@ -53,7 +53,9 @@ pub enum Error {
     TopicExists(String),
 
     /// A partition index outside `0..num_partitions`.
-    #[error("topic {topic:?}: partition {partition} is out of range (the topic has {num_partitions})")]
+    #[error(
+        "topic {topic:?}: partition {partition} is out of range (the topic has {num_partitions})"
+    )]
     PartitionOutOfRange {
         /// Topic name.
         topic: String,

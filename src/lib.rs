@@ -67,4 +67,6 @@ pub use metadata::{Metadata, PartitionInfo};
 pub use producer::{Producer, ProducerBuilder};
 pub use thread_pool::{StdThreadPool, ThreadPool};
 pub use topic::TopicHandle;
-pub use types::{BatchSize, EventId, MaxNumBatches, NumEvents, Ordering, ThreadCount, NO_MORE_EVENTS};
+pub use types::{
+    BatchSize, EventId, MaxNumBatches, NumEvents, Ordering, ThreadCount, NO_MORE_EVENTS,
+};

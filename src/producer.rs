@@ -101,7 +101,9 @@ impl ProducerBuilder {
             ));
         }
         if self.batch_size == BatchSize::Fixed(0) {
-            return Err(Error::InvalidArgument("batch size must be at least 1".into()));
+            return Err(Error::InvalidArgument(
+                "batch size must be at least 1".into(),
+            ));
         }
         let n = self.topic.num_partitions();
         let pool = self
@@ -222,7 +224,12 @@ impl Shared {
     }
 
     /// Validation and partition selection, shielded from panics in user components.
-    fn prepare(&self, metadata: &Metadata, data: &DataView, requested: Option<usize>) -> Result<usize> {
+    fn prepare(
+        &self,
+        metadata: &Metadata,
+        data: &DataView,
+        requested: Option<usize>,
+    ) -> Result<usize> {
         let c = &self.topic.inner.components;
         let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
             c.validator.validate(metadata, data)?;
@@ -245,7 +252,9 @@ impl Shared {
 
     /// Hands partition `p`'s open batch to the sender when the batching policy says so.
     fn maybe_dispatch(&self, st: &mut State, p: usize) {
-        let Some(ob) = st.open[p].as_ref() else { return };
+        let Some(ob) = st.open[p].as_ref() else {
+            return;
+        };
         let len = ob.batch.len();
         let ready = match self.batch_size {
             BatchSize::Fixed(n) => len >= n,
@@ -346,7 +355,10 @@ fn sender_loop(shared: Arc<Shared>) {
                 if st.closing {
                     return;
                 }
-                st = shared.work_ready.wait(st).unwrap_or_else(|e| e.into_inner());
+                st = shared
+                    .work_ready
+                    .wait(st)
+                    .unwrap_or_else(|e| e.into_inner());
                 continue;
             }
         };
@@ -378,7 +390,8 @@ fn sender_loop(shared: Arc<Shared>) {
             Work::Flush(pr) => {
                 let (partitions, earlier_failure) = {
                     let mut s = shared.lock();
-                    let parts: Vec<usize> = (0..s.touched.len()).filter(|&p| s.touched[p]).collect();
+                    let parts: Vec<usize> =
+                        (0..s.touched.len()).filter(|&p| s.touched[p]).collect();
                     s.touched.iter_mut().for_each(|t| *t = false);
                     (parts, s.failure_since_flush.take())
                 };
@@ -455,7 +468,11 @@ impl Producer {
 
     /// Sends an event to the partition chosen by the topic's partition selector. The future
     /// resolves to the event's id once it is stored, or to the error that prevented it.
-    pub fn push(&self, metadata: impl Into<Metadata>, data: impl Into<DataView>) -> Future<EventId> {
+    pub fn push(
+        &self,
+        metadata: impl Into<Metadata>,
+        data: impl Into<DataView>,
+    ) -> Future<EventId> {
         self.push_inner(metadata.into(), data.into(), None)
     }
 
@@ -470,7 +487,12 @@ impl Producer {
         self.push_inner(metadata.into(), data.into(), Some(partition))
     }
 
-    fn push_inner(&self, metadata: Metadata, data: DataView, requested: Option<usize>) -> Future<EventId> {
+    fn push_inner(
+        &self,
+        metadata: Metadata,
+        data: DataView,
+        requested: Option<usize>,
+    ) -> Future<EventId> {
         let shared = &self.shared;
         if shared.pool.thread_count() == 0 {
             let p = match shared.prepare(&metadata, &data, requested) {
@@ -517,9 +539,15 @@ impl Producer {
                     let p = s.prepare(&metadata, &data, requested)?;
                     let mut bytes = Vec::with_capacity(128);
                     std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                        s.topic.inner.components.serializer.serialize(&metadata, &mut bytes)
+                        s.topic
+                            .inner
+                            .components
+                            .serializer
+                            .serialize(&metadata, &mut bytes)
                     }))
-                    .unwrap_or_else(|payload| Err(Error::CallbackPanicked(panic_message(&*payload))))?;
+                    .unwrap_or_else(|payload| {
+                        Err(Error::CallbackPanicked(panic_message(&*payload)))
+                    })?;
                     Ok::<_, Error>((p, bytes))
                 })();
                 let item = match processed {

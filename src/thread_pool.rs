@@ -183,9 +183,12 @@ mod tests {
         assert_eq!(pool.thread_count(), 0);
         let ran = Arc::new(AtomicUsize::new(0));
         let r = ran.clone();
-        pool.push_work(Box::new(move || {
-            r.fetch_add(1, Ordering::SeqCst);
-        }), 1);
+        pool.push_work(
+            Box::new(move || {
+                r.fetch_add(1, Ordering::SeqCst);
+            }),
+            1,
+        );
         assert_eq!(ran.load(Ordering::SeqCst), 1);
         assert_eq!(pool.size(), 0);
     }
@@ -204,7 +207,13 @@ mod tests {
         );
         started_rx.recv().unwrap();
         let order = Arc::new(Mutex::new(Vec::new()));
-        for (i, prio) in [(0, 1u64), (1, 1000), (2, 100), (3, DEFAULT_PRIORITY), (4, 1000)] {
+        for (i, prio) in [
+            (0, 1u64),
+            (1, 1000),
+            (2, 100),
+            (3, DEFAULT_PRIORITY),
+            (4, 1000),
+        ] {
             let o = order.clone();
             pool.push_work(Box::new(move || o.lock().unwrap().push(i)), prio);
         }

@@ -20,9 +20,7 @@ mod serializer;
 mod validator;
 
 pub use partition_selector::{DefaultPartitionSelector, PartitionSelector};
-pub use registry::{
-    register_partition_selector, register_serializer, register_validator, Factory,
-};
+pub use registry::{register_partition_selector, register_serializer, register_validator, Factory};
 pub use serializer::{DefaultSerializer, Serializer};
 pub use validator::{DefaultValidator, EventbridgeValidator, SchemaValidator, Validator};
 

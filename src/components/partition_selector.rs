@@ -58,7 +58,9 @@ mod tests {
         let m = Metadata::default();
         assert!(s.select_partition(&m, None).is_err());
         s.set_partitions(&vec![PartitionInfo::default(); 3]);
-        let picks: Vec<usize> = (0..5).map(|_| s.select_partition(&m, None).unwrap()).collect();
+        let picks: Vec<usize> = (0..5)
+            .map(|_| s.select_partition(&m, None).unwrap())
+            .collect();
         assert_eq!(picks, vec![0, 1, 2, 0, 1]);
         assert_eq!(s.select_partition(&m, Some(7)).unwrap(), 1);
     }

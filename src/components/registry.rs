@@ -68,9 +68,9 @@ pub(crate) fn serializers() -> &'static Registry<dyn Serializer> {
             ),
             (
                 "schema",
-                Arc::new(|c: &Value| {
-                    Ok(Arc::new(SchemaSerializer::new(c)?) as Arc<dyn Serializer>)
-                }),
+                Arc::new(
+                    |c: &Value| Ok(Arc::new(SchemaSerializer::new(c)?) as Arc<dyn Serializer>),
+                ),
             ),
         ])
     })

@@ -123,7 +123,10 @@ mod tests {
 
     #[test]
     fn factory() {
-        assert!(serializer_from_config(&json!({"type": "schema", "schema": {"type": "object"}})).is_ok());
+        assert!(
+            serializer_from_config(&json!({"type": "schema", "schema": {"type": "object"}}))
+                .is_ok()
+        );
         assert!(serializer_from_config(&json!({"type": "schema"})).is_err());
         assert!(serializer_from_config(&json!({"type": "schema", "schema": "x"})).is_err());
         assert!(serializer_from_config(&json!({"type": "nope"})).is_err());

@@ -163,7 +163,9 @@ mod tests {
         }}))
         .unwrap();
         let empty = DataView::new();
-        assert!(v.validate(&Metadata::new(json!({"energy": 3})), &empty).is_ok());
+        assert!(v
+            .validate(&Metadata::new(json!({"energy": 3})), &empty)
+            .is_ok());
         let err = v
             .validate(&Metadata::new(json!({"energy": 300, "name": 5})), &empty)
             .unwrap_err()

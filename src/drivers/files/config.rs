@@ -43,7 +43,10 @@ impl FilesConfig {
         };
         if let Some(v) = obj.get("root_path") {
             cfg.root_path = PathBuf::from(v.as_str().ok_or_else(|| {
-                Error::config("files driver", format!("\"root_path\" must be a string, not {v}"))
+                Error::config(
+                    "files driver",
+                    format!("\"root_path\" must be a string, not {v}"),
+                )
             })?);
         }
         if let Some(v) = obj.get("use_file_locking") {
@@ -80,13 +83,19 @@ mod tests {
 
     #[test]
     fn parses_and_rejects() {
-        let c = FilesConfig::from_json(&json!({"root_path": "/x", "flush_behavior": "on_flush", "other": 1})).unwrap();
+        let c = FilesConfig::from_json(
+            &json!({"root_path": "/x", "flush_behavior": "on_flush", "other": 1}),
+        )
+        .unwrap();
         assert_eq!(c.root_path, PathBuf::from("/x"));
         assert_eq!(c.flush_behavior, FlushBehavior::OnFlush);
         assert!(c.use_file_locking);
         assert!(FilesConfig::from_json(&json!({"flush_behavior": "sometimes"})).is_err());
         assert!(FilesConfig::from_json(&json!({"root_path": 3})).is_err());
         assert!(FilesConfig::from_json(&json!({"use_file_locking": "yes"})).is_err());
-        assert_eq!(FilesConfig::from_json(&json!(null)).unwrap().root_path, PathBuf::from("./diaspora_data"));
+        assert_eq!(
+            FilesConfig::from_json(&json!(null)).unwrap().root_path,
+            PathBuf::from("./diaspora_data")
+        );
     }
 }

@@ -96,15 +96,14 @@ fn read_component(topic_dir: &Path, kind: &str, file: &str) -> Result<Value> {
             Error::io("read", &path, e)
         }
     })?;
-    serde_json::from_slice(&text).map_err(|e| {
-        Error::corrupt(&path, 0, format!("{kind} file is not valid JSON: {e}"))
-    })
+    serde_json::from_slice(&text)
+        .map_err(|e| Error::corrupt(&path, 0, format!("{kind} file is not valid JSON: {e}")))
 }
 
 /// Numeric sub-directories of `partitions/`.
 fn partition_indices(partitions_dir: &Path) -> Result<Vec<usize>> {
-    let entries = std::fs::read_dir(partitions_dir)
-        .map_err(|e| Error::io("list", partitions_dir, e))?;
+    let entries =
+        std::fs::read_dir(partitions_dir).map_err(|e| Error::io("list", partitions_dir, e))?;
     let mut out = Vec::new();
     for entry in entries {
         let entry = entry.map_err(|e| Error::io("list", partitions_dir, e))?;
@@ -159,7 +158,12 @@ impl DriverBackend for FilesDriver {
         "files"
     }
 
-    fn create_topic(&self, name: &str, options: &Value, components: &TopicComponents) -> Result<()> {
+    fn create_topic(
+        &self,
+        name: &str,
+        options: &Value,
+        components: &TopicComponents,
+    ) -> Result<()> {
         let dir = self.topic_dir(name)?;
         if dir.symlink_metadata().is_ok() {
             return Err(Error::TopicExists(name.to_string()));
@@ -241,17 +245,29 @@ impl DriverBackend for FilesDriver {
             .map_err(|e| Error::config("topic", format!("topic {name:?}: {e}")))?;
         let pdir = dir.join("partitions");
         if !pdir.is_dir() {
-            return Err(Error::corrupt(&pdir, 0, format!("partitions directory of topic {name:?} is missing")));
+            return Err(Error::corrupt(
+                &pdir,
+                0,
+                format!("partitions directory of topic {name:?} is missing"),
+            ));
         }
         let indices = partition_indices(&pdir)?;
         let Some(&max) = indices.last() else {
-            return Err(Error::corrupt(&pdir, 0, format!("topic {name:?} has no partition")));
+            return Err(Error::corrupt(
+                &pdir,
+                0,
+                format!("topic {name:?} has no partition"),
+            ));
         };
         let mut partitions = Vec::with_capacity(max + 1);
         for p in 0..=max {
             let path = pdir.join(format!("{p:08}"));
             if !path.is_dir() {
-                return Err(Error::corrupt(&path, 0, format!("partition {p} of topic {name:?} is missing")));
+                return Err(Error::corrupt(
+                    &path,
+                    0,
+                    format!("partition {p} of topic {name:?} is missing"),
+                ));
             }
             partitions.push(PartitionFiles::open(
                 &path,
@@ -316,11 +332,13 @@ struct FilesTopic {
 
 impl FilesTopic {
     fn partition(&self, p: usize) -> Result<&PartitionFiles> {
-        self.partitions.get(p).ok_or_else(|| Error::PartitionOutOfRange {
-            topic: self.name.clone(),
-            partition: p,
-            num_partitions: self.partitions.len(),
-        })
+        self.partitions
+            .get(p)
+            .ok_or_else(|| Error::PartitionOutOfRange {
+                topic: self.name.clone(),
+                partition: p,
+                num_partitions: self.partitions.len(),
+            })
     }
 }
 
@@ -351,11 +369,24 @@ impl TopicBackend for FilesTopic {
         Ok(())
     }
 
-    fn fetch(&self, partition: usize, from: EventId, max_events: usize, with_data: bool) -> Result<Vec<StoredEvent>> {
-        self.partition(partition)?.fetch(from, max_events, with_data)
+    fn fetch(
+        &self,
+        partition: usize,
+        from: EventId,
+        max_events: usize,
+        with_data: bool,
+    ) -> Result<Vec<StoredEvent>> {
+        self.partition(partition)?
+            .fetch(from, max_events, with_data)
     }
 
-    fn read_data(&self, partition: usize, event: &StoredEvent, ranges: &[(u64, u64)], dst: &mut [&mut [u8]]) -> Result<()> {
+    fn read_data(
+        &self,
+        partition: usize,
+        event: &StoredEvent,
+        ranges: &[(u64, u64)],
+        dst: &mut [&mut [u8]],
+    ) -> Result<()> {
         self.partition(partition)?.read_data(event, ranges, dst)
     }
 

@@ -173,7 +173,11 @@ struct Tail {
 
 impl PartitionFiles {
     /// Opens (creating if needed) the files in `dir`.
-    pub(crate) fn open(dir: &Path, use_file_locking: bool, flush_behavior: FlushBehavior) -> Result<Self> {
+    pub(crate) fn open(
+        dir: &Path,
+        use_file_locking: bool,
+        flush_behavior: FlushBehavior,
+    ) -> Result<Self> {
         Ok(PartitionFiles {
             data: NamedFile::open(dir.join("data"))?,
             metadata: NamedFile::open(dir.join("metadata"))?,
@@ -307,7 +311,12 @@ impl PartitionFiles {
     }
 
     /// Reads up to `max_events` events from `from`.
-    pub(crate) fn fetch(&self, from: EventId, max_events: usize, with_data: bool) -> Result<Vec<StoredEvent>> {
+    pub(crate) fn fetch(
+        &self,
+        from: EventId,
+        max_events: usize,
+        with_data: bool,
+    ) -> Result<Vec<StoredEvent>> {
         let available = self.num_events()?;
         if from >= available || max_events == 0 {
             return Ok(Vec::new());
@@ -322,34 +331,46 @@ impl PartitionFiles {
             .collect();
         let metadata_len = self.metadata.len()?;
         let data_len = self.data.len()?;
+        // Deliver the good events before a damaged record; the damaged one is reported when it
+        // is the first one asked for.
+        let mut records = records;
         for (i, r) in records.iter().enumerate() {
             let id = from + i as u64;
-            if r.metadata_end().is_none_or(|e| e > metadata_len) {
-                return Err(Error::corrupt(
-                    &self.index.path,
-                    id * INDEX_RECORD_SIZE,
-                    format!(
-                        "event {id} claims metadata bytes [{}, +{}) but {} has {metadata_len} bytes",
-                        r.metadata_offset,
-                        r.metadata_size,
-                        self.metadata.path.display()
-                    ),
-                ));
-            }
-            if r.data_end().is_none_or(|e| e > data_len) {
-                return Err(Error::corrupt(
-                    &self.index.path,
-                    id * INDEX_RECORD_SIZE,
-                    format!(
-                        "event {id} claims data bytes [{}, +{}) but {} has {data_len} bytes",
-                        r.data_offset,
-                        r.data_size,
-                        self.data.path.display()
-                    ),
-                ));
+            let problem = if r.metadata_end().is_none_or(|e| e > metadata_len) {
+                Some(format!(
+                    "event {id} claims metadata bytes [{}, +{}) but {} has {metadata_len} bytes",
+                    r.metadata_offset,
+                    r.metadata_size,
+                    self.metadata.path.display()
+                ))
+            } else if r.data_end().is_none_or(|e| e > data_len) {
+                Some(format!(
+                    "event {id} claims data bytes [{}, +{}) but {} has {data_len} bytes",
+                    r.data_offset,
+                    r.data_size,
+                    self.data.path.display()
+                ))
+            } else {
+                None
+            };
+            if let Some(reason) = problem {
+                if i == 0 {
+                    return Err(Error::corrupt(
+                        &self.index.path,
+                        id * INDEX_RECORD_SIZE,
+                        reason,
+                    ));
+                }
+                records.truncate(i);
+                break;
             }
         }
-        let metadata = read_span(&self.metadata, &records, |r| (r.metadata_offset, r.metadata_size), "metadata")?;
+        let metadata = read_span(
+            &self.metadata,
+            &records,
+            |r| (r.metadata_offset, r.metadata_size),
+            "metadata",
+        )?;
         // Full data is read in one go when wanted, within a byte budget.
         let mut data_count = 0;
         if with_data {
@@ -363,7 +384,12 @@ impl PartitionFiles {
             }
         }
         let data = if data_count > 0 {
-            Some(read_span(&self.data, &records[..data_count], |r| (r.data_offset, r.data_size), "data")?)
+            Some(read_span(
+                &self.data,
+                &records[..data_count],
+                |r| (r.data_offset, r.data_size),
+                "data",
+            )?)
         } else {
             None
         };
@@ -397,7 +423,10 @@ impl PartitionFiles {
             return Err(Error::corrupt(
                 &self.data.path,
                 event.data_location,
-                format!("event {} has {} data bytes past the end of the file", event.id, event.data_size),
+                format!(
+                    "event {} has {} data bytes past the end of the file",
+                    event.id, event.data_size
+                ),
             ));
         }
         let total: u64 = ranges.iter().map(|r| r.1).sum();
@@ -414,7 +443,8 @@ impl PartitionFiles {
                 let mut buf = vec![0u8; span as usize];
                 self.data
                     .read_exact_at(&mut buf, event.data_location + first.0, "event data")?;
-                let shifted: Vec<(u64, u64)> = ranges.iter().map(|&(o, s)| (o - first.0, s)).collect();
+                let shifted: Vec<(u64, u64)> =
+                    ranges.iter().map(|&(o, s)| (o - first.0, s)).collect();
                 crate::consumer::scatter(&buf, &shifted, dst);
                 return Ok(());
             }
