@@ -184,6 +184,7 @@ impl ConsumerBuilder {
             queue: Mutex::new(Queue {
                 items: VecDeque::new(),
                 stop: false,
+                prefetcher_waiting: false,
             }),
             ready: Condvar::new(),
             room: Condvar::new(),
@@ -204,6 +205,8 @@ impl ConsumerBuilder {
 struct Queue {
     items: VecDeque<Result<Event>>,
     stop: bool,
+    /// The prefetcher sleeps until the queue has room for a batch.
+    prefetcher_waiting: bool,
 }
 
 struct Shared {
@@ -244,13 +247,13 @@ impl Shared {
                 ),
             })?;
         let data = self.read_selected(p, &metadata, &stored)?;
-        Ok(Event {
+        Ok(Event::new(
             metadata,
             data,
-            partition: p,
-            id: stored.id,
-            ack: Some(self_arc.clone() as Arc<dyn AckSink>),
-        })
+            p,
+            stored.id,
+            Some(self_arc.clone() as Arc<dyn AckSink>),
+        ))
     }
 
     fn read_selected(
@@ -337,6 +340,14 @@ pub(crate) fn scatter(src: &[u8], ranges: &[(u64, u64)], dst: &mut [&mut [u8]]) 
     }
 }
 
+impl Shared {
+    /// Puts an event back at the front of the queue (it was taken but not handed out).
+    fn unpull(&self, event: Event) {
+        self.lock().items.push_front(Ok(event));
+        self.ready.notify_all();
+    }
+}
+
 impl AckSink for Shared {
     fn acknowledge(&self, partition: usize, id: EventId) -> Result<()> {
         let mut acked = self.acked.lock().unwrap_or_else(|e| e.into_inner());
@@ -359,9 +370,11 @@ fn prefetch_loop(shared: Arc<Shared>, mut next: Vec<EventId>) {
     loop {
         {
             let mut q = shared.lock();
-            while q.items.len() >= shared.capacity && !q.stop {
+            while q.items.len() + shared.fetch_size > shared.capacity && !q.stop {
+                q.prefetcher_waiting = true;
                 q = shared.room.wait(q).unwrap_or_else(|e| e.into_inner());
             }
+            q.prefetcher_waiting = false;
             if q.stop {
                 return;
             }
@@ -433,21 +446,38 @@ fn prefetch_loop(shared: Arc<Shared>, mut next: Vec<EventId>) {
 /// out never swallows an event.
 struct PullSource {
     shared: Arc<Shared>,
-    slot: Mutex<Option<Result<Event>>>,
+    /// The claimed item, and whether a wait has returned it to the application.
+    slot: Mutex<(Option<Result<Event>>, bool)>,
+}
+
+impl Drop for PullSource {
+    fn drop(&mut self) {
+        // An event claimed by `completed()` but never returned by a wait goes back to the queue.
+        let slot = self.slot.get_mut().unwrap_or_else(|e| e.into_inner());
+        if let (Some(Ok(ev)), false) = (slot.0.take(), slot.1) {
+            self.shared.unpull(ev);
+        }
+    }
 }
 
 impl Source<Event> for PullSource {
     fn wait_until(&self, deadline: Option<Instant>) -> Option<Result<Event>> {
         let mut slot = self.slot.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some(v) = slot.as_ref() {
-            return Some(v.clone());
+        if let Some(v) = slot.0.clone() {
+            slot.1 = true;
+            return Some(v);
         }
         let mut q = self.shared.lock();
         loop {
             if let Some(item) = q.items.pop_front() {
+                if q.prefetcher_waiting
+                    && q.items.len() + self.shared.fetch_size <= self.shared.capacity
+                {
+                    q.prefetcher_waiting = false;
+                    self.shared.room.notify_one();
+                }
                 drop(q);
-                self.shared.room.notify_one();
-                *slot = Some(item.clone());
+                *slot = (Some(item.clone()), true);
                 return Some(item);
             }
             if q.stop {
@@ -471,8 +501,19 @@ impl Source<Event> for PullSource {
     }
 
     fn is_ready(&self) -> bool {
-        let slot = self.slot.lock().unwrap_or_else(|e| e.into_inner());
-        slot.is_some() || !self.shared.lock().items.is_empty()
+        let mut slot = self.slot.lock().unwrap_or_else(|e| e.into_inner());
+        if slot.0.is_some() {
+            return true;
+        }
+        // Claim the next event now, so that a `true` here is always followed by a delivery.
+        let item = self.shared.lock().items.pop_front();
+        match item {
+            Some(item) => {
+                slot.0 = Some(item);
+                true
+            }
+            None => false,
+        }
     }
 }
 
@@ -576,7 +617,7 @@ impl Consumer {
     pub fn pull(&self) -> Future<Event> {
         Future::from_source(Arc::new(PullSource {
             shared: self.shared.clone(),
-            slot: Mutex::new(None),
+            slot: Mutex::new((None, false)),
         }))
     }
 
@@ -607,25 +648,37 @@ impl Consumer {
         let count = Arc::new(AtomicUsize::new(0));
         let mut delivered = 0usize;
         let mut result = Ok(());
-        while delivered < options.max_events.0 && !stop.load(std::sync::atomic::Ordering::SeqCst) {
+        let stopped = || stop.load(std::sync::atomic::Ordering::SeqCst);
+        'events: while delivered < options.max_events.0 && !stopped() {
+            // Wait in short slices so that a Stop returned on a worker thread ends the wait.
             let f = self.pull();
-            let ev = match options.timeout {
-                Some(t) => match f.wait_timeout(t) {
-                    Ok(Some(ev)) => ev,
-                    Ok(None) => break,
+            let deadline = options.timeout.and_then(|t| Instant::now().checked_add(t));
+            let ev = loop {
+                if stopped() {
+                    break 'events;
+                }
+                let mut slice = Duration::from_millis(50);
+                if let Some(d) = deadline {
+                    let now = Instant::now();
+                    if now >= d {
+                        break 'events;
+                    }
+                    slice = slice.min(d - now);
+                }
+                match f.wait_timeout(slice) {
+                    Ok(Some(ev)) => break ev,
+                    Ok(None) => continue,
                     Err(e) => {
                         result = Err(e);
-                        break;
+                        break 'events;
                     }
-                },
-                None => match f.wait() {
-                    Ok(ev) => ev,
-                    Err(e) => {
-                        result = Err(e);
-                        break;
-                    }
-                },
+                }
             };
+            if stopped() {
+                // Pulled while a callback was returning Stop: give it back, in order.
+                self.shared.unpull(ev);
+                break;
+            }
             if ev.is_end_of_stream() {
                 break;
             }
@@ -674,7 +727,12 @@ impl Consumer {
 
 impl Drop for Consumer {
     fn drop(&mut self) {
-        self.shared.lock().stop = true;
+        {
+            let mut q = self.shared.lock();
+            q.stop = true;
+            // Prefetched events hold the consumer's state alive; they were never delivered.
+            q.items.clear();
+        }
         self.shared.room.notify_all();
         self.shared.ready.notify_all();
         if let Some(h) = self.prefetcher.take() {

@@ -11,12 +11,13 @@
 //! without another copy.
 
 use bytes::Bytes;
+use smallvec::SmallVec;
 use std::fmt;
 
 /// Event data: an ordered list of byte segments, read as their concatenation.
 #[derive(Clone, Default, PartialEq, Eq)]
 pub struct DataView {
-    segments: Vec<Bytes>,
+    segments: SmallVec<[Bytes; 2]>,
     size: usize,
 }
 
@@ -39,7 +40,10 @@ impl DataView {
     pub fn from_bytes(bytes: impl Into<Bytes>) -> Self {
         let b = bytes.into();
         let size = b.len();
-        let segments = if size == 0 { Vec::new() } else { vec![b] };
+        let mut segments = SmallVec::new();
+        if size > 0 {
+            segments.push(b);
+        }
         DataView { segments, size }
     }
 
@@ -49,7 +53,7 @@ impl DataView {
         I: IntoIterator<Item = B>,
         B: Into<Bytes>,
     {
-        let segments: Vec<Bytes> = segments
+        let segments: SmallVec<[Bytes; 2]> = segments
             .into_iter()
             .map(Into::into)
             .filter(|b| !b.is_empty())

@@ -11,75 +11,102 @@ pub(crate) trait AckSink: Send + Sync {
     fn acknowledge(&self, partition: usize, id: EventId) -> Result<()>;
 }
 
-/// One event read from a topic.
+/// One event read from a topic. Cloning is cheap (the content is shared).
 #[derive(Clone)]
 pub struct Event {
-    pub(crate) metadata: Metadata,
-    pub(crate) data: DataView,
-    pub(crate) partition: usize,
-    pub(crate) id: EventId,
-    pub(crate) ack: Option<Arc<dyn AckSink>>,
+    inner: Arc<EventInner>,
+}
+
+struct EventInner {
+    metadata: Metadata,
+    data: DataView,
+    partition: usize,
+    id: EventId,
+    ack: Option<Arc<dyn AckSink>>,
 }
 
 impl std::fmt::Debug for Event {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Event")
-            .field("partition", &self.partition)
-            .field("id", &self.id)
-            .field("metadata", &self.metadata)
-            .field("data", &self.data)
+            .field("partition", &self.inner.partition)
+            .field("id", &self.inner.id)
+            .field("metadata", &self.inner.metadata)
+            .field("data", &self.inner.data)
             .finish()
     }
 }
 
 impl Event {
+    pub(crate) fn new(
+        metadata: Metadata,
+        data: DataView,
+        partition: usize,
+        id: EventId,
+        ack: Option<Arc<dyn AckSink>>,
+    ) -> Self {
+        Event {
+            inner: Arc::new(EventInner {
+                metadata,
+                data,
+                partition,
+                id,
+                ack,
+            }),
+        }
+    }
+
     /// An end-of-stream marker for `partition` (id [`NO_MORE_EVENTS`]).
     pub fn end_of_stream(partition: usize) -> Self {
-        Event {
-            metadata: Metadata::default(),
-            data: DataView::new(),
+        Event::new(
+            Metadata::default(),
+            DataView::new(),
             partition,
-            id: NO_MORE_EVENTS,
-            ack: None,
-        }
+            NO_MORE_EVENTS,
+            None,
+        )
     }
 
     /// The metadata.
     pub fn metadata(&self) -> &Metadata {
-        &self.metadata
+        &self.inner.metadata
     }
 
     /// The data that the consumer's data selector chose (all of it by default).
     pub fn data(&self) -> &DataView {
-        &self.data
+        &self.inner.data
     }
 
     /// Index of the partition the event came from.
     pub fn partition(&self) -> usize {
-        self.partition
+        self.inner.partition
     }
 
     /// Event id within its partition (0-based), or [`NO_MORE_EVENTS`].
     pub fn id(&self) -> EventId {
-        self.id
+        self.inner.id
     }
 
     /// True for the end-of-stream marker.
     pub fn is_end_of_stream(&self) -> bool {
-        self.id == NO_MORE_EVENTS
+        self.inner.id == NO_MORE_EVENTS
     }
 
     /// Records that this event and every earlier event of its partition have been processed by
     /// this consumer's name. A consumer restarted with the same name starts right after it.
     pub fn acknowledge(&self) -> Result<()> {
-        match &self.ack {
-            Some(sink) if self.id != NO_MORE_EVENTS => sink.acknowledge(self.partition, self.id),
+        match &self.inner.ack {
+            Some(sink) if self.inner.id != NO_MORE_EVENTS => {
+                sink.acknowledge(self.inner.partition, self.inner.id)
+            }
             _ => Ok(()),
         }
     }
 
-    /// Splits the event into its metadata and data.
+    /// Splits the event into its metadata and data (copying them only if the event is shared).
     pub fn into_parts(self) -> (Metadata, DataView) {
-        (self.metadata, self.data)
+        match Arc::try_unwrap(self.inner) {
+            Ok(inner) => (inner.metadata, inner.data),
+            Err(shared) => (shared.metadata.clone(), shared.data.clone()),
+        }
     }
 }

@@ -46,11 +46,9 @@ fn write_value(out: &mut Vec<u8>, value: &Value, indent: Option<usize>, depth: u
         Value::Bool(false) => out.extend_from_slice(b"false"),
         Value::Number(n) => {
             if let Some(u) = n.as_u64() {
-                let mut buf = itoa_buf(u as u128, false);
-                out.append(&mut buf);
+                write_integer(out, u, false);
             } else if let Some(i) = n.as_i64() {
-                let mut buf = itoa_buf(i.unsigned_abs() as u128, i < 0);
-                out.append(&mut buf);
+                write_integer(out, i.unsigned_abs(), i < 0);
             } else if let Some(f) = n.as_f64() {
                 write_float(out, f);
             }
@@ -104,8 +102,8 @@ fn write_value(out: &mut Vec<u8>, value: &Value, indent: Option<usize>, depth: u
     }
 }
 
-fn itoa_buf(mut v: u128, negative: bool) -> Vec<u8> {
-    let mut digits = [0u8; 40];
+fn write_integer(out: &mut Vec<u8>, mut v: u64, negative: bool) {
+    let mut digits = [0u8; 20];
     let mut pos = digits.len();
     loop {
         pos -= 1;
@@ -115,12 +113,10 @@ fn itoa_buf(mut v: u128, negative: bool) -> Vec<u8> {
             break;
         }
     }
-    let mut out = Vec::with_capacity(41 - pos);
     if negative {
         out.push(b'-');
     }
     out.extend_from_slice(&digits[pos..]);
-    out
 }
 
 fn write_string(out: &mut Vec<u8>, s: &str) {
@@ -166,25 +162,34 @@ pub(crate) fn write_float(out: &mut Vec<u8>, value: f64) {
         }
         return;
     }
-    // Shortest round-trip digits in scientific form, e.g. "1.5e20", "-1e-5".
-    let sci = format!("{:e}", value);
-    let (mantissa, exp) = match sci.split_once('e') {
-        Some(parts) => parts,
-        None => (sci.as_str(), "0"),
+    // Shortest round-trip digits in scientific form, e.g. "1.5e20", "-1e-5" (at most 25 bytes).
+    let mut sci_buf = [0u8; 40];
+    let sci_len = {
+        let mut cursor = std::io::Cursor::new(&mut sci_buf[..]);
+        let _ = write!(cursor, "{:e}", value);
+        cursor.position() as usize
     };
+    let sci = std::str::from_utf8(&sci_buf[..sci_len]).unwrap_or("0e0");
+    let (mantissa, exp) = sci.split_once('e').unwrap_or((sci, "0"));
     let exp10: i32 = exp.parse().unwrap_or(0);
     let negative = mantissa.starts_with('-');
-    let digits: Vec<u8> = mantissa.bytes().filter(|b| b.is_ascii_digit()).collect();
+    let mut digit_buf = [0u8; 24];
+    let mut k = 0;
+    for b in mantissa.bytes().filter(u8::is_ascii_digit) {
+        digit_buf[k] = b;
+        k += 1;
+    }
+    let digits = &digit_buf[..k];
     if negative {
         out.push(b'-');
     }
-    let k = digits.len() as i32;
+    let k = k as i32;
     // Value = 0.d1d2...dk * 10^n, i.e. the decimal point sits after n digits.
     let n = exp10 + 1;
     const MIN_EXP: i32 = -4;
     const MAX_EXP: i32 = 15;
     if k <= n && n <= MAX_EXP {
-        out.extend_from_slice(&digits);
+        out.extend_from_slice(digits);
         out.resize(out.len() + (n - k) as usize, b'0');
         out.extend_from_slice(b".0");
     } else if 0 < n && n <= MAX_EXP {
@@ -194,7 +199,7 @@ pub(crate) fn write_float(out: &mut Vec<u8>, value: f64) {
     } else if MIN_EXP < n && n <= 0 {
         out.extend_from_slice(b"0.");
         out.resize(out.len() + (-n) as usize, b'0');
-        out.extend_from_slice(&digits);
+        out.extend_from_slice(digits);
     } else {
         out.push(digits[0]);
         if k > 1 {

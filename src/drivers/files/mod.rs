@@ -144,7 +144,7 @@ fn parse_num_partitions(options: &Value) -> Result<usize> {
     match options.get("num_partitions") {
         None | Some(Value::Null) => Ok(1),
         Some(v) => match v.as_u64() {
-            Some(n) if n >= 1 && n <= 1 << 20 => Ok(n as usize),
+            Some(n) if (1..=1 << 20).contains(&n) => Ok(n as usize),
             _ => Err(Error::config(
                 "topic",
                 format!("\"num_partitions\" must be an integer from 1 to 1048576, not {v}"),
