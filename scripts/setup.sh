@@ -1,17 +1,19 @@
 #!/usr/bin/env bash
-# Installs what diaspora-stream-rs needs on Debian 12: a C toolchain and a current Rust toolchain.
-# Safe to run again; does nothing that is already done.
+# Installs what diaspora-stream-rs needs on Debian 12: a C toolchain, OpenMPI and MPICH (with
+# libclang for the MPI bindings), and a current Rust toolchain. Safe to run again.
 set -euo pipefail
 
-need_apt=()
-command -v cc >/dev/null 2>&1 || need_apt+=(build-essential)
-command -v pkg-config >/dev/null 2>&1 || need_apt+=(pkg-config)
-command -v curl >/dev/null 2>&1 || need_apt+=(curl ca-certificates)
-if [ ${#need_apt[@]} -gt 0 ]; then
-  echo "setup: installing ${need_apt[*]}"
+packages=(build-essential pkg-config ca-certificates curl libclang-dev
+          libopenmpi-dev openmpi-bin libmpich-dev mpich)
+missing=()
+for p in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  echo "setup: installing ${missing[*]}"
   SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO="sudo"
   $SUDO apt-get update -q
-  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -q --no-install-recommends "${need_apt[@]}"
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -q --no-install-recommends "${missing[@]}"
 fi
 
 if ! command -v cargo >/dev/null 2>&1 && [ -x "$HOME/.cargo/bin/cargo" ]; then
@@ -23,4 +25,14 @@ if ! command -v cargo >/dev/null 2>&1; then
   curl --proto '=https' --tlsv1.2 -sSf https://sh.rustup.rs | sh -s -- -y --profile minimal -c clippy,rustfmt
   export PATH="$HOME/.cargo/bin:$PATH"
 fi
-echo "setup: $(cargo --version)"
+
+# Build and run against OpenMPI by default (both MPIs are installed; the launcher must match
+# the library the bindings were built with).
+export MPICC="${MPICC:-mpicc.openmpi}"
+export DIASPORA_MPIEXEC="${DIASPORA_MPIEXEC:-mpiexec.openmpi}"
+# OpenMPI refuses to run as root and to start more ranks than cores unless told.
+if [ "$(id -u)" -eq 0 ]; then
+  export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
+fi
+export OMPI_MCA_rmaps_base_oversubscribe=1
+echo "setup: $(cargo --version), MPICC=$MPICC"

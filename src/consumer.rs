@@ -15,7 +15,7 @@ use crate::data_view::{Allocation, DataView};
 use crate::descriptor::DataDescriptor;
 use crate::driver::StoredEvent;
 use crate::error::{panic_message, Error, Result};
-use crate::event::{AckSink, Event};
+use crate::event::{parse_end_of_stream_marker, AckSink, Event};
 use crate::future::{Future, Source};
 use crate::metadata::Metadata;
 use crate::thread_pool::{ThreadPool, DEFAULT_PRIORITY};
@@ -185,6 +185,7 @@ impl ConsumerBuilder {
                 items: VecDeque::new(),
                 stop: false,
                 prefetcher_waiting: false,
+                ended: false,
             }),
             ready: Condvar::new(),
             room: Condvar::new(),
@@ -207,6 +208,8 @@ struct Queue {
     stop: bool,
     /// The prefetcher sleeps until the queue has room for a batch.
     prefetcher_waiting: bool,
+    /// Every target partition has delivered the end-of-stream markers of all its producers.
+    ended: bool,
 }
 
 struct Shared {
@@ -367,6 +370,7 @@ fn prefetch_loop(shared: Arc<Shared>, mut next: Vec<EventId>) {
     let with_data = shared.selector.is_none() && shared.allocator.is_none();
     let mut cursor = 0usize;
     let mut idle_sleep = Duration::from_micros(100);
+    let mut eos = EndOfStreamTracker::new(shared.targets.len());
     loop {
         {
             let mut q = shared.lock();
@@ -383,6 +387,9 @@ fn prefetch_loop(shared: Arc<Shared>, mut next: Vec<EventId>) {
         let mut failed = false;
         for step in 0..shared.targets.len() {
             let i = (cursor + step) % shared.targets.len();
+            if eos.ended[i] {
+                continue;
+            }
             let p = shared.targets[i];
             let batch = match backend.fetch(p, next[i], shared.fetch_size, with_data) {
                 Ok(b) => b,
@@ -398,17 +405,24 @@ fn prefetch_loop(shared: Arc<Shared>, mut next: Vec<EventId>) {
                 continue;
             }
             let mut events = Vec::with_capacity(batch.len());
+            let mut advanced = 0u64;
             let mut error = None;
             for stored in batch {
                 match shared.materialize(&shared, p, stored) {
-                    Ok(ev) => events.push(Ok(ev)),
+                    Ok(ev) => {
+                        advanced += 1;
+                        match parse_end_of_stream_marker(ev.metadata()) {
+                            Some((producer, producers)) => eos.record(i, producer, producers),
+                            None => events.push(Ok(ev)),
+                        }
+                    }
                     Err(e) => {
                         error = Some(e);
                         break;
                     }
                 }
             }
-            next[i] += events.len() as u64;
+            next[i] += advanced;
             if let Some(e) = error {
                 events.push(Err(e));
                 failed = true;
@@ -416,6 +430,9 @@ fn prefetch_loop(shared: Arc<Shared>, mut next: Vec<EventId>) {
             {
                 let mut q = shared.lock();
                 q.items.extend(events);
+                if eos.all_ended() {
+                    q.ended = true;
+                }
             }
             shared.ready.notify_all();
             fetched = true;
@@ -439,6 +456,34 @@ fn prefetch_loop(shared: Arc<Shared>, mut next: Vec<EventId>) {
         }
         let _ = shared.room.wait_timeout(q, sleep);
         idle_sleep = (idle_sleep * 2).min(MAX_IDLE_SLEEP);
+    }
+}
+
+/// Counts end-of-stream markers per target partition.
+struct EndOfStreamTracker {
+    seen: Vec<(u64, std::collections::HashSet<u64>)>,
+    ended: Vec<bool>,
+}
+
+impl EndOfStreamTracker {
+    fn new(targets: usize) -> Self {
+        EndOfStreamTracker {
+            seen: vec![(0, Default::default()); targets],
+            ended: vec![false; targets],
+        }
+    }
+
+    fn record(&mut self, target: usize, producer: u64, producers: u64) {
+        let (expected, set) = &mut self.seen[target];
+        *expected = (*expected).max(producers);
+        set.insert(producer);
+        if set.len() as u64 >= *expected {
+            self.ended[target] = true;
+        }
+    }
+
+    fn all_ended(&self) -> bool {
+        self.ended.iter().all(|e| *e)
     }
 }
 
@@ -480,6 +525,12 @@ impl Source<Event> for PullSource {
                 *slot = (Some(item.clone()), true);
                 return Some(item);
             }
+            if q.ended {
+                let p = self.shared.targets.first().copied().unwrap_or(0);
+                let item = Ok(Event::end_of_stream(p));
+                *slot = (Some(item.clone()), true);
+                return Some(item);
+            }
             if q.stop {
                 return Some(Err(Error::Closed("consumer")));
             }
@@ -506,7 +557,13 @@ impl Source<Event> for PullSource {
             return true;
         }
         // Claim the next event now, so that a `true` here is always followed by a delivery.
-        let item = self.shared.lock().items.pop_front();
+        let (item, ended) = {
+            let mut q = self.shared.lock();
+            (q.items.pop_front(), q.ended)
+        };
+        if item.is_none() && ended {
+            return true;
+        }
         match item {
             Some(item) => {
                 slot.0 = Some(item);

@@ -108,6 +108,17 @@ pub enum Error {
     #[error("a user callback panicked: {0}")]
     CallbackPanicked(String),
 
+    /// A collective (MPI) operation failed on some ranks; every rank gets this same error.
+    #[error("{operation} failed on ranks {ranks:?}{}", local.as_ref().map(|l| format!(" (here: {l})")).unwrap_or_default())]
+    Collective {
+        /// What was attempted.
+        operation: String,
+        /// Ranks of the communicator where it failed.
+        ranks: Vec<usize>,
+        /// This rank's own error, when it is one of them.
+        local: Option<String>,
+    },
+
     /// A backend-specific failure that fits no other class.
     #[error("{driver} driver: {message}")]
     Driver {

@@ -6,6 +6,26 @@ use crate::metadata::Metadata;
 use crate::types::{EventId, NO_MORE_EVENTS};
 use std::sync::Arc;
 
+/// Key of the reserved metadata object used for control events such as end-of-stream markers.
+pub const CONTROL_KEY: &str = "$diaspora";
+
+/// Metadata of the end-of-stream marker of producer `index` of `count`.
+pub(crate) fn end_of_stream_marker(index: usize, count: usize) -> Metadata {
+    Metadata::new(serde_json::json!({
+        CONTROL_KEY: {"end_of_stream": {"producer": index, "producers": count}}
+    }))
+}
+
+/// If `metadata` is an end-of-stream marker, its (producer index, producer count).
+pub(crate) fn parse_end_of_stream_marker(metadata: &Metadata) -> Option<(u64, u64)> {
+    let m = metadata
+        .json()
+        .as_object()?
+        .get(CONTROL_KEY)?
+        .get("end_of_stream")?;
+    Some((m.get("producer")?.as_u64()?, m.get("producers")?.as_u64()?))
+}
+
 /// Receives acknowledgements of events (implemented by the consumer engine).
 pub(crate) trait AckSink: Send + Sync {
     fn acknowledge(&self, partition: usize, id: EventId) -> Result<()>;

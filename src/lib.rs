@@ -50,6 +50,8 @@ pub mod event;
 pub mod future;
 pub mod json;
 pub mod metadata;
+#[cfg(feature = "mpi")]
+pub mod mpi;
 pub mod producer;
 pub mod thread_pool;
 pub mod topic;

@@ -12,6 +12,7 @@
 //! assigned; they are never predicted. Data parts are kept as the application's `Bytes` and written
 //! from there: the engine never copies them.
 
+use crate::components::PartitionSelector;
 use crate::data_view::DataView;
 use crate::driver::EventBatch;
 use crate::error::{panic_message, Error, Result};
@@ -41,6 +42,7 @@ pub struct ProducerBuilder {
     thread_pool: Option<Arc<dyn ThreadPool>>,
     ordering: Ordering,
     options: Value,
+    selector: Option<Arc<dyn PartitionSelector>>,
 }
 
 impl ProducerBuilder {
@@ -53,7 +55,15 @@ impl ProducerBuilder {
             thread_pool: None,
             ordering: Ordering::Strict,
             options: Value::Object(Default::default()),
+            selector: None,
         }
+    }
+
+    /// Uses `selector` for this producer instead of the topic's partition selector (for example
+    /// a rank-affine selector that keeps each MPI rank on its own partitions).
+    pub fn partition_selector(mut self, selector: Arc<dyn PartitionSelector>) -> Self {
+        self.selector = Some(selector);
+        self
     }
 
     /// Producer name (informational).
@@ -109,7 +119,15 @@ impl ProducerBuilder {
         let pool = self
             .thread_pool
             .unwrap_or_else(|| self.topic.driver().default_thread_pool());
+        let selector = match self.selector {
+            Some(s) => {
+                s.set_partitions(self.topic.partitions());
+                s
+            }
+            None => self.topic.partition_selector().clone(),
+        };
         let shared = Arc::new(Shared {
+            selector,
             topic: self.topic,
             name: self.name,
             batch_size: self.batch_size,
@@ -185,6 +203,7 @@ struct State {
 
 struct Shared {
     topic: TopicHandle,
+    selector: Arc<dyn PartitionSelector>,
     name: String,
     batch_size: BatchSize,
     max_num_batches: MaxNumBatches,
@@ -233,7 +252,7 @@ impl Shared {
         let c = &self.topic.inner.components;
         let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
             c.validator.validate(metadata, data)?;
-            c.partition_selector.select_partition(metadata, requested)
+            self.selector.select_partition(metadata, requested)
         }));
         match r {
             Ok(p) => self.check_partition(p?),
@@ -499,26 +518,7 @@ impl Producer {
                 Ok(p) => p,
                 Err(e) => return Future::failed(e),
             };
-            let mut st = shared.wait_for_room(shared.lock());
-            if st.closing {
-                return Future::failed(Error::Closed("producer"));
-            }
-            let serializer = &shared.topic.inner.components.serializer;
-            let ob = shared.open_batch(&mut st, p);
-            let pushed = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                ob.batch
-                    .push_with(|out| serializer.serialize(&metadata, out), data)
-            }))
-            .unwrap_or_else(|payload| Err(Error::CallbackPanicked(panic_message(&*payload))));
-            if let Err(e) = pushed {
-                return Future::failed(e);
-            }
-            let source = PushSource {
-                batch: ob.promise.clone(),
-                index: (ob.batch.len() - 1) as u64,
-            };
-            shared.maybe_dispatch(&mut st, p);
-            return Future::from_source(Arc::new(source));
+            return self.append_prepared(&metadata, data, p);
         }
 
         let (pr, fut) = promise::<EventId>();
@@ -572,6 +572,62 @@ impl Producer {
             DEFAULT_PRIORITY,
         );
         fut
+    }
+
+    /// Appends an already validated event to partition `p`'s open batch (inline path).
+    fn append_prepared(&self, metadata: &Metadata, data: DataView, p: usize) -> Future<EventId> {
+        let shared = &self.shared;
+        let mut st = shared.wait_for_room(shared.lock());
+        if st.closing {
+            return Future::failed(Error::Closed("producer"));
+        }
+        let serializer = &shared.topic.inner.components.serializer;
+        let ob = shared.open_batch(&mut st, p);
+        let pushed = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            ob.batch
+                .push_with(|out| serializer.serialize(metadata, out), data)
+        }))
+        .unwrap_or_else(|payload| Err(Error::CallbackPanicked(panic_message(&*payload))));
+        if let Err(e) = pushed {
+            return Future::failed(e);
+        }
+        let source = PushSource {
+            batch: ob.promise.clone(),
+            index: (ob.batch.len() - 1) as u64,
+        };
+        shared.maybe_dispatch(&mut st, p);
+        Future::from_source(Arc::new(source))
+    }
+
+    /// Declares that this producer, number `producer_index` of `num_producers` cooperating
+    /// producers, will send nothing more: after everything it pushed so far, an end-of-stream
+    /// marker is appended to every partition and the producer is flushed. A consumer that has
+    /// seen the markers of all `num_producers` producers in each of its partitions (and every
+    /// event before them) receives events with id [`crate::NO_MORE_EVENTS`] from then on.
+    ///
+    /// Markers are ordinary events (metadata `{"$diaspora": {"end_of_stream": ...}}`, no data),
+    /// so this works across processes and with every driver. The future completes when the
+    /// markers are stored.
+    pub fn end_of_stream(&self, producer_index: usize, num_producers: usize) -> Future<()> {
+        if num_producers == 0 || producer_index >= num_producers {
+            return Future::failed(Error::InvalidArgument(format!(
+                "producer index {producer_index} is not below the producer count {num_producers}"
+            )));
+        }
+        // Everything pushed before must be stored before the markers.
+        if let Err(e) = self.flush().wait() {
+            return Future::failed(e);
+        }
+        let marker = crate::event::end_of_stream_marker(producer_index, num_producers);
+        for p in 0..self.shared.topic.num_partitions() {
+            let f = self.append_prepared(&marker, DataView::new(), p);
+            if f.completed() {
+                if let Err(e) = f.wait() {
+                    return Future::failed(e);
+                }
+            }
+        }
+        self.flush()
     }
 
     /// Sends every pending batch and makes it durable according to the driver's policy. The

@@ -1771,3 +1771,65 @@ fn pull_future_timeout_is_retryable() {
     assert_eq!(again.data().to_vec(), data_string(0).into_bytes());
     assert_no_more_events(&consumer, 3);
 }
+
+#[test]
+fn end_of_stream_arrives_after_every_producer_ended() {
+    let (driver, _dir) = test_driver();
+    let topic = new_topic(&driver, "eos", json!({"num_partitions": 3}));
+    let a = topic.producer().build().unwrap();
+    let b = topic.producer().build().unwrap();
+    for i in 0..10u64 {
+        a.push(json!({"event_num": i}), DataView::from(data_string(i)));
+        b.push(
+            json!({"event_num": 100 + i}),
+            DataView::from(data_string(100 + i)),
+        );
+    }
+    a.end_of_stream(0, 2).wait().unwrap();
+    assert!(
+        b.end_of_stream(2, 2).wait().is_err(),
+        "index must be below the count"
+    );
+    let consumer = topic.consumer("eos").build().unwrap();
+    // Producer b has not ended yet: its events arrive, the end of stream does not.
+    b.flush().wait().unwrap();
+    let mut nums = Vec::new();
+    while let Some(ev) = consumer
+        .pull()
+        .wait_timeout(Duration::from_millis(500))
+        .unwrap()
+    {
+        assert!(
+            !ev.is_end_of_stream(),
+            "end of stream before every producer ended"
+        );
+        nums.push(event_num(&ev));
+    }
+    assert_eq!(nums.len(), 20, "markers are not delivered as events");
+    b.end_of_stream(1, 2).wait().unwrap();
+    let ev = consumer
+        .pull()
+        .wait_timeout(WAIT)
+        .unwrap()
+        .expect("end of stream");
+    assert!(ev.is_end_of_stream());
+    assert_eq!(ev.id(), NO_MORE_EVENTS);
+    // It stays ended, and the iterator stops at it.
+    assert!(consumer
+        .pull()
+        .wait_timeout(WAIT)
+        .unwrap()
+        .unwrap()
+        .is_end_of_stream());
+    assert_eq!(consumer.iter(WAIT).count(), 0);
+    // A consumer restarted later sees the same events then the end of stream.
+    let again = topic.consumer("eos-2").targets(&[1]).build().unwrap();
+    let events: Vec<_> = again.iter(WAIT).collect::<Result<_, _>>().unwrap();
+    assert!(!events.is_empty() && events.len() < 20);
+    assert!(again
+        .pull()
+        .wait_timeout(WAIT)
+        .unwrap()
+        .unwrap()
+        .is_end_of_stream());
+}

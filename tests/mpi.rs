@@ -1,0 +1,142 @@
+//! Real MPI runs (feature `mpi`): `mpiexec -n 4` on the coupling example and on the MPI checks.
+//!
+//! The launcher is `$DIASPORA_MPIEXEC` (default `mpiexec`); it must belong to the MPI the crate
+//! was built against (`MPICC`), which every rank verifies by printing the world size it sees.
+#![cfg(feature = "mpi")]
+
+use std::path::PathBuf;
+use std::process::Command;
+
+fn example(name: &str) -> PathBuf {
+    // Test binaries live in target/<profile>/deps; examples in target/<profile>/examples.
+    let exe = std::env::current_exe().unwrap();
+    let path = exe
+        .parent()
+        .unwrap()
+        .parent()
+        .unwrap()
+        .join("examples")
+        .join(name);
+    assert!(
+        path.exists(),
+        "example {name} not built at {}",
+        path.display()
+    );
+    path
+}
+
+fn mpiexec(n: usize, program: &PathBuf, args: &[&str]) -> (bool, String) {
+    let launcher = std::env::var("DIASPORA_MPIEXEC").unwrap_or_else(|_| "mpiexec".into());
+    let work = tempfile::tempdir().unwrap();
+    let out = Command::new(&launcher)
+        .arg("-n")
+        .arg(n.to_string())
+        .arg(program)
+        .args(args)
+        .current_dir(work.path())
+        // OpenMPI: allow root, more ranks than cores, loopback only.
+        .env("OMPI_ALLOW_RUN_AS_ROOT", "1")
+        .env("OMPI_ALLOW_RUN_AS_ROOT_CONFIRM", "1")
+        .env("OMPI_MCA_rmaps_base_oversubscribe", "1")
+        .env("OMPI_MCA_btl", "self,vader")
+        .env("OMPI_MCA_oob_tcp_if_include", "lo")
+        .output()
+        .unwrap_or_else(|e| panic!("could not run {launcher}: {e}"));
+    let text = format!(
+        "{}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // Nothing is left behind in the working folder.
+    let leftovers: Vec<_> = std::fs::read_dir(work.path()).unwrap().collect();
+    assert!(leftovers.is_empty(), "files left behind: {leftovers:?}");
+    (out.status.success(), text)
+}
+
+fn assert_every_rank_sees(text: &str, n: usize) {
+    for r in 0..n {
+        assert!(
+            text.contains(&format!("rank {r}/{n}:")),
+            "rank {r} did not report a world of {n} ranks:\n{text}"
+        );
+    }
+}
+
+#[test]
+fn coupling_two_simulation_two_analysis_ranks() {
+    let (ok, text) = mpiexec(
+        4,
+        &example("coupling"),
+        &["--steps", "40", "--values", "1024"],
+    );
+    assert!(ok, "{text}");
+    assert_every_rank_sees(&text, 4);
+    assert!(
+        text.contains("world size 4: 2 simulation + 2 analysis ranks"),
+        "{text}"
+    );
+    assert!(
+        text.contains("80/80 snapshots consumed exactly once (80 expected, 0 duplicates"),
+        "{text}"
+    );
+    assert_eq!(
+        text.matches("end of stream after 40 snapshots").count(),
+        2,
+        "{text}"
+    );
+    assert!(text.contains("coupling: OK"), "{text}");
+}
+
+#[test]
+fn coupling_with_more_ranks_than_partitions_and_the_reverse() {
+    for (args, analysis, expected) in [
+        (["--sims", "3", "--partitions", "2"], 1, 90),
+        (["--sims", "1", "--partitions", "5"], 3, 30),
+    ] {
+        let mut all = vec!["--steps", "30", "--values", "256"];
+        all.extend(args);
+        let (ok, text) = mpiexec(4, &example("coupling"), &all);
+        assert!(ok, "{args:?}: {text}");
+        assert_every_rank_sees(&text, 4);
+        assert!(
+            text.contains(&format!(
+                "{expected}/{expected} snapshots consumed exactly once"
+            )),
+            "{args:?}: {text}"
+        );
+        assert_eq!(
+            text.matches("end of stream after").count(),
+            analysis,
+            "{text}"
+        );
+    }
+}
+
+#[test]
+fn collective_errors_and_ownership_maps() {
+    let (ok, text) = mpiexec(4, &example("mpi_checks"), &[]);
+    assert!(ok, "{text}");
+    for check in [
+        "creation error reported everywhere",
+        "create or open",
+        "failure agreement",
+        "ownership maps",
+    ] {
+        assert_eq!(
+            text.matches(&format!("{check} ok")).count(),
+            4,
+            "{check}:\n{text}"
+        );
+    }
+    assert_every_rank_sees(&text, 4);
+}
+
+#[test]
+fn coupling_rejects_a_world_without_analysis_ranks() {
+    let (ok, text) = mpiexec(2, &example("coupling"), &["--sims", "2"]);
+    assert!(!ok);
+    assert!(
+        text.contains("need at least one simulation and one analysis rank"),
+        "{text}"
+    );
+}
