@@ -1,0 +1,110 @@
+//! Pieces shared by the two benchmark programs: MPI ranks (or a single process without the
+//! `mpi` feature), driver configuration files, the progress bar.
+
+use serde_json::Value;
+use std::path::Path;
+
+/// Reads a JSON driver configuration file (none: `{}`).
+pub fn read_driver_config(path: Option<&Path>) -> Result<Value, String> {
+    let Some(path) = path else {
+        return Ok(Value::Object(Default::default()));
+    };
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| format!("could not open config file {}: {e}", path.display()))?;
+    serde_json::from_str(&text)
+        .map_err(|e| format!("config file {} is not valid JSON: {e}", path.display()))
+}
+
+/// A progress bar on stderr.
+pub fn progress(total: u64) -> indicatif::ProgressBar {
+    let bar = indicatif::ProgressBar::new(total);
+    if let Ok(style) = indicatif::ProgressStyle::with_template(
+        "{elapsed_precise} [{bar:40}] {pos}/{len} events ({per_sec})",
+    ) {
+        bar.set_style(style.progress_chars("=> "));
+    }
+    bar
+}
+
+/// The processes of the run.
+pub struct Ranks {
+    /// This process's rank.
+    pub rank: usize,
+    /// Number of processes.
+    pub size: usize,
+    #[cfg(feature = "mpi")]
+    universe: diaspora_stream::mpi::mpi::environment::Universe,
+}
+
+#[cfg(feature = "mpi")]
+mod imp {
+    use super::Ranks;
+    use diaspora_stream::mpi::mpi::collective::SystemOperation;
+    use diaspora_stream::mpi::mpi::traits::*;
+
+    impl Ranks {
+        /// Initialises MPI.
+        pub fn init() -> Ranks {
+            let universe =
+                diaspora_stream::mpi::mpi::initialize().expect("MPI initialisation failed");
+            let world = universe.world();
+            Ranks {
+                rank: world.rank() as usize,
+                size: world.size() as usize,
+                universe,
+            }
+        }
+        /// Waits for every rank.
+        pub fn barrier(&self) {
+            self.universe.world().barrier();
+        }
+        /// Sum over ranks.
+        pub fn sum_u64(&self, v: u64) -> u64 {
+            let mut out = 0u64;
+            self.universe
+                .world()
+                .all_reduce_into(&v, &mut out, SystemOperation::sum());
+            out
+        }
+        /// Maximum over ranks.
+        pub fn max_f64(&self, v: f64) -> f64 {
+            let mut out = 0f64;
+            self.universe
+                .world()
+                .all_reduce_into(&v, &mut out, SystemOperation::max());
+            out
+        }
+        /// Exits with the worst code of all ranks.
+        pub fn finish(self, code: i32) -> ! {
+            let worst = self.sum_u64((code != 0) as u64);
+            drop(self);
+            std::process::exit(if worst > 0 { 1 } else { 0 })
+        }
+    }
+}
+
+#[cfg(not(feature = "mpi"))]
+mod imp {
+    use super::Ranks;
+
+    impl Ranks {
+        /// A single process.
+        pub fn init() -> Ranks {
+            Ranks { rank: 0, size: 1 }
+        }
+        /// Nothing to wait for.
+        pub fn barrier(&self) {}
+        /// Identity.
+        pub fn sum_u64(&self, v: u64) -> u64 {
+            v
+        }
+        /// Identity.
+        pub fn max_f64(&self, v: f64) -> f64 {
+            v
+        }
+        /// Exits with `code`.
+        pub fn finish(self, code: i32) -> ! {
+            std::process::exit(code)
+        }
+    }
+}

@@ -1,0 +1,202 @@
+//! `diaspora-consumer-benchmark`: measures how fast events can be pulled from a topic.
+//!
+//! Same options and report as the C++ reference's benchmark, with the data options applied:
+//! `--data-interest` is the fraction of events whose data is read at all, `--data-selectivity`
+//! the fraction of each such event's bytes that is read (a leading sub-range, placed straight
+//! into a buffer of the benchmark). Built with the `mpi` feature, ranks split the partitions
+//! round robin and the report (rank 0) gives totals over all ranks.
+
+use clap::Parser;
+use diaspora_stream::{Allocation, DataDescriptor, Driver, ThreadCount};
+use std::io::IsTerminal;
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+#[path = "bench_support/mod.rs"]
+mod bench_support;
+use bench_support::{read_driver_config, Ranks};
+
+fn fraction(s: &str) -> Result<f64, String> {
+    let v: f64 = s.parse().map_err(|_| format!("{s:?} is not a number"))?;
+    if (0.0..=1.0).contains(&v) {
+        Ok(v)
+    } else {
+        Err("invalid value (should be between 0 and 1)".into())
+    }
+}
+
+/// Pulls events from a topic and reports throughput.
+#[derive(Parser, Debug)]
+#[command(name = "diaspora-consumer-benchmark", version)]
+struct Args {
+    /// Driver name (e.g. `files`).
+    #[arg(short = 'd', long)]
+    driver: String,
+    /// JSON file with the driver's options.
+    #[arg(short = 'c', long)]
+    driver_config: Option<PathBuf>,
+    /// Topic to read.
+    #[arg(short = 't', long)]
+    topic: String,
+    /// Events each rank reads (it stops earlier if its partitions stay empty for
+    /// `--idle-timeout` seconds or end their stream).
+    #[arg(short = 'n', long, default_value_t = 1000)]
+    num_events: u64,
+    /// Threads of the consumer's pool.
+    #[arg(short = 'p', long, default_value_t = 1)]
+    num_threads: usize,
+    /// Fraction of each selected event's data that is read, in [0, 1].
+    #[arg(short = 's', long, default_value_t = 1.0, value_parser = fraction)]
+    data_selectivity: f64,
+    /// Fraction of events whose data is read, in [0, 1].
+    #[arg(short = 'i', long, default_value_t = 1.0, value_parser = fraction)]
+    data_interest: f64,
+    /// Consumer name (acknowledged positions are kept under it when --ack is given).
+    #[arg(long, default_value = "benchmark-consumer")]
+    consumer: String,
+    /// Acknowledge the last event read, so that a rerun continues after it.
+    #[arg(long)]
+    ack: bool,
+    /// Seconds without any event after which a rank stops.
+    #[arg(long, default_value_t = 5.0)]
+    idle_timeout: f64,
+}
+
+fn main() {
+    let args = Args::parse();
+    let ranks = Ranks::init();
+    let code = match run(&args, &ranks) {
+        Ok(()) => 0,
+        Err(e) => {
+            eprintln!("error: {e}");
+            1
+        }
+    };
+    ranks.finish(code);
+}
+
+fn run(args: &Args, ranks: &Ranks) -> Result<(), String> {
+    let options = read_driver_config(args.driver_config.as_deref())?;
+    let driver = Driver::new(&args.driver, &options)
+        .map_err(|e| format!("driver {:?}: {e}", args.driver))?;
+    let topic = driver
+        .open_topic(&args.topic)
+        .map_err(|e| format!("topic {:?}: {e}", args.topic))?;
+    let np = topic.num_partitions();
+    let mine: Vec<usize> = (ranks.rank..np).step_by(ranks.size).collect();
+    if ranks.rank == 0 {
+        if np % ranks.size != 0 {
+            eprintln!(
+                "WARNING: the number of processes does not evenly divide the number of partitions"
+            );
+        }
+        if np < ranks.size {
+            eprintln!("WARNING: there are more processes than partitions; some read nothing");
+        }
+        println!("--- Benchmark Options ---");
+        println!("Driver: {}", args.driver);
+        println!(
+            "Driver config file: {}",
+            args.driver_config
+                .as_ref()
+                .map(|p| p.display().to_string())
+                .unwrap_or_default()
+        );
+        println!("Topic: {}", args.topic);
+        println!("Number of events: {}", args.num_events);
+        println!("Number of threads: {}", args.num_threads);
+        println!("Data interest: {}", args.data_interest);
+        println!("Data selectivity: {}", args.data_selectivity);
+        println!("Number of processes: {}", ranks.size);
+    }
+    let interest = args.data_interest;
+    let selectivity = args.data_selectivity;
+    let (mut events, mut bytes) = (0u64, 0u64);
+    let mut error = None;
+    let bar = (ranks.rank == 0 && std::io::stderr().is_terminal())
+        .then(|| bench_support::progress(args.num_events));
+    ranks.barrier();
+    let start = Instant::now();
+    // Time to the last event received: the final idle wait is not part of the measure.
+    let mut last_event_at = start;
+    if !mine.is_empty() {
+        let counter = std::sync::atomic::AtomicU64::new(ranks.rank as u64 * 1_000_003);
+        let consumer = topic
+            .consumer(&args.consumer)
+            .targets(&mine)
+            .thread_pool(driver.make_thread_pool(ThreadCount(args.num_threads)))
+            .data_selector(move |_, full| {
+                // Interest picks events (a fixed pseudo-random sequence), selectivity trims bytes.
+                let k = counter.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                let pick = interest >= 1.0 || (hash(k) as f64 / u64::MAX as f64) < interest;
+                if !pick {
+                    return DataDescriptor::none();
+                }
+                full.sub_view(0, (full.size() as f64 * selectivity).round() as u64)
+            })
+            .data_allocator(|_, sel| Allocation::single(vec![0u8; sel.size() as usize]))
+            .build()
+            .map_err(|e| e.to_string())?;
+        let idle = Duration::from_secs_f64(args.idle_timeout.max(0.001));
+        let mut last = None;
+        while events < args.num_events {
+            match consumer.pull().wait_timeout(idle) {
+                Ok(Some(ev)) if ev.is_end_of_stream() => break,
+                Ok(Some(ev)) => {
+                    events += 1;
+                    bytes += ev.data().size() as u64;
+                    last_event_at = Instant::now();
+                    if let Some(b) = &bar {
+                        if events % 1024 == 0 {
+                            b.set_position(events);
+                        }
+                    }
+                    last = Some(ev);
+                }
+                Ok(None) => break,
+                Err(e) => {
+                    error = Some(e.to_string());
+                    break;
+                }
+            }
+        }
+        if args.ack {
+            if let Some(ev) = last {
+                if let Err(e) = ev.acknowledge() {
+                    error.get_or_insert(e.to_string());
+                }
+            }
+        }
+    }
+    let local_time = (last_event_at - start).as_secs_f64().max(1e-9);
+    ranks.barrier();
+    if let Some(b) = bar {
+        b.finish_and_clear();
+    }
+    let elapsed = ranks.max_f64(local_time);
+    let failed = ranks.sum_u64(error.is_some() as u64);
+    if let Some(e) = &error {
+        eprintln!("error on rank {}: {e}", ranks.rank);
+    }
+    let total = ranks.sum_u64(events);
+    let total_bytes = ranks.sum_u64(bytes);
+    if failed > 0 {
+        return Err(format!("pulls failed on {failed} rank(s)"));
+    }
+    if ranks.rank == 0 {
+        println!();
+        println!("--- Benchmark Results ---");
+        println!("Total time: {elapsed:.6} s");
+        println!("Total events: {total}");
+        println!("Throughput: {:.1} events/s", total as f64 / elapsed);
+        println!("Data read: {total_bytes} bytes");
+    }
+    Ok(())
+}
+
+fn hash(x: u64) -> u64 {
+    let mut z = x.wrapping_add(0x9E37_79B9_7F4A_7C15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    z ^ (z >> 31)
+}
