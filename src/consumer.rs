@@ -13,7 +13,7 @@
 
 use crate::data_view::{Allocation, DataView};
 use crate::descriptor::DataDescriptor;
-use crate::driver::StoredEvent;
+use crate::driver::{PartitionReader, StoredEvent};
 use crate::error::{panic_message, Error, Result};
 use crate::event::{parse_end_of_stream_marker, AckSink, Event};
 use crate::future::{Future, Source};
@@ -191,10 +191,14 @@ impl ConsumerBuilder {
             room: Condvar::new(),
             acked: Mutex::new(acked),
         });
+        let reader = shared
+            .topic
+            .backend()
+            .open_reader(&shared.name, &shared.targets)?;
         let s = shared.clone();
         let prefetcher = std::thread::Builder::new()
             .name("diaspora-consumer".into())
-            .spawn(move || prefetch_loop(s, next))
+            .spawn(move || prefetch_loop(s, next, reader))
             .map_err(|e| Error::io("spawn the consumer's prefetch thread for", "", e))?;
         Ok(Consumer {
             shared,
@@ -365,7 +369,11 @@ impl AckSink for Shared {
     }
 }
 
-fn prefetch_loop(shared: Arc<Shared>, mut next: Vec<EventId>) {
+fn prefetch_loop(
+    shared: Arc<Shared>,
+    mut next: Vec<EventId>,
+    mut reader: Option<Box<dyn PartitionReader>>,
+) {
     let backend = shared.topic.backend().clone();
     let with_data = shared.selector.is_none() && shared.allocator.is_none();
     let mut cursor = 0usize;
@@ -391,7 +399,11 @@ fn prefetch_loop(shared: Arc<Shared>, mut next: Vec<EventId>) {
                 continue;
             }
             let p = shared.targets[i];
-            let batch = match backend.fetch(p, next[i], shared.fetch_size, with_data) {
+            let result = match reader.as_mut() {
+                Some(r) => r.fetch(p, next[i], shared.fetch_size, with_data),
+                None => backend.fetch(p, next[i], shared.fetch_size, with_data),
+            };
+            let batch = match result {
                 Ok(b) => b,
                 Err(e) => {
                     shared.lock().items.push_back(Err(e));

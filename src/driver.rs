@@ -115,6 +115,42 @@ pub struct StoredEvent {
     pub data: Option<Bytes>,
 }
 
+/// The ids a driver assigned to the events of one batch, in batch order.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum BatchIds {
+    /// Consecutive ids starting here (a log that appends the batch in one piece).
+    Contiguous(EventId),
+    /// One id per event (a backend where other writers may interleave, such as Kafka).
+    Each(Vec<EventId>),
+}
+
+impl BatchIds {
+    /// The id of event `i` of the batch.
+    pub fn get(&self, i: usize) -> Option<EventId> {
+        match self {
+            BatchIds::Contiguous(first) => Some(first + i as u64),
+            BatchIds::Each(ids) => ids.get(i).copied(),
+        }
+    }
+}
+
+/// Called once when an asynchronous append completes.
+pub type BatchCallback = Box<dyn FnOnce(Result<BatchIds>) + Send + 'static>;
+
+/// A consumer's private cursor over some partitions, for backends whose reads are stateful
+/// (a Kafka consumer, an RDMA subscription). Backends without one are read through
+/// [`TopicBackend::fetch`].
+pub trait PartitionReader: Send {
+    /// Up to `max_events` events of `partition` from id `from` on (empty: none available yet).
+    fn fetch(
+        &mut self,
+        partition: usize,
+        from: EventId,
+        max_events: usize,
+        with_data: bool,
+    ) -> Result<Vec<StoredEvent>>;
+}
+
 /// Administration side of a driver.
 pub trait DriverBackend: Send + Sync {
     /// The driver's registered name (`"files"`, ...).
@@ -139,8 +175,23 @@ pub trait TopicBackend: Send + Sync {
     /// The topic's validator, selector and serializer as stored with it.
     fn components(&self) -> TopicComponents;
     /// Appends `batch` to `partition` atomically with respect to other writers (in any process)
-    /// and returns the id of its first event. On error the partition's log is as it was.
-    fn append_batch(&self, partition: usize, batch: &EventBatch) -> Result<EventId>;
+    /// and returns the ids of its events. On error the partition's log is as it was.
+    fn append_batch(&self, partition: usize, batch: &EventBatch) -> Result<BatchIds>;
+    /// Starts appending `batch` and calls `done` when it is stored. Backends whose client
+    /// pipelines requests (Kafka) override this so that the producer engine keeps several
+    /// batches in flight; the default stores the batch synchronously.
+    fn append_batch_async(&self, partition: usize, batch: EventBatch, done: BatchCallback) {
+        done(self.append_batch(partition, &batch));
+    }
+    /// A private reader for consumer `consumer` over `partitions`, if this backend needs one;
+    /// `None` (the default) means the engine calls [`TopicBackend::fetch`].
+    fn open_reader(
+        &self,
+        _consumer: &str,
+        _partitions: &[usize],
+    ) -> Result<Option<Box<dyn PartitionReader>>> {
+        Ok(None)
+    }
     /// Makes every batch appended so far durable according to the driver's policy.
     fn sync(&self, partitions: &[usize]) -> Result<()>;
     /// Up to `max_events` events of `partition` starting at id `from`; an empty vector means no

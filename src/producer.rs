@@ -14,7 +14,7 @@
 
 use crate::components::PartitionSelector;
 use crate::data_view::DataView;
-use crate::driver::EventBatch;
+use crate::driver::{BatchIds, EventBatch};
 use crate::error::{panic_message, Error, Result};
 use crate::future::{promise, Future, Promise, Source};
 use crate::metadata::Metadata;
@@ -140,6 +140,7 @@ impl ProducerBuilder {
                 last_batch_len: vec![0; n],
                 queue: VecDeque::new(),
                 queued_batches: 0,
+                in_flight: 0,
                 writing: false,
                 closing: false,
                 jobs_in_flight: 0,
@@ -166,7 +167,7 @@ impl ProducerBuilder {
 
 struct OpenBatch {
     batch: EventBatch,
-    promise: Arc<Promise<EventId>>,
+    promise: Arc<Promise<BatchIds>>,
     /// Per-event promises of events pushed through a thread pool: (index in batch, promise).
     individual: Vec<(u64, Arc<Promise<EventId>>)>,
 }
@@ -191,6 +192,8 @@ struct State {
     last_batch_len: Vec<usize>,
     queue: VecDeque<Work>,
     queued_batches: usize,
+    /// Batches handed to the driver and not yet stored.
+    in_flight: usize,
     writing: bool,
     closing: bool,
     jobs_in_flight: usize,
@@ -334,16 +337,21 @@ impl Shared {
     }
 }
 
-/// Resolves to `first id of the batch + index` once the batch is stored.
+/// Resolves to the id of event `index` of the batch once the batch is stored.
 struct PushSource {
-    batch: Arc<Promise<EventId>>,
+    batch: Arc<Promise<BatchIds>>,
     index: u64,
 }
 
 impl Source<EventId> for PushSource {
     fn wait_until(&self, deadline: Option<Instant>) -> Option<Result<EventId>> {
         self.batch.wait_map(deadline, |r| match r {
-            Ok(first) => Ok(first + self.index),
+            Ok(ids) => ids.get(self.index as usize).ok_or_else(|| {
+                Error::InvalidArgument(format!(
+                    "the driver returned no id for event {} of a batch",
+                    self.index
+                ))
+            }),
             Err(e) => Err(e.clone()),
         })
     }
@@ -381,54 +389,79 @@ fn sender_loop(shared: Arc<Shared>) {
                 continue;
             }
         };
-        st.writing = true;
-        drop(st);
-        let mut touched = None;
-        let mut failure = None;
         match work {
             Work::Batch(p, ob) => {
-                let result = backend.append_batch(p, &ob.batch);
-                match &result {
-                    Ok(first) => {
-                        touched = Some(p);
-                        for (idx, pr) in &ob.individual {
-                            pr.set(Ok(first + idx));
+                st.writing = true;
+                st.in_flight += 1;
+                drop(st);
+                let OpenBatch {
+                    batch,
+                    promise,
+                    individual,
+                } = ob;
+                let s = shared.clone();
+                backend.append_batch_async(
+                    p,
+                    batch,
+                    Box::new(move |result| {
+                        match &result {
+                            Ok(ids) => {
+                                for (idx, pr) in &individual {
+                                    pr.set(ids.get(*idx as usize).ok_or_else(|| {
+                                        Error::InvalidArgument(format!(
+                                            "the driver returned no id for event {idx} of a batch"
+                                        ))
+                                    }));
+                                }
+                            }
+                            Err(e) => {
+                                for (_, pr) in &individual {
+                                    pr.set(Err(e.clone()));
+                                }
+                            }
                         }
-                    }
-                    Err(e) => {
-                        failure = Some(e.clone());
-                        for (_, pr) in &ob.individual {
-                            pr.set(Err(e.clone()));
+                        let failure = result.as_ref().err().cloned();
+                        promise.set(result);
+                        let mut st = s.lock();
+                        st.queued_batches -= 1;
+                        st.in_flight -= 1;
+                        match failure {
+                            None => st.touched[p] = true,
+                            Some(e) => {
+                                st.failure_since_flush.get_or_insert(e);
+                            }
                         }
-                    }
-                }
-                ob.promise.set(result);
+                        drop(st);
+                        s.progress.notify_all();
+                        s.work_ready.notify_all();
+                    }),
+                );
                 st = shared.lock();
-                st.queued_batches -= 1;
+                st.writing = false;
             }
             Work::Flush(pr) => {
-                let (partitions, earlier_failure) = {
-                    let mut s = shared.lock();
-                    let parts: Vec<usize> =
-                        (0..s.touched.len()).filter(|&p| s.touched[p]).collect();
-                    s.touched.iter_mut().for_each(|t| *t = false);
-                    (parts, s.failure_since_flush.take())
-                };
+                // Everything handed to the driver before this flush must be stored first.
+                while st.in_flight > 0 {
+                    st = shared
+                        .work_ready
+                        .wait(st)
+                        .unwrap_or_else(|e| e.into_inner());
+                }
+                let partitions: Vec<usize> =
+                    (0..st.touched.len()).filter(|&p| st.touched[p]).collect();
+                st.touched.iter_mut().for_each(|t| *t = false);
+                let earlier_failure = st.failure_since_flush.take();
+                st.writing = true;
+                drop(st);
                 let result = match earlier_failure {
                     Some(e) => Err(e),
                     None => backend.sync(&partitions),
                 };
                 pr.set(result);
                 st = shared.lock();
+                st.writing = false;
             }
         }
-        if let Some(p) = touched {
-            st.touched[p] = true;
-        }
-        if let Some(e) = failure {
-            st.failure_since_flush.get_or_insert(e);
-        }
-        st.writing = false;
         shared.progress.notify_all();
     }
 }

@@ -33,7 +33,7 @@ mod partition;
 pub use config::{FilesConfig, FlushBehavior};
 
 use crate::components::TopicComponents;
-use crate::driver::{DriverBackend, EventBatch, StoredEvent, TopicBackend};
+use crate::driver::{BatchIds, DriverBackend, EventBatch, StoredEvent, TopicBackend};
 use crate::error::{Error, Result};
 use crate::metadata::PartitionInfo;
 use crate::types::EventId;
@@ -355,11 +355,14 @@ impl TopicBackend for FilesTopic {
         self.components.clone()
     }
 
-    fn append_batch(&self, partition: usize, batch: &EventBatch) -> Result<EventId> {
-        if batch.is_empty() {
-            return self.partition(partition)?.num_events();
-        }
-        self.partition(partition)?.append_batch(batch)
+    fn append_batch(&self, partition: usize, batch: &EventBatch) -> Result<BatchIds> {
+        let files = self.partition(partition)?;
+        let first = if batch.is_empty() {
+            files.num_events()?
+        } else {
+            files.append_batch(batch)?
+        };
+        Ok(BatchIds::Contiguous(first))
     }
 
     fn sync(&self, partitions: &[usize]) -> Result<()> {
