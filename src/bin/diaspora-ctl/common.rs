@@ -1,0 +1,124 @@
+//! Errors and helpers shared by the commands: opening drivers and topics, counting events.
+
+use crate::options::{layered, Dotted};
+use crate::DriverArgs;
+use diaspora_stream::{Driver, Error, TopicBackend, TopicHandle};
+use serde_json::Value;
+use std::fmt;
+
+/// An error reported to the user as `error: <message>` with exit code 1.
+#[derive(Debug)]
+pub struct CliError(pub String);
+
+impl fmt::Display for CliError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for CliError {}
+
+/// Result of the commands.
+pub type CliResult<T> = Result<T, CliError>;
+
+/// Adds what was being done to an error message.
+pub trait Context<T> {
+    /// `"<what>: <error>"`.
+    fn context(self, what: impl FnOnce() -> String) -> CliResult<T>;
+}
+
+impl<T, E: fmt::Display> Context<T> for Result<T, E> {
+    fn context(self, what: impl FnOnce() -> String) -> CliResult<T> {
+        self.map_err(|e| CliError(format!("{}: {e}", what())))
+    }
+}
+
+/// Driver options: `--driver-config` merge-patched with `--driver.*`.
+pub fn driver_options(args: &DriverArgs, dotted: &Dotted) -> CliResult<Value> {
+    layered(
+        args.driver_config.as_deref(),
+        "driver config",
+        dotted,
+        "driver",
+    )
+}
+
+/// Creates a driver by type name with its options.
+pub fn make_driver(kind: &str, options: &Value) -> CliResult<Driver> {
+    Driver::new(kind, options).map_err(|e| match e {
+        Error::UnknownComponent { .. } => CliError(format!(
+            "unknown driver {kind:?} (available: {})",
+            diaspora_stream::driver::registered_drivers().join(", ")
+        )),
+        e => CliError(format!("cannot create driver {kind:?}: {e}")),
+    })
+}
+
+/// Creates the driver described by the command line.
+pub fn open_driver(args: &DriverArgs, dotted: &Dotted) -> CliResult<(Driver, Value)> {
+    let options = driver_options(args, dotted)?;
+    log_debug!("driver {} with options {options}", args.driver);
+    Ok((make_driver(&args.driver, &options)?, options))
+}
+
+/// Opens a topic, with a plain message when it does not exist.
+pub fn open_topic(driver: &Driver, name: &str) -> CliResult<TopicHandle> {
+    driver.open_topic(name).map_err(|e| match e {
+        Error::TopicNotFound(_) => CliError(format!("topic {name:?} does not exist")),
+        e => CliError(format!("cannot open topic {name:?}: {e}")),
+    })
+}
+
+/// The id after the last event of `partition` (its event count when ids are dense from 0, as
+/// with the files driver), found with `fetch` alone: `fetch(p, i, 1)` is non-empty exactly when
+/// some event has an id of at least `i`, so an exponential then binary search on `i` needs about
+/// 2 log2(n) fetches and also works for logs with gaps or a trimmed start (Kafka offsets).
+pub fn end_position(backend: &dyn TopicBackend, partition: usize) -> CliResult<u64> {
+    let exists = |id: u64| -> CliResult<bool> {
+        backend
+            .fetch(partition, id, 1, false)
+            .map(|v| !v.is_empty())
+            .context(|| {
+                format!(
+                    "cannot read partition {partition} of topic {:?}",
+                    backend.name()
+                )
+            })
+    };
+    if !exists(0)? {
+        return Ok(0);
+    }
+    // Invariant: some event has an id >= `lo`, none has one >= `hi`.
+    let mut lo = 0u64;
+    let mut hi = 1u64;
+    while exists(hi)? {
+        lo = hi;
+        hi = hi.saturating_mul(2);
+        if hi == u64::MAX {
+            break;
+        }
+    }
+    while hi - lo > 1 {
+        let mid = lo + (hi - lo) / 2;
+        if exists(mid)? {
+            lo = mid;
+        } else {
+            hi = mid;
+        }
+    }
+    Ok(lo + 1)
+}
+
+/// Parses a batch size: a positive integer, or `adaptive` (also `0`).
+pub fn parse_batch_size(text: &str) -> Result<diaspora_stream::BatchSize, String> {
+    if text.eq_ignore_ascii_case("adaptive") {
+        return Ok(diaspora_stream::BatchSize::Adaptive);
+    }
+    match text.trim().parse::<usize>() {
+        Ok(0) => Ok(diaspora_stream::BatchSize::Adaptive),
+        Ok(n) => Ok(diaspora_stream::BatchSize::Fixed(n)),
+        Err(_) => Err(format!(
+            "invalid batch size {text:?} (expected a positive integer or \"adaptive\")"
+        )),
+    }
+}

@@ -1,0 +1,242 @@
+//! `topic create`, `topic list` and `topic info`.
+
+use crate::common::{end_position, open_driver, open_topic, CliError, CliResult, Context};
+use crate::files_info;
+use crate::options::{layered, Dotted};
+use crate::DriverArgs;
+use clap::Args;
+use diaspora_stream::components::{
+    partition_selector_from_config, serializer_from_config, validator_from_config,
+};
+use diaspora_stream::{Error, TopicComponents};
+use serde_json::{json, Map, Value};
+use std::io::Write;
+use std::path::PathBuf;
+
+/// Options of `topic create`.
+#[derive(Args, Debug)]
+pub struct CreateArgs {
+    #[command(flatten)]
+    driver: DriverArgs,
+
+    /// Name of the topic to create.
+    #[arg(long, value_name = "TOPIC")]
+    name: String,
+
+    /// JSON file holding the topic's options, e.g. {"num_partitions": 4} (--topic.KEY VALUE
+    /// options override it).
+    #[arg(long, value_name = "FILE")]
+    topic_config: Option<PathBuf>,
+
+    /// Validator type: default, schema, eventbridge, or a registered one.
+    #[arg(long, value_name = "TYPE")]
+    validator: Option<String>,
+
+    /// JSON file holding the validator's configuration (--validator.KEY VALUE overrides it).
+    #[arg(long, value_name = "FILE")]
+    validator_config: Option<PathBuf>,
+
+    /// Serializer type: default, schema, or a registered one.
+    #[arg(long, value_name = "TYPE")]
+    serializer: Option<String>,
+
+    /// JSON file holding the serializer's configuration (--serializer.KEY VALUE overrides it).
+    #[arg(long, value_name = "FILE")]
+    serializer_config: Option<PathBuf>,
+
+    /// Partition selector type: default, or a registered one.
+    #[arg(long, value_name = "TYPE")]
+    partition_selector: Option<String>,
+
+    /// JSON file holding the partition selector's configuration (--partition-selector.KEY VALUE
+    /// overrides it).
+    #[arg(long, value_name = "FILE")]
+    partition_selector_config: Option<PathBuf>,
+}
+
+/// Options of `topic list`.
+#[derive(Args, Debug)]
+pub struct ListArgs {
+    #[command(flatten)]
+    driver: DriverArgs,
+
+    /// Print one JSON document per topic (name, partitions, components, ...) instead of names.
+    #[arg(short, long)]
+    verbose: bool,
+}
+
+/// Options of `topic info`.
+#[derive(Args, Debug)]
+pub struct InfoArgs {
+    #[command(flatten)]
+    driver: DriverArgs,
+
+    /// Name of the topic.
+    #[arg(value_name = "TOPIC")]
+    name: String,
+}
+
+/// The configuration of one component from its type, file and `--<prefix>.*` options; `None`
+/// when none of them is given (the default component is used).
+fn component_config(
+    kind: &str,
+    prefix: &str,
+    type_name: Option<&str>,
+    file: Option<&std::path::Path>,
+    dotted: &Dotted,
+) -> CliResult<Option<Value>> {
+    if type_name.is_none() && file.is_none() && !dotted.has(prefix) {
+        return Ok(None);
+    }
+    let mut config = layered(file, &format!("{kind} config"), dotted, prefix)?;
+    if let (Some(t), Value::Object(map)) = (type_name, &mut config) {
+        map.insert("type".into(), Value::String(t.to_string()));
+    }
+    if !config.get("type").is_some_and(Value::is_string) {
+        return Err(CliError(format!(
+            "the {kind} options have no type: give --{prefix} TYPE (or a \"type\" key in --{prefix}-config)"
+        )));
+    }
+    Ok(Some(config))
+}
+
+/// `topic create`.
+pub fn create(a: &CreateArgs, dotted: &Dotted) -> CliResult<()> {
+    let topic_options = layered(a.topic_config.as_deref(), "topic config", dotted, "topic")?;
+    let mut components = TopicComponents::default();
+    if let Some(c) = component_config(
+        "validator",
+        "validator",
+        a.validator.as_deref(),
+        a.validator_config.as_deref(),
+        dotted,
+    )? {
+        components.validator =
+            validator_from_config(&c).context(|| "cannot create the validator".to_string())?;
+    }
+    if let Some(c) = component_config(
+        "serializer",
+        "serializer",
+        a.serializer.as_deref(),
+        a.serializer_config.as_deref(),
+        dotted,
+    )? {
+        components.serializer =
+            serializer_from_config(&c).context(|| "cannot create the serializer".to_string())?;
+    }
+    if let Some(c) = component_config(
+        "partition selector",
+        "partition-selector",
+        a.partition_selector.as_deref(),
+        a.partition_selector_config.as_deref(),
+        dotted,
+    )? {
+        components.partition_selector = partition_selector_from_config(&c)
+            .context(|| "cannot create the partition selector".to_string())?;
+    }
+    log_info!("creating driver: {}", a.driver.driver);
+    let (driver, _) = open_driver(&a.driver, dotted)?;
+    log_info!("creating topic: {} with options {topic_options}", a.name);
+    driver
+        .create_topic_with(&a.name, &topic_options, components)
+        .map_err(|e| match e {
+            Error::TopicExists(_) => CliError(format!("topic {:?} already exists", a.name)),
+            e => CliError(format!("cannot create topic {:?}: {e}", a.name)),
+        })?;
+    log_info!("topic '{}' created successfully", a.name);
+    Ok(())
+}
+
+/// Writes `text` to stdout; a closed pipe (`| head`) ends quietly.
+fn print_stdout(text: &str) -> CliResult<()> {
+    let mut out = std::io::stdout().lock();
+    match out.write_all(text.as_bytes()).and_then(|_| out.flush()) {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
+        Err(e) => Err(CliError(format!("cannot write to stdout: {e}"))),
+    }
+}
+
+/// `topic list`.
+pub fn list(a: &ListArgs, dotted: &Dotted) -> CliResult<()> {
+    let (driver, _) = open_driver(&a.driver, dotted)?;
+    let topics = driver
+        .list_topics()
+        .context(|| "cannot list topics".to_string())?;
+    let mut text = String::new();
+    for (name, desc) in topics {
+        if a.verbose {
+            let mut desc = desc;
+            if let Value::Object(map) = &mut desc {
+                map.entry("name").or_insert(Value::String(name));
+            }
+            text.push_str(&desc.to_string());
+        } else {
+            text.push_str(&name);
+        }
+        text.push('\n');
+    }
+    print_stdout(&text)
+}
+
+/// `topic info`: a pretty JSON document on stdout.
+pub fn info(a: &InfoArgs, dotted: &Dotted) -> CliResult<()> {
+    let (driver, options) = open_driver(&a.driver, dotted)?;
+    let topic = open_topic(&driver, &a.name)?;
+    let backend = topic.backend();
+    let n = topic.num_partitions();
+    let files = if driver.backend().name() == "files" {
+        Some(files_info::inspect(&options, &a.name, n)?)
+    } else {
+        None
+    };
+    let mut partitions = Vec::with_capacity(n);
+    let mut counts = Vec::with_capacity(n);
+    let mut total_bytes = 0u64;
+    for p in 0..n {
+        let events = end_position(backend.as_ref(), p)?;
+        counts.push(events);
+        let mut entry = json!({"partition": p, "events": events});
+        if let Some(f) = &files {
+            let b = &f.partitions[p];
+            total_bytes += b.total();
+            entry["bytes"] = json!({
+                "index": b.index,
+                "metadata": b.metadata,
+                "data": b.data,
+                "total": b.total(),
+            });
+        }
+        partitions.push(entry);
+    }
+    let mut doc = json!({
+        "name": a.name,
+        "driver": driver.backend().name(),
+        "num_partitions": n,
+        "events": counts.iter().sum::<u64>(),
+        "partitions": partitions,
+        "validator": topic.validator().metadata(),
+        "serializer": topic.serializer().metadata(),
+        "partition_selector": topic.partition_selector().metadata(),
+    });
+    if let Some(f) = &files {
+        doc["path"] = json!(f.path);
+        doc["bytes"] = json!(total_bytes);
+        let mut consumers = Map::new();
+        for name in &f.consumers {
+            let mut offsets = Vec::with_capacity(n);
+            let mut pending = Vec::with_capacity(n);
+            for (p, &count) in counts.iter().enumerate() {
+                let next = backend
+                    .load_offset(name, p)
+                    .context(|| format!("cannot read the position of consumer {name:?}"))?;
+                offsets.push(next);
+                pending.push(count.saturating_sub(next));
+            }
+            consumers.insert(name.clone(), json!({"next": offsets, "pending": pending}));
+        }
+        doc["consumers"] = Value::Object(consumers);
+    }
+    let text = serde_json::to_string_pretty(&doc).context(|| "cannot format JSON".to_string())?;
+    print_stdout(&(text + "\n"))
+}
