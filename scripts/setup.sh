@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
 # Installs what diaspora-stream-rs needs on Debian 12: a C toolchain, OpenMPI and MPICH (with
-# libclang for the MPI bindings), and a current Rust toolchain. Safe to run again.
+# libclang for the MPI bindings), OpenSSL headers and perl (for the bundled librdkafka), Python's
+# venv (for the test broker), and a current Rust toolchain. Safe to run again.
 set -euo pipefail
 
-packages=(build-essential pkg-config ca-certificates curl libclang-dev
-          libopenmpi-dev openmpi-bin libmpich-dev mpich)
+packages=(build-essential pkg-config ca-certificates curl libclang-dev libssl-dev perl
+          python3-venv libopenmpi-dev openmpi-bin libmpich-dev mpich)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -169,6 +169,9 @@ impl ConsumerBuilder {
         let pool = self
             .thread_pool
             .unwrap_or_else(|| self.topic.driver().default_thread_pool());
+        let reader = backend.open_reader(&self.name, &targets, &self.options)?;
+        let direct = reader.as_ref().is_some_and(|r| r.prefetches());
+        let direct_mode = direct;
         let shared = Arc::new(Shared {
             topic: self.topic,
             name: self.name,
@@ -190,15 +193,23 @@ impl ConsumerBuilder {
             ready: Condvar::new(),
             room: Condvar::new(),
             acked: Mutex::new(acked),
+            direct: Mutex::new(None),
+            direct_mode,
         });
-        let reader = shared
-            .topic
-            .backend()
-            .open_reader(&shared.name, &shared.targets)?;
+        let fetcher = Fetcher::new(&shared, next, reader);
+        if direct {
+            // The driver's client already prefetches in its own threads: read in the pulling
+            // thread instead of handing every event over from another one.
+            *shared.direct.lock().unwrap_or_else(|e| e.into_inner()) = Some(fetcher);
+            return Ok(Consumer {
+                shared,
+                prefetcher: None,
+            });
+        }
         let s = shared.clone();
         let prefetcher = std::thread::Builder::new()
             .name("diaspora-consumer".into())
-            .spawn(move || prefetch_loop(s, next, reader))
+            .spawn(move || prefetch_loop(s, fetcher))
             .map_err(|e| Error::io("spawn the consumer's prefetch thread for", "", e))?;
         Ok(Consumer {
             shared,
@@ -233,6 +244,10 @@ struct Shared {
     room: Condvar,
     /// Per partition of the topic: next id after the last acknowledged event.
     acked: Mutex<Vec<EventId>>,
+    /// The fetcher, when pulls read from the driver themselves (no prefetch thread).
+    direct: Mutex<Option<Fetcher>>,
+    /// Whether `direct` is used (fixed when the consumer is built).
+    direct_mode: bool,
 }
 
 impl Shared {
@@ -369,16 +384,111 @@ impl AckSink for Shared {
     }
 }
 
-fn prefetch_loop(
-    shared: Arc<Shared>,
-    mut next: Vec<EventId>,
-    mut reader: Option<Box<dyn PartitionReader>>,
-) {
-    let backend = shared.topic.backend().clone();
-    let with_data = shared.selector.is_none() && shared.allocator.is_none();
-    let mut cursor = 0usize;
+/// What one pass over the target partitions found.
+#[derive(PartialEq, Eq)]
+enum Round {
+    /// Events were queued.
+    Fetched,
+    /// No partition had anything new.
+    Empty,
+    /// An error was queued for the application.
+    Failed,
+}
+
+/// Reads batches from the driver into the consumer's queue (on the prefetch thread, or in the
+/// pulling thread for drivers whose client prefetches by itself).
+struct Fetcher {
+    next: Vec<EventId>,
+    reader: Option<Box<dyn PartitionReader>>,
+    cursor: usize,
+    eos: EndOfStreamTracker,
+    with_data: bool,
+}
+
+impl Fetcher {
+    fn new(shared: &Shared, next: Vec<EventId>, reader: Option<Box<dyn PartitionReader>>) -> Self {
+        Fetcher {
+            next,
+            reader,
+            cursor: 0,
+            eos: EndOfStreamTracker::new(shared.targets.len()),
+            with_data: shared.selector.is_none() && shared.allocator.is_none(),
+        }
+    }
+
+    /// Fetches one batch from the next partition that has something, and queues it.
+    fn round(&mut self, shared: &Arc<Shared>) -> Round {
+        let backend = shared.topic.backend();
+        for step in 0..shared.targets.len() {
+            let i = (self.cursor + step) % shared.targets.len();
+            if self.eos.ended[i] {
+                continue;
+            }
+            let p = shared.targets[i];
+            let result = match self.reader.as_mut() {
+                Some(r) => r.fetch(p, self.next[i], shared.fetch_size, self.with_data),
+                None => backend.fetch(p, self.next[i], shared.fetch_size, self.with_data),
+            };
+            let batch = match result {
+                Ok(b) => b,
+                Err(e) => {
+                    shared.lock().items.push_back(Err(e));
+                    shared.ready.notify_all();
+                    self.cursor = i + 1;
+                    return Round::Failed;
+                }
+            };
+            if batch.is_empty() {
+                continue;
+            }
+            let mut events = Vec::with_capacity(batch.len());
+            let mut resume_at = None;
+            let mut error = None;
+            for stored in batch {
+                let id = stored.id;
+                match shared.materialize(shared, p, stored) {
+                    Ok(ev) => {
+                        // Ids need not be dense (Kafka offsets): resume after the last one.
+                        resume_at = Some(id + 1);
+                        match parse_end_of_stream_marker(ev.metadata()) {
+                            Some((producer, producers)) => self.eos.record(i, producer, producers),
+                            None => events.push(Ok(ev)),
+                        }
+                    }
+                    Err(e) => {
+                        error = Some(e);
+                        break;
+                    }
+                }
+            }
+            if let Some(n) = resume_at {
+                self.next[i] = n;
+            }
+            let failed = error.is_some();
+            if let Some(e) = error {
+                events.push(Err(e));
+            }
+            {
+                let mut q = shared.lock();
+                q.items.extend(events);
+                if self.eos.all_ended() {
+                    q.ended = true;
+                }
+            }
+            shared.ready.notify_all();
+            self.cursor = i + 1;
+            return if failed {
+                Round::Failed
+            } else {
+                Round::Fetched
+            };
+        }
+        Round::Empty
+    }
+}
+
+fn prefetch_loop(shared: Arc<Shared>, mut fetcher: Fetcher) {
     let mut idle_sleep = Duration::from_micros(100);
-    let mut eos = EndOfStreamTracker::new(shared.targets.len());
     loop {
         {
             let mut q = shared.lock();
@@ -391,73 +501,14 @@ fn prefetch_loop(
                 return;
             }
         }
-        let mut fetched = false;
-        let mut failed = false;
-        for step in 0..shared.targets.len() {
-            let i = (cursor + step) % shared.targets.len();
-            if eos.ended[i] {
-                continue;
-            }
-            let p = shared.targets[i];
-            let result = match reader.as_mut() {
-                Some(r) => r.fetch(p, next[i], shared.fetch_size, with_data),
-                None => backend.fetch(p, next[i], shared.fetch_size, with_data),
-            };
-            let batch = match result {
-                Ok(b) => b,
-                Err(e) => {
-                    shared.lock().items.push_back(Err(e));
-                    shared.ready.notify_all();
-                    failed = true;
-                    cursor = i + 1;
-                    break;
-                }
-            };
-            if batch.is_empty() {
-                continue;
-            }
-            let mut events = Vec::with_capacity(batch.len());
-            let mut advanced = 0u64;
-            let mut error = None;
-            for stored in batch {
-                match shared.materialize(&shared, p, stored) {
-                    Ok(ev) => {
-                        advanced += 1;
-                        match parse_end_of_stream_marker(ev.metadata()) {
-                            Some((producer, producers)) => eos.record(i, producer, producers),
-                            None => events.push(Ok(ev)),
-                        }
-                    }
-                    Err(e) => {
-                        error = Some(e);
-                        break;
-                    }
-                }
-            }
-            next[i] += advanced;
-            if let Some(e) = error {
-                events.push(Err(e));
-                failed = true;
-            }
-            {
-                let mut q = shared.lock();
-                q.items.extend(events);
-                if eos.all_ended() {
-                    q.ended = true;
-                }
-            }
-            shared.ready.notify_all();
-            fetched = true;
-            cursor = i + 1;
-            break;
-        }
-        if fetched && !failed {
+        let round = fetcher.round(&shared);
+        if round == Round::Fetched {
             idle_sleep = Duration::from_micros(100);
             continue;
         }
         // Nothing new (or an error to let the application see): wait a little before polling
         // again, waking early if the consumer is dropped.
-        let sleep = if failed {
+        let sleep = if round == Round::Failed {
             MAX_IDLE_SLEEP * 10
         } else {
             idle_sleep
@@ -517,6 +568,27 @@ impl Drop for PullSource {
     }
 }
 
+impl PullSource {
+    /// Direct mode: runs one fetch round in this thread. False when the deadline has passed.
+    fn fetch_directly(&self, deadline: Option<Instant>) -> bool {
+        if deadline.is_some_and(|d| Instant::now() >= d) {
+            return false;
+        }
+        let mut direct = self.shared.direct.lock().unwrap_or_else(|e| e.into_inner());
+        // Another puller may have filled the queue while we waited for the fetcher.
+        if !self.shared.lock().items.is_empty() {
+            return true;
+        }
+        if let Some(fetcher) = direct.as_mut() {
+            if fetcher.round(&self.shared) == Round::Empty {
+                // The reader already waited a little; do not spin.
+                std::thread::yield_now();
+            }
+        }
+        true
+    }
+}
+
 impl Source<Event> for PullSource {
     fn wait_until(&self, deadline: Option<Instant>) -> Option<Result<Event>> {
         let mut slot = self.slot.lock().unwrap_or_else(|e| e.into_inner());
@@ -545,6 +617,14 @@ impl Source<Event> for PullSource {
             }
             if q.stop {
                 return Some(Err(Error::Closed("consumer")));
+            }
+            if self.shared.direct_mode {
+                drop(q);
+                if !self.fetch_directly(deadline) {
+                    return None;
+                }
+                q = self.shared.lock();
+                continue;
             }
             q = match deadline {
                 None => self.shared.ready.wait(q).unwrap_or_else(|e| e.into_inner()),
@@ -802,6 +882,8 @@ impl Drop for Consumer {
             // Prefetched events hold the consumer's state alive; they were never delivered.
             q.items.clear();
         }
+        // Close the driver-side reader now (events still held by the application do not need it).
+        *self.shared.direct.lock().unwrap_or_else(|e| e.into_inner()) = None;
         self.shared.room.notify_all();
         self.shared.ready.notify_all();
         if let Some(h) = self.prefetcher.take() {

@@ -149,6 +149,12 @@ pub trait PartitionReader: Send {
         max_events: usize,
         with_data: bool,
     ) -> Result<Vec<StoredEvent>>;
+
+    /// True when the backend's client prefetches by itself (librdkafka does): the engine then
+    /// reads in the pulling thread instead of running a prefetch thread of its own.
+    fn prefetches(&self) -> bool {
+        false
+    }
 }
 
 /// Administration side of a driver.
@@ -183,13 +189,20 @@ pub trait TopicBackend: Send + Sync {
     fn append_batch_async(&self, partition: usize, batch: EventBatch, done: BatchCallback) {
         done(self.append_batch(partition, &batch));
     }
-    /// A private reader for consumer `consumer` over `partitions`, if this backend needs one;
-    /// `None` (the default) means the engine calls [`TopicBackend::fetch`].
+    /// A private reader for consumer `consumer` over `partitions`, configured with the
+    /// consumer's driver-specific `options`, if this backend needs one; `None` (the default)
+    /// means the engine calls [`TopicBackend::fetch`].
     fn open_reader(
         &self,
         _consumer: &str,
         _partitions: &[usize],
+        _options: &Value,
     ) -> Result<Option<Box<dyn PartitionReader>>> {
+        Ok(None)
+    }
+    /// A view of this topic configured with one producer's driver-specific `options` (for
+    /// example Kafka client overrides); `None` (the default) means this backend as it is.
+    fn for_producer(&self, _options: &Value) -> Result<Option<Arc<dyn TopicBackend>>> {
         Ok(None)
     }
     /// Makes every batch appended so far durable according to the driver's policy.
@@ -231,6 +244,16 @@ fn drivers() -> &'static RwLock<HashMap<String, DriverFactory>> {
                 Ok(Arc::new(crate::drivers::files::FilesDriver::new(o)?) as Arc<dyn DriverBackend>)
             }),
         );
+        #[cfg(feature = "kafka")]
+        for name in ["kafka", "octopus"] {
+            m.insert(
+                name.into(),
+                Arc::new(|o: &Value| {
+                    Ok(Arc::new(crate::drivers::kafka::KafkaDriver::new(o)?)
+                        as Arc<dyn DriverBackend>)
+                }),
+            );
+        }
         RwLock::new(m)
     })
 }

@@ -153,10 +153,14 @@ impl ProducerBuilder {
             work_ready: Condvar::new(),
             progress: Condvar::new(),
         });
+        let backend = match shared.topic.backend().for_producer(&shared.options)? {
+            Some(b) => b,
+            None => shared.topic.backend().clone(),
+        };
         let s = shared.clone();
         let sender = std::thread::Builder::new()
             .name("diaspora-producer".into())
-            .spawn(move || sender_loop(s))
+            .spawn(move || sender_loop(s, backend))
             .map_err(|e| Error::io("spawn the producer's sender thread for", "", e))?;
         Ok(Producer {
             shared,
@@ -360,8 +364,7 @@ impl Source<EventId> for PushSource {
     }
 }
 
-fn sender_loop(shared: Arc<Shared>) {
-    let backend = shared.topic.backend().clone();
+fn sender_loop(shared: Arc<Shared>, backend: Arc<dyn crate::driver::TopicBackend>) {
     let mut st = shared.lock();
     loop {
         let work = match st.queue.pop_front() {

@@ -2,3 +2,5 @@
 //! [`crate::driver::TopicBackend`].
 
 pub mod files;
+#[cfg(feature = "kafka")]
+pub mod kafka;
