@@ -1,11 +1,13 @@
 #!/usr/bin/env bash
 # Installs what diaspora-stream-rs needs on Debian 12: a C toolchain, OpenMPI and MPICH (with
 # libclang for the MPI bindings), OpenSSL headers and perl (for the bundled librdkafka), Python's
-# venv (for the test broker), and a current Rust toolchain. Safe to run again.
+# venv (for the test broker), Slurm and munge (for the job-script tests on a local one-node
+# cluster), and a current Rust toolchain. Safe to run again.
 set -euo pipefail
 
 packages=(build-essential pkg-config ca-certificates curl libclang-dev libssl-dev perl
-          python3-venv libopenmpi-dev openmpi-bin libmpich-dev mpich)
+          python3-venv libopenmpi-dev openmpi-bin libmpich-dev mpich
+          munge slurmctld slurmd slurm-client)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -409,3 +409,57 @@ fn bad_configurations_fail_clearly() {
     ]);
     assert_fails_with(&o, &["--driver.root_path", "forward"]);
 }
+
+#[test]
+fn end_of_stream_is_passed_on_and_stops_the_daemon() {
+    use diaspora_stream::{DataView, Driver};
+    let s = Setup::new(&[("in", "out")]);
+    for (root, name) in [(&s.src, "in"), (&s.dst, "out")] {
+        Driver::new("files", &serde_json::json!({"root_path": root}))
+            .unwrap()
+            .create_topic(name, &serde_json::json!({"num_partitions": 2}))
+            .unwrap();
+    }
+    let src = Driver::new("files", &serde_json::json!({"root_path": &s.src}))
+        .unwrap()
+        .open_topic("in")
+        .unwrap();
+    let producer = src.producer().build().unwrap();
+    for i in 0..25u64 {
+        producer.push(
+            serde_json::json!({"i": i}),
+            DataView::from(vec![i as u8; 10]),
+        );
+    }
+    producer.end_of_stream(0, 1).wait().unwrap();
+    drop(producer);
+    let mut p = s.start("forward-eos");
+    // No signal: the daemon stops by itself once the source stream has ended.
+    let status = p.wait();
+    assert!(status.success(), "{}", p.stderr());
+    assert!(
+        p.stderr().contains("end of stream passed on"),
+        "{}",
+        p.stderr()
+    );
+    let dst = Driver::new("files", &serde_json::json!({"root_path": &s.dst}))
+        .unwrap()
+        .open_topic("out")
+        .unwrap();
+    let consumer = dst.consumer("check").build().unwrap();
+    let mut seen = Vec::new();
+    loop {
+        let ev = consumer
+            .pull()
+            .wait_timeout(Duration::from_secs(30))
+            .unwrap()
+            .expect("events, then the end of stream");
+        if ev.is_end_of_stream() {
+            break;
+        }
+        assert_eq!(ev.data().to_vec().len(), 10);
+        seen.push(ev.metadata().json()["i"].as_u64().unwrap());
+    }
+    seen.sort_unstable();
+    assert_eq!(seen, (0..25).collect::<Vec<u64>>());
+}

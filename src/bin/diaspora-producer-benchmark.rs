@@ -47,6 +47,10 @@ struct Args {
     /// Flush every this many events (0: only at the end).
     #[arg(short = 'f', long, default_value_t = 1000)]
     flush_interval: u64,
+    /// After the timed section, declare the end of the stream (every rank, collectively), so
+    /// that consumers stop once they have read everything.
+    #[arg(long)]
+    end_of_stream: bool,
 }
 
 fn metadata_of_size(m: usize, seed: u64) -> Value {
@@ -170,6 +174,9 @@ fn run(args: &Args, ranks: &Ranks) -> Result<(), String> {
     }
     if failed > 0 {
         return Err(format!("pushes failed on {failed} rank(s)"));
+    }
+    if args.end_of_stream {
+        ranks.end_of_stream(&producer)?;
     }
     let total = ranks.sum_u64(n);
     if ranks.rank == 0 {

@@ -74,6 +74,11 @@ mod imp {
                 .all_reduce_into(&v, &mut out, SystemOperation::max());
             out
         }
+        /// Declares the end of this rank's stream, collectively over all ranks.
+        pub fn end_of_stream(&self, producer: &diaspora_stream::Producer) -> Result<(), String> {
+            diaspora_stream::mpi::end_of_stream(&self.universe.world(), producer)
+                .map_err(|e| e.to_string())
+        }
         /// Exits with the worst code of all ranks.
         pub fn finish(self, code: i32) -> ! {
             let worst = self.sum_u64((code != 0) as u64);
@@ -101,6 +106,13 @@ mod imp {
         /// Identity.
         pub fn max_f64(&self, v: f64) -> f64 {
             v
+        }
+        /// Declares the end of the (single) producer's stream.
+        pub fn end_of_stream(&self, producer: &diaspora_stream::Producer) -> Result<(), String> {
+            producer
+                .end_of_stream(0, 1)
+                .wait()
+                .map_err(|e| e.to_string())
         }
         /// Exits with `code`.
         pub fn finish(self, code: i32) -> ! {

@@ -3,7 +3,8 @@
 //! Each event is printed as `{"partition":P,"id":N,"metadata":<JSON>,"data":"<base64>"}`.
 //! Without `--follow` the command first takes a snapshot of how many events each selected
 //! partition holds (with the driver's `fetch`), prints the events up to it and stops; with
-//! `--follow` it runs until SIGINT or SIGTERM. With `--ack` (which needs `--consumer`), events are
+//! `--follow` it runs until SIGINT or SIGTERM, or until the producers end the stream
+//! (`Producer::end_of_stream`). With `--ack` (which needs `--consumer`), events are
 //! acknowledged after they have been written to stdout, so a later run with the same consumer
 //! name starts after them.
 
@@ -24,7 +25,7 @@ Output (stdout), one event per line:
   {\"partition\": P, \"id\": N, \"metadata\": <JSON>, \"data\": \"<base64>\"}
 Without --follow, the command prints the events that the selected partitions hold when it starts
 (after the consumer's acknowledged position) and exits. With --follow, it waits for new events
-until SIGINT or SIGTERM. With --ack, printed events are acknowledged under the --consumer name, so
+until SIGINT or SIGTERM, or until the producers have ended the stream. With --ack, printed events are acknowledged under the --consumer name, so
 the next run with that name starts after them.
 
 Driver options: --driver.KEY VALUE (see `diaspora-ctl topic create --help` for value typing).
@@ -59,7 +60,7 @@ pub struct ConsumeArgs {
     #[arg(long)]
     ack: bool,
 
-    /// Keep waiting for new events until SIGINT or SIGTERM.
+    /// Keep waiting for new events until SIGINT, SIGTERM or the end of the stream.
     #[arg(long)]
     follow: bool,
 
@@ -236,8 +237,10 @@ pub fn run(a: &ConsumeArgs, dotted: &Dotted) -> CliResult<()> {
                     continue;
                 };
                 if ev.is_end_of_stream() {
+                    // Every selected partition ended its stream: nothing more will come, even
+                    // with --follow.
                     slot.1 = Some(slot.0);
-                    continue;
+                    break;
                 }
                 if slot.1.is_some_and(|end| ev.id() >= end) {
                     // Past the snapshot: leave it (unacknowledged) for the next run.

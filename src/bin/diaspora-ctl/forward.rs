@@ -65,6 +65,8 @@ Configuration (YAML):
 
 Events (metadata and data) are acknowledged on the source only after the destination stored them.
 SIGINT or SIGTERM: stop, flush, acknowledge, exit 0; a restart resumes exactly where it stopped.
+When a source stream ends (its producers called end_of_stream), the policy passes the end on to
+its destination and stops; the daemon exits 0 once every policy has stopped.
 After a crash (kill -9), up to the last ~100 ms of forwarded events may be forwarded again.";
 
 /// Options of `forward`.
@@ -303,7 +305,19 @@ impl Worker {
                 }
             };
             if ev.is_end_of_stream() {
-                continue;
+                // The source's producers ended their stream: pass the end on and stop this
+                // policy (the daemon exits once every policy has stopped).
+                self.commit(producer, &mut w)?;
+                producer
+                    .end_of_stream(0, 1)
+                    .wait()
+                    .map_err(|e| format!("cannot end the destination's stream: {e}"))?;
+                log_info!(
+                    "{} -> {}: the source stream ended; end of stream passed on",
+                    self.policy.from,
+                    self.policy.to
+                );
+                return Ok(());
             }
             let f = producer.push(ev.metadata().clone(), ev.data().clone());
             let mut rejected = false;
