@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Quick start, command 2: set up the machine, then run every test: unit tests, the conformance
 # suite on the files driver, C++ fixture compatibility, multi-process and crash tests, the CLI,
-# doc tests, the MPI tests under OpenMPI, the Kafka tests and the conformance suite on the kafka
+# doc tests, the MPI tests under OpenMPI, HDF5 export/import (serial and MPI), the Kafka tests and the conformance suite on the kafka
 # driver against a local broker; then the coupling job once more under MPICH, and the Slurm job
 # scripts on a local one-node cluster.
 # The C++ fixtures are read from ../shared next to the checkout. A broker is started on
@@ -16,13 +16,13 @@ if [ -z "${DIASPORA_KAFKA_BOOTSTRAP:-}" ]; then
 fi
 export DIASPORA_KAFKA_BOOTSTRAP
 
-cargo test --features mpi,kafka --no-fail-fast "$@"
+cargo test --features mpi,kafka,hdf5 --no-fail-fast "$@"
 
 echo "test: conformance suite on the kafka driver ($DIASPORA_KAFKA_BOOTSTRAP)"
 DIASPORA_TEST_BACKEND=kafka \
 DIASPORA_TEST_BACKEND_ARGS="{\"kafka\": {\"bootstrap.servers\": \"$DIASPORA_KAFKA_BOOTSTRAP\"}}" \
 DIASPORA_TEST_TOPIC_ARGS='{"replication_factor": 1}' \
-  cargo test --features mpi,kafka --test conformance
+  cargo test --features mpi,kafka,hdf5 --test conformance
 
 if command -v mpicc.mpich >/dev/null && command -v mpiexec.mpich >/dev/null; then
   echo "test: coupling job under MPICH"

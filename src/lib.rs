@@ -48,6 +48,8 @@ pub mod drivers;
 mod error;
 pub mod event;
 pub mod future;
+#[cfg(feature = "hdf5")]
+pub mod hdf5;
 pub mod json;
 pub mod metadata;
 #[cfg(feature = "mpi")]

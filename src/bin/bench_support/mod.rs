@@ -75,6 +75,7 @@ mod imp {
             out
         }
         /// Declares the end of this rank's stream, collectively over all ranks.
+        #[allow(dead_code)] // used by the producer benchmark only
         pub fn end_of_stream(&self, producer: &diaspora_stream::Producer) -> Result<(), String> {
             diaspora_stream::mpi::end_of_stream(&self.universe.world(), producer)
                 .map_err(|e| e.to_string())
@@ -108,6 +109,7 @@ mod imp {
             v
         }
         /// Declares the end of the (single) producer's stream.
+        #[allow(dead_code)] // used by the producer benchmark only
         pub fn end_of_stream(&self, producer: &diaspora_stream::Producer) -> Result<(), String> {
             producer
                 .end_of_stream(0, 1)

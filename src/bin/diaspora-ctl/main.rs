@@ -8,6 +8,7 @@
 //! * `fifo`: a daemon bridging named pipes and topics, driven by a control FIFO;
 //! * `forward`: a daemon copying topics to other topics, possibly of other drivers, from a YAML
 //!   configuration, without losing or duplicating events across a clean restart.
+//! * `export` / `import`: a topic to an HDF5 file and back (feature `hdf5`).
 //!
 //! Driver, topic and component options can be given as hierarchical command-line options
 //! (`--driver.root_path /tmp/x`, `--topic.num_partitions 4`; see [`options`]), on top of JSON
@@ -20,9 +21,11 @@
 mod logging;
 mod common;
 mod consume;
+mod export;
 mod fifo;
 mod files_info;
 mod forward;
+mod import;
 mod options;
 mod produce;
 mod signals;
@@ -96,6 +99,12 @@ enum Command {
     /// Run a daemon forwarding events from topics to other topics, as a YAML file says.
     #[command(after_help = forward::HELP)]
     Forward(forward::ForwardArgs),
+    /// Write a topic (or some partitions, an id range) to an HDF5 file (feature `hdf5`).
+    #[command(after_help = export::HELP)]
+    Export(export::ExportArgs),
+    /// Read an HDF5 file written by `export` back into a topic (feature `hdf5`).
+    #[command(after_help = import::HELP)]
+    Import(import::ImportArgs),
 }
 
 #[derive(Subcommand, Debug)]
@@ -183,6 +192,14 @@ fn run(command: Command, dotted: &options::Dotted) -> CliResult<()> {
         Command::Forward(a) => {
             dotted.only(&[], "forward")?;
             forward::run(&a)
+        }
+        Command::Export(a) => {
+            dotted.only(&["driver"], "export")?;
+            export::run(&a, dotted)
+        }
+        Command::Import(a) => {
+            dotted.only(&["driver", "topic"], "import")?;
+            import::run(&a, dotted)
         }
     }
 }
