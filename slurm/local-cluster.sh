@@ -10,6 +10,11 @@ CONF="$STATE/slurm.conf"
 cpus="${SLURM_LOCAL_CPUS:-4}"
 
 start() {
+  # Another slurmctld on the default port would answer our clients instead of ours.
+  if (exec 3<>/dev/tcp/127.0.0.1/6817) 2>/dev/null; then
+    echo "local-cluster: something already listens on 127.0.0.1:6817 (another slurmctld?)" >&2
+    return 1
+  fi
   mkdir -p "$STATE"/{ctld,spool,log}
   # munge: the authentication daemon Slurm needs (started only if not already running).
   if ! pgrep -x munged >/dev/null; then

@@ -8,11 +8,16 @@ export DIASPORA_SLURM_DIR="$PWD/slurm"
 bin="${DIASPORA_BIN:-$PWD/target/debug}"
 work="$(mktemp -d "$PWD/target/slurm-jobs.XXXXXX")"
 export STATE="$work/cluster"
-passed=0; failed=0
 check() { if eval "$2"; then passed=$((passed+1)); echo "slurm test: $1: ok"; else failed=$((failed+1)); echo "slurm test: $1: FAILED"; fi; }
 
+passed=0; failed=0
+cleanup() {
+  # Stop the daemons first: their PID files live in $work.
+  bash "$DIASPORA_SLURM_DIR/local-cluster.sh" stop
+  if [ "$failed" -eq 0 ]; then rm -rf "$work"; else echo "slurm test: files kept in $work"; fi
+}
+trap cleanup EXIT
 eval "$(bash "$DIASPORA_SLURM_DIR/local-cluster.sh" start)"
-trap 'bash "$DIASPORA_SLURM_DIR/local-cluster.sh" stop' EXIT
 cd "$work"
 
 # 1. Coupling job, 4 tasks: 2 simulation + 2 analysis ranks.
@@ -61,5 +66,5 @@ fi
 
 cd - >/dev/null
 echo "Slurm: $passed passed, $failed failed"
-[ "$failed" -eq 0 ] && rm -rf "$work"
+[ "$failed" -eq 0 ]
 [ "$failed" -eq 0 ]

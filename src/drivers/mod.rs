@@ -4,3 +4,4 @@
 pub mod files;
 #[cfg(feature = "kafka")]
 pub mod kafka;
+pub mod mofka;
