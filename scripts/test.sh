@@ -2,7 +2,8 @@
 # Quick start, command 2: set up the machine, then run every test: unit tests, the conformance
 # suite on the files driver, C++ fixture compatibility, multi-process and crash tests, the CLI,
 # doc tests, the MPI tests under OpenMPI, HDF5 export/import (serial and MPI), the Kafka tests and the conformance suite on the kafka
-# driver against a local broker; then the coupling job once more under MPICH, and the Slurm job
+# driver against a local broker; the Mercury/Argobots layers where those libraries are installed;
+# then the coupling job once more under MPICH, and the Slurm job
 # scripts on a local one-node cluster.
 # The C++ fixtures are read from ../shared next to the checkout. A broker is started on
 # 127.0.0.1 (and stopped at the end) unless DIASPORA_KAFKA_BOOTSTRAP names one.
@@ -23,6 +24,16 @@ DIASPORA_TEST_BACKEND=kafka \
 DIASPORA_TEST_BACKEND_ARGS="{\"kafka\": {\"bootstrap.servers\": \"$DIASPORA_KAFKA_BOOTSTRAP\"}}" \
 DIASPORA_TEST_TOPIC_ARGS='{"replication_factor": 1}' \
   cargo test --features mpi,kafka,hdf5 --test conformance
+
+# The Mercury layer and the Argobots runtime, where pkg-config finds both libraries (Spack puts
+# them on PKG_CONFIG_PATH). Neither is in Debian, so a fresh machine skips this part.
+if pkg-config --exists mercury argobots 2>/dev/null; then
+  echo "test: Mercury $(pkg-config --modversion mercury) and Argobots $(pkg-config --modversion argobots) layers"
+  cargo test --features mercury,argobots --lib --test mercury --test argobots
+  cargo test -p mercury-sys -p argobots-sys
+else
+  echo "test: Mercury/Argobots tests skipped: pkg-config finds no mercury.pc/argobots.pc (install them, e.g. 'spack install mercury argobots && spack load mercury argobots')"
+fi
 
 if command -v mpicc.mpich >/dev/null && command -v mpiexec.mpich >/dev/null; then
   echo "test: coupling job under MPICH"

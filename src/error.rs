@@ -119,6 +119,17 @@ pub enum Error {
         local: Option<String>,
     },
 
+    /// A transport call (Mercury) failed.
+    #[error("{operation}: {message} (Mercury code {code})")]
+    Transport {
+        /// The call that failed, with what it was given.
+        operation: String,
+        /// The library's return code.
+        code: i32,
+        /// The library's description of the code.
+        message: String,
+    },
+
     /// A backend-specific failure that fits no other class.
     #[error("{driver} driver: {message}")]
     Driver {

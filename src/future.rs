@@ -106,6 +106,10 @@ impl<T> Future<T> {
 pub(crate) struct Promise<T> {
     slot: Mutex<Option<Result<T>>>,
     cond: Condvar,
+    /// Argobots ULTs parked on this promise (they must not block their execution stream on
+    /// the condition variable).
+    #[cfg(feature = "argobots")]
+    parked: Mutex<Vec<Arc<crate::argobots::Eventual>>>,
 }
 
 impl<T> Promise<T> {
@@ -113,6 +117,8 @@ impl<T> Promise<T> {
         Promise {
             slot: Mutex::new(None),
             cond: Condvar::new(),
+            #[cfg(feature = "argobots")]
+            parked: Mutex::new(Vec::new()),
         }
     }
 
@@ -129,7 +135,55 @@ impl<T> Promise<T> {
             *slot = Some(value);
             drop(slot);
             self.cond.notify_all();
+            #[cfg(feature = "argobots")]
+            for eventual in self
+                .parked
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .drain(..)
+            {
+                eventual.set();
+            }
         }
+    }
+
+    /// `wait_map` for a caller running in an Argobots ULT: parks the ULT on an eventual.
+    #[cfg(feature = "argobots")]
+    fn wait_map_ult<U>(
+        &self,
+        deadline: Option<Instant>,
+        f: impl FnOnce(&Result<T>) -> U,
+    ) -> Option<U> {
+        let eventual = {
+            let slot = self.lock();
+            if let Some(v) = slot.as_ref() {
+                return Some(f(v));
+            }
+            let eventual = match crate::argobots::Eventual::new() {
+                Ok(e) => Arc::new(e),
+                // Cannot park: fall back to polling with yields.
+                Err(_) => {
+                    drop(slot);
+                    loop {
+                        if let Some(v) = self.lock().as_ref() {
+                            return Some(f(v));
+                        }
+                        if deadline.is_some_and(|d| Instant::now() >= d) {
+                            return None;
+                        }
+                        crate::argobots::yield_now();
+                    }
+                }
+            };
+            // Registered while the slot is locked, so `set` cannot slip in between.
+            self.parked
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .push(eventual.clone());
+            eventual
+        };
+        crate::argobots::park(&eventual, deadline);
+        self.lock().as_ref().map(f)
     }
 
     /// Waits for the value and maps it with `f` (under the lock, so `f` must be cheap).
@@ -138,6 +192,10 @@ impl<T> Promise<T> {
         deadline: Option<Instant>,
         f: impl FnOnce(&Result<T>) -> U,
     ) -> Option<U> {
+        #[cfg(feature = "argobots")]
+        if crate::argobots::in_ult() {
+            return self.wait_map_ult(deadline, f);
+        }
         let mut slot = self.lock();
         loop {
             if let Some(v) = slot.as_ref() {

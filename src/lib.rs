@@ -39,6 +39,8 @@
 
 #![warn(missing_docs)]
 
+#[cfg(feature = "argobots")]
+pub mod argobots;
 pub mod components;
 pub mod consumer;
 pub mod data_view;
@@ -51,6 +53,8 @@ pub mod future;
 #[cfg(feature = "hdf5")]
 pub mod hdf5;
 pub mod json;
+#[cfg(feature = "mercury")]
+pub mod mercury;
 pub mod metadata;
 #[cfg(feature = "mpi")]
 pub mod mpi;

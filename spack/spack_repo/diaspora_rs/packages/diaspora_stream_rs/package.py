@@ -32,12 +32,13 @@ CARGO_FEATURES = {
     "mpi": "mpi",
     "hdf5": "hdf5",
     "kafka": "kafka",
+    "mercury": "mercury",
     "mofka": "mofka",
     "argobots": "argobots",
 }
 
 #: Variants whose crates generate bindings with bindgen, which loads libclang while building.
-BINDGEN_VARIANTS = ("mpi", "mofka", "argobots")
+BINDGEN_VARIANTS = ("mpi", "mercury", "mofka", "argobots")
 
 #: Integration tests run by `spack install --test=root`. The other suites need the C++
 #: fixtures beside a git checkout, a Kafka broker, or an MPI launcher they configure themselves.
@@ -82,6 +83,9 @@ class DiasporaStreamRs(CargoPackage):
     variant("mpi", default=False, description="MPI coupling helpers; MPI-aware benchmarks")
     variant("hdf5", default=False, description="Export and import topics as HDF5 files")
     variant("kafka", default=False, description="Kafka/Octopus driver (bundled librdkafka)")
+    variant(
+        "mercury", default=False, description="Mercury RPC and RDMA layer (under the Mofka driver)"
+    )
     variant("mofka", default=False, description="Mofka driver over Mercury RPC and RDMA")
     variant("argobots", default=False, description="Argobots pools as thread pools")
 
@@ -100,13 +104,16 @@ class DiasporaStreamRs(CargoPackage):
     depends_on("gmake", type="build", when="+kafka")
     depends_on("cxx", type="build", when="+kafka")
     depends_on("pkgconfig", type="build", when="+kafka")
-    # The Mofka transport and the Argobots runtime are found through pkg-config.
+    # Mercury (the Mofka transport) and the Argobots runtime are found through pkg-config.
+    depends_on("mercury", when="+mercury")
+    depends_on("pkgconfig", type="build", when="+mercury")
     depends_on("mercury", when="+mofka")
     depends_on("pkgconfig", type="build", when="+mofka")
     depends_on("argobots", when="+argobots")
     depends_on("pkgconfig", type="build", when="+argobots")
     # libclang for bindgen ($LIBCLANG_PATH); one line per entry of BINDGEN_VARIANTS.
     depends_on("llvm+clang", type="build", when="+mpi")
+    depends_on("llvm+clang", type="build", when="+mercury")
     depends_on("llvm+clang", type="build", when="+mofka")
     depends_on("llvm+clang", type="build", when="+argobots")
 

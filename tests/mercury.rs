@@ -1,0 +1,341 @@
+//! The Mercury layer between two processes: RPC echo, and 1 MiB bulk transfers (the server
+//! pulls the client's memory and pushes into it), over `na+sm` and `ofi+tcp`.
+//!
+//! The server is this same test binary, started again with `DIASPORA_HG_TEST_SERVER` set: the
+//! `server_process` test then serves until told to stop, and prints its address on stdout.
+//! Transports the installed Mercury lacks are skipped with a message.
+
+#[cfg(not(feature = "mercury"))]
+#[test]
+#[ignore = "built without the `mercury` feature: install Mercury, then run `cargo test --features mercury` (README: Mercury and Argobots)"]
+fn mercury_tests_need_the_mercury_feature() {}
+
+#[cfg(feature = "mercury")]
+mod with_mercury {
+    use diaspora_stream::mercury::{
+        margo_rpc_id, supports, BulkAccess, BulkOp, Engine, EngineOptions, LocalBulk, RemoteBulk,
+        RemoteRegion, Request,
+    };
+    use std::io::{BufRead, BufReader};
+    use std::process::{Child, Command, Stdio};
+    use std::sync::mpsc;
+    use std::time::Duration;
+
+    const SERVER_ENV: &str = "DIASPORA_HG_TEST_SERVER";
+    const MIB: usize = 1 << 20;
+
+    fn echo_id() -> u64 {
+        margo_rpc_id("diaspora_test_echo", 1)
+    }
+    fn bulk_id() -> u64 {
+        margo_rpc_id("diaspora_test_bulk", 1)
+    }
+    fn stop_id() -> u64 {
+        margo_rpc_id("diaspora_test_stop", 1)
+    }
+
+    fn put_bytes(out: &mut Vec<u8>, b: &[u8]) {
+        out.extend_from_slice(&(b.len() as u64).to_le_bytes());
+        out.extend_from_slice(b);
+    }
+
+    fn get_bytes<'a>(input: &mut &'a [u8]) -> &'a [u8] {
+        let n = u64::from_le_bytes(input[..8].try_into().unwrap()) as usize;
+        let (b, rest) = input[8..].split_at(n);
+        *input = rest;
+        b
+    }
+
+    fn pattern(n: usize, seed: u8) -> Vec<u8> {
+        (0..n)
+            .map(|i| (i as u32).wrapping_mul(2654435761).to_le_bytes()[1] ^ seed)
+            .collect()
+    }
+
+    /// Server side of the bulk RPC: pulls the client's source buffer, checks it against the
+    /// pattern, transforms it and pushes the result into the client's destination buffer.
+    fn serve_bulk(req: Request) {
+        let engine = req.engine().clone();
+        let result = (|| -> Result<Vec<u8>, String> {
+            let mut input = req.input().as_ref();
+            let src = RemoteBulk::deserialize(&engine, get_bytes(&mut input))
+                .map_err(|e| e.to_string())?;
+            let dst = RemoteBulk::deserialize(&engine, get_bytes(&mut input))
+                .map_err(|e| e.to_string())?;
+            let origin = req.source().map_err(|e| e.to_string())?;
+            let n = src.size();
+            let local = LocalBulk::from_vec(&engine, vec![0; n], BulkAccess::ReadWrite)
+                .map_err(|e| e.to_string())?;
+            let local = engine
+                .transfer(
+                    BulkOp::Pull,
+                    RemoteRegion::new(&origin, &src, 0),
+                    local,
+                    0,
+                    n,
+                )
+                .wait()
+                .map_err(|e| e.to_string())?;
+            let mut data = local.into_vec().unwrap();
+            let checksum: u64 = data.iter().map(|&b| u64::from(b)).sum();
+            for b in &mut data {
+                *b ^= 0x5a;
+            }
+            // Push in two halves, at offsets, to exercise offsets on both sides.
+            let local = LocalBulk::from_vec(&engine, data, BulkAccess::ReadOnly)
+                .map_err(|e| e.to_string())?;
+            let half = n / 2;
+            let local = engine
+                .transfer(
+                    BulkOp::Push,
+                    RemoteRegion::new(&origin, &dst, 0),
+                    local,
+                    0,
+                    half,
+                )
+                .wait()
+                .map_err(|e| e.to_string())?;
+            engine
+                .transfer(
+                    BulkOp::Push,
+                    RemoteRegion::new(&origin, &dst, half),
+                    local,
+                    half,
+                    n - half,
+                )
+                .wait()
+                .map_err(|e| e.to_string())?;
+            Ok(checksum.to_le_bytes().to_vec())
+        })();
+        let mut out = Vec::new();
+        match result {
+            Ok(b) => {
+                out.push(1);
+                out.extend_from_slice(&b);
+            }
+            Err(e) => {
+                out.push(0);
+                put_bytes(&mut out, e.as_bytes());
+            }
+        }
+        req.respond(&out).wait().expect("respond");
+    }
+
+    /// Runs only as the child process (see the module documentation).
+    #[test]
+    #[ignore = "server process helper: started by the other tests of this file, not run on its own"]
+    fn server_process() {
+        let Ok(transport) = std::env::var(SERVER_ENV) else {
+            return;
+        };
+        let engine = Engine::new(
+            &transport,
+            EngineOptions {
+                listen: true,
+                ..Default::default()
+            },
+        )
+        .expect("server engine");
+        engine
+            .register(echo_id(), |req: Request| {
+                let input = req.input().clone();
+                req.respond(&input).wait().expect("respond");
+            })
+            .unwrap();
+        engine.register(bulk_id(), serve_bulk).unwrap();
+        let (tx, rx) = mpsc::channel();
+        let tx = std::sync::Mutex::new(tx);
+        engine
+            .register(stop_id(), move |req: Request| {
+                req.respond(b"bye").wait().expect("respond");
+                let _ = tx.lock().unwrap().send(());
+            })
+            .unwrap();
+        println!("ADDRESS {}", engine.self_address().unwrap());
+        rx.recv_timeout(Duration::from_secs(120))
+            .expect("the client never asked the server to stop");
+    }
+
+    struct Server {
+        child: Child,
+        address: String,
+    }
+
+    impl Server {
+        fn start(transport: &str) -> Server {
+            let mut child = Command::new(std::env::current_exe().unwrap())
+                .args([
+                    "--exact",
+                    "with_mercury::server_process",
+                    "--ignored",
+                    "--nocapture",
+                ])
+                .env(SERVER_ENV, transport)
+                .env("FI_TCP_IFACE", "lo")
+                .stdout(Stdio::piped())
+                .spawn()
+                .expect("start the server process");
+            let stdout = child.stdout.take().unwrap();
+            let mut lines = BufReader::new(stdout).lines();
+            let address = loop {
+                match lines.next() {
+                    Some(Ok(line)) => {
+                        if let Some(a) = line.strip_prefix("ADDRESS ") {
+                            break a.to_string();
+                        }
+                    }
+                    _ => {
+                        let _ = child.kill();
+                        panic!("the server exited before printing its address");
+                    }
+                }
+            };
+            // Keep draining the child's stdout so it never blocks on a full pipe.
+            std::thread::spawn(move || for _ in lines {});
+            Server { child, address }
+        }
+    }
+
+    impl Drop for Server {
+        fn drop(&mut self) {
+            // Normally the server has exited after the stop RPC; make sure of it.
+            for _ in 0..100 {
+                if let Ok(Some(_)) = self.child.try_wait() {
+                    return;
+                }
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+
+    fn client_server_round(transport: &str, server_transport: &str) {
+        if !supports(transport) {
+            eprintln!("skipped: this Mercury has no {transport} plugin");
+            return;
+        }
+        let mut server = Server::start(server_transport);
+        let client = Engine::new(transport, EngineOptions::default()).expect("client engine");
+        let target = client.lookup(&server.address).expect("lookup");
+        assert!(!target.to_string().is_empty());
+
+        // Echo: small, empty and larger than the eager buffer (Mercury moves the rest by RDMA).
+        for size in [0usize, 1, 100, 4000, 64 * 1024] {
+            let payload = pattern(size, 7);
+            let reply = client
+                .forward(&target, echo_id(), &payload)
+                .wait_timeout(Duration::from_secs(30))
+                .expect("echo")
+                .expect("echo timed out");
+            assert_eq!(reply.len(), payload.len(), "echo of {size} bytes");
+            assert_eq!(&reply[..], &payload[..], "echo of {size} bytes");
+        }
+        // Concurrent echoes from several threads share the engine.
+        std::thread::scope(|s| {
+            for t in 0..4u8 {
+                let (client, target) = (&client, &target);
+                s.spawn(move || {
+                    for i in 0..50 {
+                        let payload = pattern(32 + i, t);
+                        let reply = client.forward(target, echo_id(), &payload).wait().unwrap();
+                        assert_eq!(&reply[..], &payload[..]);
+                    }
+                });
+            }
+        });
+
+        // Bulk: the server pulls 1 MiB from `src`, pushes it transformed into `dst`.
+        let data = pattern(MIB, 3);
+        let src = LocalBulk::expose(&client, vec![bytes::Bytes::from(data.clone())]).unwrap();
+        let dst = LocalBulk::from_vec(&client, vec![0; MIB], BulkAccess::WriteOnly).unwrap();
+        let mut msg = Vec::new();
+        put_bytes(&mut msg, &src.serialize().unwrap());
+        put_bytes(&mut msg, &dst.serialize().unwrap());
+        let reply = client
+            .forward(&target, bulk_id(), &msg)
+            .wait_timeout(Duration::from_secs(60))
+            .expect("bulk rpc")
+            .expect("bulk rpc timed out");
+        if reply[0] != 1 {
+            let mut rest = &reply[1..];
+            panic!(
+                "server failed: {}",
+                String::from_utf8_lossy(get_bytes(&mut rest))
+            );
+        }
+        let checksum = u64::from_le_bytes(reply[1..9].try_into().unwrap());
+        assert_eq!(checksum, data.iter().map(|&b| u64::from(b)).sum::<u64>());
+        let received = dst.into_vec().unwrap();
+        assert_eq!(received.len(), MIB);
+        let expected: Vec<u8> = data.iter().map(|b| b ^ 0x5a).collect();
+        assert!(received == expected, "pushed bytes differ");
+        drop(src);
+
+        // An RPC id the server never registered fails instead of hanging.
+        match client
+            .forward(&target, margo_rpc_id("diaspora_test_nobody", 1), b"x")
+            .wait_timeout(Duration::from_secs(30))
+        {
+            Err(e) => assert!(e.to_string().contains("HG_Forward"), "{e}"),
+            Ok(None) => panic!("an unregistered RPC got no answer within 30 s"),
+            Ok(Some(reply)) => panic!("unregistered RPC answered: {reply:?}"),
+        }
+
+        let bye = client.forward(&target, stop_id(), b"").wait().unwrap();
+        assert_eq!(&bye[..], b"bye");
+        let status = server.child.wait().unwrap();
+        assert!(status.success(), "server exited with {status}");
+    }
+
+    #[test]
+    fn echo_and_bulk_over_na_sm() {
+        client_server_round("na+sm", "na+sm");
+    }
+
+    #[test]
+    fn echo_and_bulk_over_ofi_tcp() {
+        client_server_round("ofi+tcp", "ofi+tcp://127.0.0.1");
+    }
+
+    #[test]
+    fn self_address_lookup_and_local_bulk_checks() {
+        if !supports("na+sm") {
+            eprintln!("skipped: this Mercury has no na+sm plugin");
+            return;
+        }
+        let engine = Engine::new(
+            "na+sm",
+            EngineOptions {
+                listen: true,
+                ..Default::default()
+            },
+        )
+        .unwrap();
+        let me = engine.self_address().unwrap();
+        assert!(me.starts_with("na+sm://"), "{me}");
+        let addr = engine.lookup(&me).unwrap();
+        assert_eq!(addr.clone().to_string(), addr.to_string());
+        // Loopback RPC through the engine's own address.
+        engine
+            .register(echo_id(), |req: Request| {
+                let v = req.input().clone();
+                req.respond(&v).wait().unwrap();
+            })
+            .unwrap();
+        let r = engine.forward(&addr, echo_id(), b"loop").wait().unwrap();
+        assert_eq!(&r[..], b"loop");
+        // Misuse is reported, not undefined.
+        assert!(LocalBulk::from_vec(&engine, Vec::new(), BulkAccess::ReadWrite).is_err());
+        assert!(RemoteBulk::deserialize(&engine, &[]).is_err());
+        assert!(RemoteBulk::deserialize(&engine, &[1, 2, 3]).is_err());
+        let ro = LocalBulk::expose(&engine, vec![bytes::Bytes::from_static(b"abc")]).unwrap();
+        let remote = RemoteBulk::deserialize(&engine, &ro.serialize().unwrap()).unwrap();
+        assert_eq!(remote.size(), 3);
+        let pull_into_ro =
+            engine.transfer(BulkOp::Pull, RemoteRegion::new(&addr, &remote, 0), ro, 0, 3);
+        assert!(pull_into_ro.wait().is_err());
+        assert!(engine.lookup("na+sm://no-such-peer").is_err());
+        assert!(Engine::new("nonsense+proto", EngineOptions::default()).is_err());
+    }
+}
