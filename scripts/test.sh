@@ -29,10 +29,12 @@ DIASPORA_TEST_TOPIC_ARGS='{"replication_factor": 1}' \
 # them on PKG_CONFIG_PATH). Neither is in Debian, so a fresh machine skips this part.
 if pkg-config --exists mercury argobots 2>/dev/null; then
   echo "test: Mercury $(pkg-config --modversion mercury) and Argobots $(pkg-config --modversion argobots) layers"
-  cargo test --features mercury,argobots --lib --test mercury --test argobots
+  cargo test --features mercury,argobots,mofka --lib --test mercury --test argobots --test mofka
   cargo test -p mercury-sys -p argobots-sys
+  echo "test: conformance suite on the mofka driver (Rust mock service over na+sm)"
+  DIASPORA_TEST_BACKEND=mofka cargo test --features mofka --test conformance
 else
-  echo "test: Mercury/Argobots tests skipped: pkg-config finds no mercury.pc/argobots.pc (install them, e.g. 'spack install mercury argobots && spack load mercury argobots')"
+  echo "test: Mercury/Argobots/Mofka tests skipped: pkg-config finds no mercury.pc/argobots.pc (install them, e.g. 'spack install mercury argobots && spack load mercury argobots')"
 fi
 
 if command -v mpicc.mpich >/dev/null && command -v mpiexec.mpich >/dev/null; then

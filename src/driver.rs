@@ -113,6 +113,9 @@ pub struct StoredEvent {
     pub data_location: u64,
     /// The whole data part, when the fetch asked for it and the driver had it at hand.
     pub data: Option<Bytes>,
+    /// The backend's own description of where the data is (Mofka's descriptors), passed back
+    /// to `read_data`; `None` for backends that use `data_location`.
+    pub descriptor: Option<crate::DataDescriptor>,
 }
 
 /// The ids a driver assigned to the events of one batch, in batch order.
@@ -242,6 +245,13 @@ fn drivers() -> &'static RwLock<HashMap<String, DriverFactory>> {
             "files".into(),
             Arc::new(|o: &Value| {
                 Ok(Arc::new(crate::drivers::files::FilesDriver::new(o)?) as Arc<dyn DriverBackend>)
+            }),
+        );
+        #[cfg(feature = "mofka")]
+        m.insert(
+            "mofka".into(),
+            Arc::new(|o: &Value| {
+                Ok(Arc::new(crate::drivers::mofka::MofkaDriver::new(o)?) as Arc<dyn DriverBackend>)
             }),
         );
         #[cfg(feature = "kafka")]

@@ -109,10 +109,23 @@ impl Default for EngineOptions {
             handler_threads: 2,
             progress_timeout: Duration::from_millis(100),
             shutdown_timeout: Duration::from_secs(5),
-            progress_spindown: Duration::from_millis(1),
+            progress_spindown: default_spindown(),
         }
     }
 }
+
+/// The default [`EngineOptions::progress_spindown`]: `DIASPORA_MERCURY_SPINDOWN_US`
+/// microseconds when set, else [`DEFAULT_SPINDOWN`].
+fn default_spindown() -> Duration {
+    std::env::var("DIASPORA_MERCURY_SPINDOWN_US")
+        .ok()
+        .and_then(|v| v.trim().parse().ok())
+        .map(Duration::from_micros)
+        .unwrap_or(DEFAULT_SPINDOWN)
+}
+
+/// Default polling time of the progress thread after a completion.
+pub const DEFAULT_SPINDOWN: Duration = Duration::from_micros(100);
 
 impl std::fmt::Debug for EngineOptions {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -855,6 +868,8 @@ pub enum BulkAccess {
 enum BulkMemory {
     Shared(Vec<Bytes>),
     Owned(Vec<u8>),
+    /// Memory the caller of [`LocalBulk::from_raw_segments`] keeps alive.
+    Borrowed(Vec<(*mut u8, usize)>),
 }
 
 /// Local memory exposed for RDMA, with the Mercury bulk handle describing it.
@@ -947,6 +962,29 @@ impl LocalBulk {
         })
     }
 
+    /// Exposes memory this bulk does not own, for example an application's buffer that a
+    /// blocking call fills by RDMA before it returns.
+    ///
+    /// # Safety
+    ///
+    /// Every segment must stay valid (and, unless `access` is read-only, not be read or written
+    /// by anything else) until the bulk is dropped and every transfer or remote operation on it
+    /// has completed, including operations a peer performs with the serialized handle.
+    pub unsafe fn from_raw_segments(
+        engine: &Engine,
+        segments: &[(*mut u8, usize)],
+        access: BulkAccess,
+    ) -> Result<LocalBulk> {
+        let raw = create_bulk(engine, segments, access)?;
+        Ok(LocalBulk {
+            raw,
+            size: segments.iter().map(|s| s.1).sum(),
+            memory: BulkMemory::Borrowed(segments.to_vec()),
+            access,
+            _engine: engine.inner.clone(),
+        })
+    }
+
     /// Total size in bytes.
     pub fn size(&self) -> usize {
         self.size
@@ -962,6 +1000,11 @@ impl LocalBulk {
         match &self.memory {
             BulkMemory::Shared(s) => s.iter().map(|b| b.as_ref()).collect(),
             BulkMemory::Owned(v) => vec![v.as_slice()],
+            // SAFETY: the creator guarantees the memory is valid while the bulk lives.
+            BulkMemory::Borrowed(segs) => segs
+                .iter()
+                .map(|&(p, n)| unsafe { std::slice::from_raw_parts(p as *const u8, n) })
+                .collect(),
         }
     }
 
@@ -969,7 +1012,7 @@ impl LocalBulk {
     pub fn into_vec(mut self) -> Option<Vec<u8>> {
         match std::mem::replace(&mut self.memory, BulkMemory::Shared(Vec::new())) {
             BulkMemory::Owned(v) => Some(v),
-            BulkMemory::Shared(_) => None,
+            BulkMemory::Shared(_) | BulkMemory::Borrowed(_) => None,
         }
     }
 

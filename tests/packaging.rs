@@ -23,7 +23,7 @@ const REPO_YAML: &str = "spack/spack_repo/diaspora_rs/repo.yaml";
 /// Cargo features that the recipe already has variants for but that the crate does not have
 /// yet. A variant mapped to a feature missing from Cargo.toml fails the test unless it is here;
 /// remove a name once its feature has landed (the test prints a reminder).
-const PLANNED_FEATURES: &[&str] = &["mofka"];
+const PLANNED_FEATURES: &[&str] = &[];
 
 fn root() -> &'static Path {
     Path::new(env!("CARGO_MANIFEST_DIR"))

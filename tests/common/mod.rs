@@ -81,9 +81,44 @@ pub fn test_driver() -> (Driver, Option<tempfile::TempDir>) {
             dir = Some(d);
         }
     }
+    #[cfg(feature = "mofka")]
+    if name == "mofka" && args.get("group_file").is_none() {
+        if !args.is_object() {
+            args = Value::Object(Map::new());
+        }
+        let version = args
+            .get("wire_version")
+            .and_then(Value::as_str)
+            .unwrap_or("0.9")
+            .to_string();
+        args["group_file"] = Value::String(mofka_group_file(&version));
+    }
     let driver = Driver::new(&name, &args)
         .unwrap_or_else(|e| panic!("cannot create driver {name:?} with options {args}: {e}"));
     (driver, dir)
+}
+
+/// The Mofka service the tests use when the driver options name none: the real one given by
+/// `MOFKA_GROUP_FILE`, or else a Rust mock service started once for this test process (on
+/// `DIASPORA_TEST_MOFKA_TRANSPORT`, default `na+sm`) speaking wire `version`.
+#[cfg(feature = "mofka")]
+pub fn mofka_group_file(version: &str) -> String {
+    use diaspora_stream::drivers::mofka::{mock::MockService, wire::WireVersion};
+    use std::sync::OnceLock;
+    if let Ok(g) = std::env::var("MOFKA_GROUP_FILE") {
+        return g;
+    }
+    static MOCK: OnceLock<(MockService, tempfile::TempDir)> = OnceLock::new();
+    let (mock, _dir) = MOCK.get_or_init(|| {
+        let dir = tempfile::tempdir().expect("cannot create a temporary directory");
+        let transport =
+            std::env::var("DIASPORA_TEST_MOFKA_TRANSPORT").unwrap_or_else(|_| "na+sm".to_string());
+        let version: WireVersion = version.parse().expect("wire_version");
+        let mock = MockService::start(&transport, version, dir.path())
+            .unwrap_or_else(|e| panic!("cannot start the Mofka mock service on {transport}: {e}"));
+        (mock, dir)
+    });
+    mock.group_file().to_string_lossy().into_owned()
 }
 
 /// A topic name no other test (in this or an earlier process) has used: drivers such as Kafka

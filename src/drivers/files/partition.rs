@@ -397,6 +397,7 @@ impl PartitionFiles {
             .iter()
             .enumerate()
             .map(|(i, r)| StoredEvent {
+                descriptor: None,
                 id: from + i as u64,
                 metadata: metadata[i].clone(),
                 data_size: r.data_size,

@@ -880,6 +880,7 @@ impl KafkaReader {
     fn ingest(&mut self, p: usize, offset: u64, value: Bytes) -> Result<()> {
         let event = match decode_record(value, &self.topic, p, offset)? {
             Some((metadata, data)) => StoredEvent {
+                descriptor: None,
                 id: offset,
                 data_size: data.len() as u64,
                 data_location: offset,
@@ -891,6 +892,7 @@ impl KafkaReader {
                 let mut md = Vec::new();
                 crate::components::encode_length_prefixed_for_marker(&mut md);
                 StoredEvent {
+                    descriptor: None,
                     id: offset,
                     metadata: Bytes::from(md),
                     data_size: 0,

@@ -18,6 +18,7 @@ from spack.package import (
     install_tree,
     join_path,
     license,
+    requires,
     mkdirp,
     run_after,
     variant,
@@ -87,6 +88,8 @@ class DiasporaStreamRs(CargoPackage):
         "mercury", default=False, description="Mercury RPC and RDMA layer (under the Mofka driver)"
     )
     variant("mofka", default=False, description="Mofka driver over Mercury RPC and RDMA")
+    # The Mofka driver is built on the Mercury layer.
+    requires("+mercury", when="+mofka")
     variant("argobots", default=False, description="Argobots pools as thread pools")
 
     # Matches rust-version in Cargo.toml (tests/packaging.rs checks it).

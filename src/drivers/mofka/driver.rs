@@ -1,0 +1,1146 @@
+//! The `"mofka"` driver: a native client of Mofka services over the Mercury layer.
+//!
+//! Options (JSON):
+//!
+//! | key | meaning |
+//! |---|---|
+//! | `group_file` | (required) the Flock group file of the service (`{"members": [{"address": ...}]}`) |
+//! | `wire_version` | `"0.9"` (default) or `"0.8"`: the `send_batch` layout of the service |
+//! | `address` | Mercury address or transport this client listens on (default: the members' protocol, on the members' host for TCP) |
+//! | `rpc_timeout_ms` | how long a call waits for its response (default 30000) |
+//! | `margo` | accepted for compatibility with the C++ driver's options and ignored |
+//!
+//! Topic options: `num_partitions` (default 1) and `partition_type` (default `"memory"`).
+//! Consumer options: `batch_size` events per `recv_batch` (default 128). Producer options:
+//! `producer_name` (default `diaspora-rs-<pid>`), `ack_early` (0.9 only; sent, ignored by
+//! current servers).
+//!
+//! Discovery follows the C++ client: the first member's Bedrock (provider 0) runs a Jx9 query
+//! for the Yokan provider tagged `mofka:master`; a topic is three Yokan keys
+//! `MOFKA:GLOBAL:<topic>:{validator,selector,serializer}` and a Yokan collection
+//! `MOFKA:GLOBAL:<topic>:partitions` of `{"address", "provider_id", "uuid"}` documents; new
+//! partitions are Bedrock providers of type `mofka` started by the client.
+//!
+//! Consumer positions live in the service (per consumer name, in memory on current servers):
+//! a consumer is fed from its name's cursor, and acknowledgements move the cursor. So
+//! [`TopicBackend::load_offset`] is 0 and the feed decides where reading resumes.
+
+use super::rpc::{decode_request, respond, Caller};
+use super::wire::layout::{decode_descriptors, decode_sizes, split_entries};
+use super::wire::*;
+use crate::components::TopicComponents;
+use crate::driver::{
+    BatchIds, DriverBackend, EventBatch, PartitionReader, StoredEvent, TopicBackend,
+};
+use crate::error::{Error, Result};
+use crate::mercury::{BulkAccess, Engine, EngineOptions, LocalBulk, Request};
+use crate::metadata::PartitionInfo;
+use crate::types::EventId;
+use crate::Metadata;
+use bytes::Bytes;
+use serde_json::{json, Value};
+use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, Weak};
+use std::time::{Duration, Instant};
+
+const KEY_PREFIX: &str = "MOFKA:GLOBAL:";
+const COMPONENT_KEYS: [&str; 3] = ["validator", "selector", "serializer"];
+const DEFAULT_BATCH_SIZE: u64 = 128;
+/// Events not yet pulled by the application after which a consumer stops answering the
+/// service's `recv_batch` calls (the service then waits: flow control).
+const INBOX_LIMIT: usize = 16 * 1024;
+
+/// Jx9 script run by Bedrock to find the master database: the ids of the Yokan providers that
+/// carry the `mofka:master` tag.
+const MASTER_QUERY: &str = r#"
+$ids = [];
+foreach ($__config__.providers as $provider) {
+    if ($provider.type == "yokan" && in_array("mofka:master", $provider.tags)) {
+        array_push($ids, $provider.provider_id);
+    }
+}
+return $ids;
+"#;
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+fn mofka_err(message: impl Into<String>) -> Error {
+    Error::Driver {
+        driver: "mofka",
+        message: message.into(),
+    }
+}
+
+/// Parsed driver options.
+#[derive(Clone, Debug)]
+struct Config {
+    group_file: PathBuf,
+    version: WireVersion,
+    address: Option<String>,
+    timeout: Duration,
+}
+
+impl Config {
+    fn parse(options: &Value) -> Result<Config> {
+        let bad = |m: String| Error::config("mofka driver", m);
+        let obj = options
+            .as_object()
+            .ok_or_else(|| bad("options must be a JSON object".into()))?;
+        let group_file = obj
+            .get("group_file")
+            .and_then(Value::as_str)
+            .ok_or_else(|| bad("\"group_file\" (the service's group file) is required".into()))?;
+        let version = match obj.get("wire_version") {
+            None | Some(Value::Null) => WireVersion::CURRENT,
+            Some(Value::String(s)) => s.parse().map_err(bad)?,
+            Some(v) => return Err(bad(format!("\"wire_version\" must be a string, not {v}"))),
+        };
+        let address = match obj.get("address") {
+            None | Some(Value::Null) => None,
+            Some(Value::String(s)) => Some(s.clone()),
+            Some(v) => return Err(bad(format!("\"address\" must be a string, not {v}"))),
+        };
+        let timeout = match obj.get("rpc_timeout_ms") {
+            None | Some(Value::Null) => Duration::from_secs(30),
+            Some(v) => Duration::from_millis(v.as_u64().filter(|&t| t > 0).ok_or_else(|| {
+                bad(format!(
+                    "\"rpc_timeout_ms\" must be a positive integer, not {v}"
+                ))
+            })?),
+        };
+        Ok(Config {
+            group_file: PathBuf::from(group_file),
+            version,
+            address,
+            timeout,
+        })
+    }
+}
+
+/// The members' addresses from a Flock group file, without duplicates.
+fn read_group_file(path: &std::path::Path) -> Result<Vec<String>> {
+    let text = std::fs::read_to_string(path).map_err(|e| Error::io("read", path, e))?;
+    let v: Value = serde_json::from_str(&text)
+        .map_err(|e| Error::corrupt(path, 0, format!("not a JSON group file: {e}")))?;
+    let members = v
+        .get("members")
+        .and_then(Value::as_array)
+        .ok_or_else(|| Error::corrupt(path, 0, "no \"members\" array"))?;
+    let mut out: Vec<String> = Vec::new();
+    for m in members {
+        if let Some(a) = m.get("address").and_then(Value::as_str) {
+            if !out.iter().any(|x| x == a) {
+                out.push(a.to_string());
+            }
+        }
+    }
+    if out.is_empty() {
+        return Err(Error::corrupt(path, 0, "the group has no member address"));
+    }
+    Ok(out)
+}
+
+/// What this client listens on, derived from a member's address: the same protocol, and for
+/// TCP the same host (so that a service on 127.0.0.1 gets a client on 127.0.0.1).
+fn listen_info(member: &str) -> String {
+    let (protocol, rest) = member.split_once("://").unwrap_or((member, ""));
+    let protocol = protocol.split(';').next().unwrap_or(protocol);
+    if protocol.starts_with("ofi+") || protocol.starts_with("ucx+") {
+        let host = rest.rsplit_once(':').map(|(h, _)| h).unwrap_or(rest);
+        if !host.is_empty() {
+            return format!("{protocol}://{host}");
+        }
+    }
+    protocol.to_string()
+}
+
+fn new_uuid() -> String {
+    use std::hash::{BuildHasher, Hasher};
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    let mut words = [0u64; 2];
+    for w in &mut words {
+        let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+        h.write_u64(COUNTER.fetch_add(1, Ordering::Relaxed));
+        h.write_u32(std::process::id());
+        h.write_u128(
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.as_nanos())
+                .unwrap_or(0),
+        );
+        *w = h.finish();
+    }
+    let x = ((words[0] as u128) << 64) | words[1] as u128;
+    let s = format!("{x:032x}");
+    format!(
+        "{}-{}-{}-{}-{}",
+        &s[..8],
+        &s[8..12],
+        &s[12..16],
+        &s[16..20],
+        &s[20..]
+    )
+}
+
+/// Events a consumer subscription has received and not handed out yet.
+#[derive(Default)]
+struct InboxState {
+    queues: HashMap<u64, VecDeque<StoredEvent>>,
+    queued: usize,
+    error: Option<String>,
+}
+
+struct Inbox {
+    state: Mutex<InboxState>,
+    changed: Condvar,
+}
+
+/// State shared by the driver, its topics and the `recv_batch` handler.
+struct Shared {
+    caller: Caller,
+    bedrock: String,
+    master: (String, u16),
+    inboxes: Mutex<HashMap<u64, Arc<Inbox>>>,
+    next_ctx: AtomicU64,
+}
+
+impl Shared {
+    fn yokan<Q: WireMessage, R: WireMessage>(&self, rpc: Rpc, body: &Q) -> Result<R> {
+        self.caller
+            .call(&self.master.0, rpc.name(), self.master.1, body)
+    }
+
+    fn new_ctx(&self) -> u64 {
+        (u64::from(std::process::id()) << 32) | self.next_ctx.fetch_add(1, Ordering::Relaxed)
+    }
+
+    fn get_keys(&self, keys: &[String]) -> Result<Vec<Option<Vec<u8>>>> {
+        let ksizes: Vec<u64> = keys.iter().map(|k| k.len() as u64).collect();
+        let kbytes: Vec<u8> = keys.iter().flat_map(|k| k.bytes()).collect();
+        let lengths: LengthDirectResponse = self.yokan(
+            Rpc::LengthDirect,
+            &LengthDirectRequest {
+                mode: yokan_mode::NO_RDMA,
+                timeout_ms: 0.0,
+                keys: kbytes.clone(),
+                sizes: ksizes.clone(),
+            },
+        )?;
+        check_yokan("length", lengths.ret)?;
+        let total: u64 = lengths
+            .sizes
+            .iter()
+            .filter(|&&s| s < yokan_mode::NO_MORE)
+            .sum();
+        if lengths
+            .sizes
+            .iter()
+            .all(|&s| s == yokan_mode::KEY_NOT_FOUND_SIZE)
+        {
+            return Ok(vec![None; keys.len()]);
+        }
+        let got: GetDirectResponse = self.yokan(
+            Rpc::GetDirect,
+            &GetDirectRequest {
+                mode: yokan_mode::NO_RDMA,
+                timeout_ms: 0.0,
+                vbufsize: total,
+                ksizes,
+                keys: kbytes,
+            },
+        )?;
+        check_yokan("get", got.ret)?;
+        let mut out = Vec::with_capacity(keys.len());
+        let mut pos = 0usize;
+        for &s in &got.vsizes {
+            if s >= yokan_mode::NO_MORE {
+                out.push(None);
+            } else {
+                let end = pos + s as usize;
+                let v = got
+                    .vals
+                    .get(pos..end)
+                    .ok_or_else(|| mofka_err("Yokan returned fewer value bytes than announced"))?;
+                out.push(Some(v.to_vec()));
+                pos = end;
+            }
+        }
+        out.resize(keys.len(), None);
+        Ok(out)
+    }
+
+    fn list_partitions(&self, topic: &str) -> Result<Option<Vec<Value>>> {
+        let coll = format!("{KEY_PREFIX}{topic}:partitions");
+        let mut docs = Vec::new();
+        loop {
+            let r: DocListDirectResponse = self.yokan(
+                Rpc::DocListDirect,
+                &DocListDirectRequest {
+                    mode: yokan_mode::NO_RDMA,
+                    timeout_ms: 0.0,
+                    count: 256,
+                    from_id: docs.len() as u64,
+                    coll_name: HgString::new(coll.clone()),
+                    filter: Vec::new(),
+                    bufsize: 1 << 20,
+                },
+            )?;
+            if r.ret == YokanStatus::KEY_NOT_FOUND {
+                return Ok(None);
+            }
+            check_yokan("doc_list", r.ret)?;
+            let sizes: Vec<u64> = r
+                .sizes
+                .iter()
+                .copied()
+                .take_while(|&s| s < yokan_mode::NO_MORE)
+                .collect();
+            let entries = split_entries(&sizes, &r.docs)?;
+            for e in &entries {
+                docs.push(serde_json::from_slice::<Value>(e).map_err(|err| {
+                    mofka_err(format!(
+                        "partition document of topic {topic:?} is not JSON: {err}"
+                    ))
+                })?);
+            }
+            if entries.len() < 256 {
+                return Ok(Some(docs));
+            }
+        }
+    }
+}
+
+fn check_yokan(what: &str, ret: i32) -> Result<()> {
+    if ret == YokanStatus::SUCCESS {
+        Ok(())
+    } else {
+        Err(mofka_err(format!("Yokan {what} failed with code {ret}")))
+    }
+}
+
+/// The `"mofka"` driver.
+pub struct MofkaDriver {
+    shared: Arc<Shared>,
+}
+
+impl std::fmt::Debug for MofkaDriver {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MofkaDriver")
+            .field("bedrock", &self.shared.bedrock)
+            .field("master", &self.shared.master)
+            .finish()
+    }
+}
+
+impl MofkaDriver {
+    /// Connects to the service named by the options' group file (see the module docs).
+    pub fn new(options: &Value) -> Result<MofkaDriver> {
+        let config = Config::parse(options)?;
+        let members = read_group_file(&config.group_file)?;
+        let info = config
+            .address
+            .clone()
+            .unwrap_or_else(|| listen_info(&members[0]));
+        // Servers call consumers back (recv_batch), so the client listens.
+        let engine = Engine::new(
+            &info,
+            EngineOptions {
+                listen: true,
+                ..Default::default()
+            },
+        )?;
+        let caller = Caller::new(engine.clone(), config.version, config.timeout);
+        let mut master = None;
+        let mut errors = Vec::new();
+        for member in &members {
+            let r: Result<QueryConfigResponse> = caller.call(
+                member,
+                Rpc::QueryConfig.name(),
+                0,
+                &QueryConfigRequest {
+                    script: MASTER_QUERY.to_string(),
+                },
+            );
+            match r {
+                Ok(r) if r.success => {
+                    let ids: Value = serde_json::from_str(&r.content).unwrap_or(Value::Null);
+                    let first = match &ids {
+                        Value::Array(a) => a.first().and_then(Value::as_u64),
+                        Value::Number(n) => n.as_u64(),
+                        _ => None,
+                    };
+                    if let Some(id) = first {
+                        master = Some((member.clone(), id as u16));
+                        break;
+                    }
+                    errors.push(format!(
+                        "{member}: no mofka:master database ({})",
+                        r.content
+                    ));
+                }
+                Ok(r) => errors.push(format!("{member}: query failed: {}", r.content)),
+                Err(e) => errors.push(format!("{member}: {e}")),
+            }
+        }
+        let master = master.ok_or_else(|| {
+            mofka_err(format!(
+                "no member of {} has a Yokan database tagged mofka:master: {}",
+                config.group_file.display(),
+                errors.join("; ")
+            ))
+        })?;
+        let shared = Arc::new(Shared {
+            caller,
+            // Partitions are started by the Bedrock server that holds the master database.
+            bedrock: master.0.clone(),
+            master,
+            inboxes: Mutex::new(HashMap::new()),
+            next_ctx: AtomicU64::new(1),
+        });
+        register_recv_batch(&shared)?;
+        Ok(MofkaDriver { shared })
+    }
+}
+
+/// Registers the `recv_batch` handler (provider id 0) that fills consumer inboxes.
+fn register_recv_batch(shared: &Arc<Shared>) -> Result<()> {
+    let weak: Weak<Shared> = Arc::downgrade(shared);
+    shared
+        .caller
+        .engine
+        .register(rpc_id(Rpc::RecvBatch.name(), 0), move |request: Request| {
+            let Some(shared) = weak.upgrade() else {
+                return;
+            };
+            let version = shared.caller.version;
+            let result = receive(&shared, request.input());
+            let body = RecvBatchResponse::from(result.map_err(|e| e.to_string()));
+            respond(request, version, &body);
+        })
+}
+
+fn receive(shared: &Shared, input: &[u8]) -> Result<()> {
+    let q: RecvBatchRequest = decode_request(shared.caller.version, input)?;
+    let inbox = lock(&shared.inboxes).get(&q.consumer_ctx).cloned();
+    let Some(inbox) = inbox else {
+        return Err(mofka_err(format!(
+            "no subscription with context {:#x}",
+            q.consumer_ctx
+        )));
+    };
+    if q.count == 0 {
+        // `first_id == u64::MAX`: the partition is complete; nothing to store.
+        return Ok(());
+    }
+    let meta_sizes = decode_sizes(&shared.caller.pull(&q.metadata_sizes)?)?;
+    let meta = shared.caller.pull(&q.metadata)?;
+    let desc_sizes = shared.caller.pull(&q.descriptor_sizes)?;
+    let desc = shared.caller.pull(&q.descriptors)?;
+    let entries = split_entries(&meta_sizes, &meta)?;
+    let descriptors = decode_descriptors(&desc_sizes, &desc)?;
+    if entries.len() as u64 != q.count || descriptors.len() as u64 != q.count {
+        return Err(mofka_err(format!(
+            "batch of {} events carries {} metadata and {} descriptors",
+            q.count,
+            entries.len(),
+            descriptors.len()
+        )));
+    }
+    let mut st = lock(&inbox.state);
+    // Flow control: do not answer (so the service does not send more) while the application
+    // is far behind.
+    let deadline = Instant::now() + shared.caller.timeout / 2;
+    while st.queued > INBOX_LIMIT && Instant::now() < deadline {
+        st = inbox
+            .changed
+            .wait_timeout(st, Duration::from_millis(50))
+            .unwrap_or_else(|e| e.into_inner())
+            .0;
+    }
+    let queue = st.queues.entry(q.partition_index).or_default();
+    for (i, (m, d)) in entries.iter().zip(descriptors).enumerate() {
+        queue.push_back(StoredEvent {
+            id: q.first_id + i as u64,
+            metadata: Bytes::copy_from_slice(m),
+            data_size: d.size(),
+            data_location: 0,
+            data: None,
+            descriptor: Some(d),
+        });
+    }
+    st.queued += q.count as usize;
+    drop(st);
+    inbox.changed.notify_all();
+    Ok(())
+}
+
+impl DriverBackend for MofkaDriver {
+    fn name(&self) -> &'static str {
+        "mofka"
+    }
+
+    fn create_topic(
+        &self,
+        name: &str,
+        options: &Value,
+        components: &TopicComponents,
+    ) -> Result<()> {
+        check_topic_name(name)?;
+        let n = match options.get("num_partitions") {
+            None | Some(Value::Null) => 1,
+            Some(v) => v
+                .as_u64()
+                .filter(|n| (1..=1 << 16).contains(n))
+                .ok_or_else(|| {
+                    Error::config(
+                        "topic",
+                        format!("\"num_partitions\" must be an integer from 1 to 65536, not {v}"),
+                    )
+                })? as usize,
+        };
+        let partition_type = options
+            .get("partition_type")
+            .and_then(Value::as_str)
+            .unwrap_or("memory")
+            .to_string();
+        let infos = vec![PartitionInfo::default(); n];
+        components.partition_selector.set_partitions(&infos);
+        let values = [
+            components.validator.metadata(),
+            components.partition_selector.metadata(),
+            components.serializer.metadata(),
+        ];
+        let keys: Vec<String> = COMPONENT_KEYS
+            .iter()
+            .map(|k| format!("{KEY_PREFIX}{name}:{k}"))
+            .collect();
+        let vals: Vec<Vec<u8>> = values
+            .iter()
+            .map(|v| crate::json::to_compact_string(v).into_bytes())
+            .collect();
+        let status: YokanStatus = self.shared.yokan(
+            Rpc::PutDirect,
+            &PutDirectRequest {
+                mode: yokan_mode::NEW_ONLY | yokan_mode::NO_RDMA,
+                timeout_ms: 0.0,
+                ksizes: keys.iter().map(|k| k.len() as u64).collect(),
+                vsizes: vals.iter().map(|v| v.len() as u64).collect(),
+                keys: keys.iter().flat_map(|k| k.bytes()).collect(),
+                vals: vals.concat(),
+            },
+        )?;
+        if status.ret == YokanStatus::KEY_EXISTS {
+            return Err(Error::TopicExists(name.to_string()));
+        }
+        check_yokan("put", status.ret)?;
+        let coll = format!("{KEY_PREFIX}{name}:partitions");
+        let status: YokanStatus = self.shared.yokan(
+            Rpc::CollCreate,
+            &CollCreateRequest {
+                mode: yokan_mode::DEFAULT,
+                timeout_ms: 0.0,
+                coll_name: HgString::new(coll.clone()),
+            },
+        )?;
+        check_yokan("coll_create", status.ret)?;
+        let (master_addr, master_id) = &self.shared.master;
+        for _ in 0..n {
+            let uuid = new_uuid();
+            let description = json!({
+                "name": format!("{name}_partition_{}", &uuid[..8]),
+                "type": "mofka",
+                "config": {"topic": name, "type": partition_type, "uuid": uuid, "partition": {}},
+                "tags": ["mofka:partition"],
+                "dependencies": {"master_database": format!("yokan:{master_id}@{master_addr}")},
+            });
+            let started: StartProviderResponse = self.shared.caller.call(
+                &self.shared.bedrock,
+                Rpc::StartProvider.name(),
+                0,
+                &StartProviderRequest {
+                    description: description.to_string(),
+                },
+            )?;
+            if !started.success {
+                return Err(mofka_err(format!(
+                    "Bedrock could not start a partition of topic {name:?}: {}",
+                    started.error
+                )));
+            }
+            let doc = json!({
+                "address": self.shared.bedrock,
+                "provider_id": started.value,
+                "uuid": uuid,
+            })
+            .to_string();
+            let stored: DocStoreResponse = self.shared.yokan(
+                Rpc::DocStoreDirect,
+                &DocStoreDirectRequest {
+                    mode: yokan_mode::NO_RDMA,
+                    timeout_ms: 0.0,
+                    coll_name: HgString::new(coll.clone()),
+                    sizes: vec![doc.len() as u64],
+                    docs: doc.into_bytes(),
+                },
+            )?;
+            check_yokan("doc_store", stored.ret)?;
+        }
+        Ok(())
+    }
+
+    fn open_topic(&self, name: &str) -> Result<Arc<dyn TopicBackend>> {
+        check_topic_name(name)?;
+        let keys: Vec<String> = COMPONENT_KEYS
+            .iter()
+            .map(|k| format!("{KEY_PREFIX}{name}:{k}"))
+            .collect();
+        let values = self.shared.get_keys(&keys)?;
+        if values.iter().all(Option::is_none) {
+            return Err(Error::TopicNotFound(name.to_string()));
+        }
+        let configs: Vec<Value> = values
+            .iter()
+            .map(|v| match v {
+                Some(b) => serde_json::from_slice(b).map_err(|e| {
+                    mofka_err(format!("a component of topic {name:?} is not JSON: {e}"))
+                }),
+                None => Ok(Value::Null),
+            })
+            .collect::<Result<_>>()?;
+        let components = TopicComponents::from_configs(&configs[0], &configs[1], &configs[2])
+            .map_err(|e| Error::config("topic", format!("topic {name:?}: {e}")))?;
+        let docs = self
+            .shared
+            .list_partitions(name)?
+            .ok_or_else(|| mofka_err(format!("topic {name:?} has no partition collection")))?;
+        let mut partitions = Vec::with_capacity(docs.len());
+        for d in docs {
+            let address = d.get("address").and_then(Value::as_str);
+            let provider = d.get("provider_id").and_then(Value::as_u64);
+            match (address, provider) {
+                (Some(a), Some(p)) if p <= u16::MAX as u64 => {
+                    partitions.push(PartitionRef {
+                        address: a.to_string(),
+                        provider_id: p as u16,
+                        info: Metadata::new(d.clone()),
+                    });
+                }
+                _ => return Err(mofka_err(format!("bad partition document {d}"))),
+            }
+        }
+        if partitions.is_empty() {
+            return Err(mofka_err(format!("topic {name:?} has no partition")));
+        }
+        let infos: Vec<PartitionInfo> = partitions.iter().map(|p| p.info.clone()).collect();
+        components.partition_selector.set_partitions(&infos);
+        Ok(Arc::new(MofkaTopic {
+            name: name.to_string(),
+            shared: self.shared.clone(),
+            partitions,
+            components,
+            producer_name: format!("diaspora-rs-{}", std::process::id()),
+            ack_early: false,
+        }))
+    }
+
+    fn topic_exists(&self, name: &str) -> Result<bool> {
+        check_topic_name(name)?;
+        let values = self
+            .shared
+            .get_keys(&[format!("{KEY_PREFIX}{name}:validator")])?;
+        Ok(values[0].is_some())
+    }
+
+    fn list_topics(&self) -> Result<BTreeMap<String, Value>> {
+        let mut names = std::collections::BTreeSet::new();
+        let mut from = Vec::new();
+        loop {
+            let r: ListKeysDirectResponse = self.shared.yokan(
+                Rpc::ListKeysDirect,
+                &ListKeysDirectRequest {
+                    mode: yokan_mode::NO_RDMA,
+                    timeout_ms: 0.0,
+                    count: 256,
+                    from_key: from.clone(),
+                    filter: KEY_PREFIX.as_bytes().to_vec(),
+                    keys_buf_size: 256 * 1024,
+                },
+            )?;
+            check_yokan("list_keys", r.ret)?;
+            let sizes: Vec<u64> = r
+                .ksizes
+                .iter()
+                .copied()
+                .take_while(|&s| s < yokan_mode::NO_MORE)
+                .collect();
+            let keys = split_entries(&sizes, &r.keys)?;
+            for k in &keys {
+                let k = String::from_utf8_lossy(k);
+                if let Some(rest) = k.strip_prefix(KEY_PREFIX) {
+                    if let Some((topic, _)) = rest.rsplit_once(':') {
+                        names.insert(topic.to_string());
+                    }
+                }
+            }
+            match keys.last() {
+                Some(last) if keys.len() == 256 => from = last.to_vec(),
+                _ => break,
+            }
+        }
+        let mut out = BTreeMap::new();
+        for name in names {
+            let n = self
+                .shared
+                .list_partitions(&name)?
+                .map(|d| d.len())
+                .unwrap_or(0);
+            out.insert(name.clone(), json!({"name": name, "num_partitions": n}));
+        }
+        Ok(out)
+    }
+}
+
+fn check_topic_name(name: &str) -> Result<()> {
+    if name.is_empty() || name.contains(':') || name.contains('\0') {
+        return Err(Error::InvalidArgument(format!(
+            "invalid topic name {name:?}: it must be non-empty and contain no ':'"
+        )));
+    }
+    Ok(())
+}
+
+struct PartitionRef {
+    address: String,
+    provider_id: u16,
+    info: PartitionInfo,
+}
+
+/// An open Mofka topic.
+struct MofkaTopic {
+    name: String,
+    shared: Arc<Shared>,
+    partitions: Vec<PartitionRef>,
+    components: TopicComponents,
+    producer_name: String,
+    ack_early: bool,
+}
+
+impl MofkaTopic {
+    fn partition(&self, p: usize) -> Result<&PartitionRef> {
+        self.partitions
+            .get(p)
+            .ok_or_else(|| Error::PartitionOutOfRange {
+                topic: self.name.clone(),
+                partition: p,
+                num_partitions: self.partitions.len(),
+            })
+    }
+
+    fn call<Q: WireMessage, R: WireMessage>(&self, p: usize, rpc: Rpc, body: &Q) -> Result<R> {
+        let part = self.partition(p)?;
+        self.shared
+            .caller
+            .call(&part.address, rpc.name(), part.provider_id, body)
+    }
+
+    /// Subscribes `ctx` to partitions `parts` under consumer name `name`.
+    fn subscribe(
+        &self,
+        ctx: u64,
+        name: &str,
+        parts: &[usize],
+        batch_size: u64,
+    ) -> Result<Arc<Inbox>> {
+        let inbox = Arc::new(Inbox {
+            state: Mutex::new(InboxState::default()),
+            changed: Condvar::new(),
+        });
+        lock(&self.shared.inboxes).insert(ctx, inbox.clone());
+        for &p in parts {
+            let r: Result<RequestEventsResponse> = self.call(
+                p,
+                Rpc::RequestEvents,
+                &RequestEventsRequest {
+                    consumer_ctx: ctx,
+                    partition_index: p as u64,
+                    consumer_name: name.to_string(),
+                    count: 0,
+                    batch_size,
+                },
+            );
+            if let Err(e) = r.and_then(|r| r.into_result().map_err(mofka_err)) {
+                self.unsubscribe(ctx, parts);
+                return Err(e);
+            }
+        }
+        Ok(inbox)
+    }
+
+    fn unsubscribe(&self, ctx: u64, parts: &[usize]) {
+        for &p in parts {
+            let _: Result<RemoveConsumerResponse> = self.call(
+                p,
+                Rpc::RemoveConsumer,
+                &RemoveConsumerRequest {
+                    consumer_ctx: ctx,
+                    partition_index: p as u64,
+                },
+            );
+        }
+        lock(&self.shared.inboxes).remove(&ctx);
+    }
+
+    /// Fetches the whole data of an event (for consumers without selector or allocator).
+    fn whole_data(&self, p: usize, event: &StoredEvent) -> Result<Bytes> {
+        let mut buf = vec![0u8; event.data_size as usize];
+        if !buf.is_empty() {
+            let size = buf.len() as u64;
+            self.read_data(p, event, &[(0, size)], &mut [&mut buf[..]])?;
+        }
+        Ok(Bytes::from(buf))
+    }
+}
+
+impl TopicBackend for MofkaTopic {
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    fn partitions(&self) -> Vec<PartitionInfo> {
+        self.partitions.iter().map(|p| p.info.clone()).collect()
+    }
+
+    fn components(&self) -> TopicComponents {
+        self.components.clone()
+    }
+
+    fn append_batch(&self, partition: usize, batch: &EventBatch) -> Result<BatchIds> {
+        self.partition(partition)?;
+        let n = batch.len();
+        let meta_sizes: Vec<u64> = (0..n).map(|i| batch.metadata_of(i).len() as u64).collect();
+        let mut meta_segments = vec![Bytes::from(layout::encode_sizes(&meta_sizes))];
+        if !batch.metadata_bytes().is_empty() {
+            meta_segments.push(Bytes::copy_from_slice(batch.metadata_bytes()));
+        }
+        let data_sizes: Vec<u64> = (0..n).map(|i| batch.data_of(i).size() as u64).collect();
+        let mut data_segments = vec![Bytes::from(layout::encode_sizes(&data_sizes))];
+        for i in 0..n {
+            data_segments.extend(
+                batch
+                    .data_of(i)
+                    .segments()
+                    .iter()
+                    .filter(|s| !s.is_empty())
+                    .cloned(),
+            );
+        }
+        let (_meta_bulk, metadata) = self.shared.caller.expose(meta_segments)?;
+        let (_data_bulk, data) = self.shared.caller.expose(data_segments)?;
+        let response: SendBatchResponse = self.call(
+            partition,
+            Rpc::SendBatch,
+            &SendBatchRequest {
+                producer_name: self.producer_name.clone(),
+                count: n as u64,
+                ack_early: self.ack_early,
+                metadata,
+                data,
+            },
+        )?;
+        // The bulks stay alive until here: the service has pulled them before answering.
+        let first = response
+            .into_result()
+            .map_err(|e| mofka_err(format!("partition {partition} refused a batch: {e}")))?;
+        Ok(BatchIds::Contiguous(first))
+    }
+
+    fn open_reader(
+        &self,
+        consumer: &str,
+        partitions: &[usize],
+        options: &Value,
+    ) -> Result<Option<Box<dyn PartitionReader>>> {
+        for &p in partitions {
+            self.partition(p)?;
+        }
+        let batch_size = match options.get("batch_size") {
+            None | Some(Value::Null) => DEFAULT_BATCH_SIZE,
+            Some(v) => v.as_u64().filter(|&b| b > 0).ok_or_else(|| {
+                Error::config(
+                    "consumer",
+                    format!("\"batch_size\" must be a positive integer, not {v}"),
+                )
+            })?,
+        };
+        let ctx = self.shared.new_ctx();
+        let inbox = self.subscribe(ctx, consumer, partitions, batch_size)?;
+        Ok(Some(Box::new(MofkaReader {
+            topic: MofkaTopic {
+                name: self.name.clone(),
+                shared: self.shared.clone(),
+                partitions: self
+                    .partitions
+                    .iter()
+                    .map(|p| PartitionRef {
+                        address: p.address.clone(),
+                        provider_id: p.provider_id,
+                        info: p.info.clone(),
+                    })
+                    .collect(),
+                components: self.components.clone(),
+                producer_name: self.producer_name.clone(),
+                ack_early: self.ack_early,
+            },
+            ctx,
+            inbox,
+            parts: partitions.to_vec(),
+        })))
+    }
+
+    fn for_producer(&self, options: &Value) -> Result<Option<Arc<dyn TopicBackend>>> {
+        let name = options.get("producer_name").and_then(Value::as_str);
+        let ack_early = options.get("ack_early").and_then(Value::as_bool);
+        if name.is_none() && ack_early.is_none() {
+            return Ok(None);
+        }
+        Ok(Some(Arc::new(MofkaTopic {
+            name: self.name.clone(),
+            shared: self.shared.clone(),
+            partitions: self
+                .partitions
+                .iter()
+                .map(|p| PartitionRef {
+                    address: p.address.clone(),
+                    provider_id: p.provider_id,
+                    info: p.info.clone(),
+                })
+                .collect(),
+            components: self.components.clone(),
+            producer_name: name
+                .map(str::to_string)
+                .unwrap_or_else(|| self.producer_name.clone()),
+            ack_early: ack_early.unwrap_or(self.ack_early),
+        })))
+    }
+
+    fn sync(&self, _partitions: &[usize]) -> Result<()> {
+        // A batch is acknowledged once the partition stored it: nothing is pending here.
+        Ok(())
+    }
+
+    fn fetch(
+        &self,
+        partition: usize,
+        from: EventId,
+        max_events: usize,
+        with_data: bool,
+    ) -> Result<Vec<StoredEvent>> {
+        // Mofka has no random access: subscribe under a fresh name (cursor 0), skip to `from`,
+        // and stop when the feed has been quiet for a moment.
+        self.partition(partition)?;
+        let ctx = self.shared.new_ctx();
+        let name = format!("diaspora-fetch-{ctx:x}");
+        let inbox = self.subscribe(ctx, &name, &[partition], DEFAULT_BATCH_SIZE)?;
+        let quiet = Duration::from_millis(200);
+        let mut out = Vec::new();
+        let mut last = Instant::now();
+        {
+            let mut st = lock(&inbox.state);
+            while out.len() < max_events {
+                let q = st.queues.entry(partition as u64).or_default();
+                if let Some(ev) = q.pop_front() {
+                    st.queued -= 1;
+                    last = Instant::now();
+                    if ev.id >= from {
+                        out.push(ev);
+                    }
+                    continue;
+                }
+                if last.elapsed() >= quiet {
+                    break;
+                }
+                st = inbox
+                    .changed
+                    .wait_timeout(st, Duration::from_millis(20))
+                    .unwrap_or_else(|e| e.into_inner())
+                    .0;
+            }
+        }
+        self.unsubscribe(ctx, &[partition]);
+        if with_data {
+            for ev in &mut out {
+                ev.data = Some(self.whole_data(partition, ev)?);
+            }
+        }
+        Ok(out)
+    }
+
+    fn read_data(
+        &self,
+        partition: usize,
+        event: &StoredEvent,
+        ranges: &[(u64, u64)],
+        dst: &mut [&mut [u8]],
+    ) -> Result<()> {
+        let base = event
+            .descriptor
+            .as_ref()
+            .ok_or_else(|| mofka_err("event without a data descriptor"))?;
+        let total: u64 = ranges.iter().map(|r| r.1).sum();
+        if total == 0 {
+            return Ok(());
+        }
+        let selected = base.unstructured_view(ranges)?;
+        // The destination segments, trimmed to the selected size.
+        let mut segments = Vec::new();
+        let mut left = total as usize;
+        for d in dst.iter_mut() {
+            if left == 0 {
+                break;
+            }
+            let n = d.len().min(left);
+            if n > 0 {
+                segments.push((d.as_mut_ptr(), n));
+                left -= n;
+            }
+        }
+        if left > 0 {
+            return Err(Error::DataSelection(format!(
+                "the destination holds {} bytes fewer than the {total} selected",
+                left
+            )));
+        }
+        // SAFETY: `dst` is borrowed mutably for this whole call, and the call returns only
+        // after the service answered request_data, which it does after its push completed.
+        let bulk = unsafe {
+            LocalBulk::from_raw_segments(
+                &self.shared.caller.engine,
+                &segments,
+                BulkAccess::WriteOnly,
+            )?
+        };
+        let dest = self.shared.caller.describe(&bulk)?;
+        let part = self.partition(partition)?;
+        let target = self.shared.caller.address(&part.address)?;
+        let payload = super::rpc::encode_request(
+            self.shared.caller.version,
+            &RequestDataRequest {
+                descriptor: selected,
+                dest,
+            },
+        );
+        // No timeout here: returning early would let the service write into memory the caller
+        // may have freed.
+        let reply = self
+            .shared
+            .caller
+            .engine
+            .forward(
+                &target,
+                rpc_id(Rpc::RequestData.name(), part.provider_id),
+                &payload,
+            )
+            .wait()?;
+        drop(bulk);
+        let mut dec = Decoder::new(&reply, self.shared.caller.version);
+        let hg_ret = dec.i32("margo.hg_ret")?;
+        if hg_ret != HG_SUCCESS {
+            return Err(mofka_err(format!(
+                "request_data failed (Margo code {hg_ret})"
+            )));
+        }
+        let response = RequestDataResponse::read(&mut dec)?;
+        let results = response
+            .into_result()
+            .map_err(|e| Error::DataSelection(format!("event {}: {e}", event.id)))?;
+        match results.into_iter().next() {
+            Some(MofkaResult::Err(e)) => {
+                Err(Error::DataSelection(format!("event {}: {e}", event.id)))
+            }
+            _ => Ok(()),
+        }
+    }
+
+    fn load_offset(&self, _consumer: &str, partition: usize) -> Result<EventId> {
+        // The service keeps the cursor and feeds from it.
+        self.partition(partition)?;
+        Ok(0)
+    }
+
+    fn store_offset(&self, consumer: &str, partition: usize, next: EventId) -> Result<()> {
+        if next == 0 {
+            return Ok(());
+        }
+        let r: AckEventResponse = self.call(
+            partition,
+            Rpc::AckEvent,
+            &AckEventRequest {
+                consumer_name: consumer.to_string(),
+                event_id: next - 1,
+            },
+        )?;
+        r.into_result().map_err(|e| {
+            mofka_err(format!(
+                "acknowledgement refused by partition {partition}: {e}"
+            ))
+        })
+    }
+}
+
+/// A consumer's subscription to some partitions.
+struct MofkaReader {
+    topic: MofkaTopic,
+    ctx: u64,
+    inbox: Arc<Inbox>,
+    parts: Vec<usize>,
+}
+
+impl PartitionReader for MofkaReader {
+    fn fetch(
+        &mut self,
+        partition: usize,
+        from: EventId,
+        max_events: usize,
+        with_data: bool,
+    ) -> Result<Vec<StoredEvent>> {
+        let mut out = Vec::new();
+        {
+            let mut st = lock(&self.inbox.state);
+            if let Some(e) = st.error.take() {
+                return Err(mofka_err(e));
+            }
+            let mut taken = 0;
+            if let Some(q) = st.queues.get_mut(&(partition as u64)) {
+                while out.len() < max_events {
+                    match q.pop_front() {
+                        Some(ev) => {
+                            taken += 1;
+                            if ev.id >= from {
+                                out.push(ev);
+                            }
+                        }
+                        None => break,
+                    }
+                }
+            }
+            st.queued -= taken;
+        }
+        self.inbox.changed.notify_all();
+        if with_data {
+            for ev in &mut out {
+                ev.data = Some(self.topic.whole_data(partition, ev)?);
+            }
+        }
+        Ok(out)
+    }
+}
+
+impl Drop for MofkaReader {
+    fn drop(&mut self) {
+        self.topic.unsubscribe(self.ctx, &self.parts);
+    }
+}

@@ -1,0 +1,161 @@
+//! Margo-style calls over the Mercury layer: a request is the Margo header (`u64` parent RPC
+//! id) followed by the Thallium-encoded arguments; a response is the Margo return code (`i32`)
+//! followed by the encoded value. Shared by the driver and the mock service.
+
+use super::wire::margo::{rpc_id, HG_SUCCESS, NO_PARENT_RPC_ID};
+use super::wire::{BulkHandle, BulkRef, Decoder, Encoder, WireMessage, WireVersion};
+use crate::error::{Error, Result};
+use crate::mercury::{Address, BulkAccess, Engine, LocalBulk, RemoteBulk, Request};
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+/// Encodes a request payload.
+pub(crate) fn encode_request<Q: WireMessage>(version: WireVersion, body: &Q) -> Vec<u8> {
+    let mut out = Vec::with_capacity(64);
+    let mut enc = Encoder::new(&mut out, version);
+    enc.u64(NO_PARENT_RPC_ID);
+    body.write(&mut enc);
+    out
+}
+
+/// Decodes a request payload (trailing bytes are ignored: Mercury's buffer may be longer).
+pub(crate) fn decode_request<Q: WireMessage>(version: WireVersion, payload: &[u8]) -> Result<Q> {
+    let mut dec = Decoder::new(payload, version);
+    dec.u64("margo.parent_rpc_id")?;
+    Ok(Q::read(&mut dec)?)
+}
+
+/// Encodes a successful response payload.
+pub(crate) fn encode_response<R: WireMessage>(version: WireVersion, body: &R) -> Vec<u8> {
+    let mut out = Vec::with_capacity(32);
+    let mut enc = Encoder::new(&mut out, version);
+    enc.i32(HG_SUCCESS);
+    body.write(&mut enc);
+    out
+}
+
+/// Sends the response of `request` without waiting for Mercury to complete it.
+pub(crate) fn respond<R: WireMessage>(request: Request, version: WireVersion, body: &R) {
+    drop(request.respond(&encode_response(version, body)));
+}
+
+/// A client side: the engine, the wire version, a timeout and an address cache.
+#[derive(Clone)]
+pub(crate) struct Caller {
+    pub engine: Engine,
+    pub version: WireVersion,
+    pub timeout: Duration,
+    addresses: Arc<Mutex<HashMap<String, Address>>>,
+}
+
+impl Caller {
+    pub fn new(engine: Engine, version: WireVersion, timeout: Duration) -> Self {
+        Caller {
+            engine,
+            version,
+            timeout,
+            addresses: Arc::new(Mutex::new(HashMap::new())),
+        }
+    }
+
+    /// Looks up `address`, once per address.
+    pub fn address(&self, address: &str) -> Result<Address> {
+        let mut cache = self.addresses.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(a) = cache.get(address) {
+            return Ok(a.clone());
+        }
+        let a = self.engine.lookup(address)?;
+        cache.insert(address.to_string(), a.clone());
+        Ok(a)
+    }
+
+    /// Calls RPC `name` of provider `provider_id` at `address` and decodes its response.
+    pub fn call<Q: WireMessage, R: WireMessage>(
+        &self,
+        address: &str,
+        name: &str,
+        provider_id: u16,
+        body: &Q,
+    ) -> Result<R> {
+        let context = |e: Error| match e {
+            Error::Transport {
+                operation,
+                code,
+                message,
+            } => Error::Transport {
+                operation: format!("{name} to provider {provider_id} at {address} ({operation})"),
+                code,
+                message,
+            },
+            other => other,
+        };
+        let target = self.address(address).map_err(context)?;
+        let reply = self
+            .engine
+            .forward(
+                &target,
+                rpc_id(name, provider_id),
+                &encode_request(self.version, body),
+            )
+            .wait_timeout(self.timeout)
+            .map_err(context)?
+            .ok_or_else(|| Error::Transport {
+                operation: format!("{name} to provider {provider_id} at {address}"),
+                code: mercury_sys::HG_TIMEOUT as i32,
+                message: format!("no response within {:?}", self.timeout),
+            })?;
+        let mut dec = Decoder::new(&reply, self.version);
+        let hg_ret = dec.i32("margo.hg_ret")?;
+        if hg_ret != HG_SUCCESS {
+            return Err(Error::Transport {
+                operation: format!("{name} to provider {provider_id} at {address}"),
+                code: hg_ret,
+                message: "the service could not run the request (Margo return code)".into(),
+            });
+        }
+        Ok(R::read(&mut dec)?)
+    }
+
+    /// Exposes `segments` read-only and describes them as a `BulkRef` owned by this process.
+    pub fn expose(&self, segments: Vec<bytes::Bytes>) -> Result<(LocalBulk, BulkRef)> {
+        let bulk = LocalBulk::expose(&self.engine, segments)?;
+        let bref = self.describe(&bulk)?;
+        Ok((bulk, bref))
+    }
+
+    /// A `BulkRef` over the whole of `bulk`, owned by this process.
+    pub fn describe(&self, bulk: &LocalBulk) -> Result<BulkRef> {
+        Ok(BulkRef {
+            handle: BulkHandle::from_serialized(bulk.serialize()?),
+            offset: 0,
+            size: bulk.size() as u64,
+            address: self.engine.self_address()?,
+        })
+    }
+
+    /// Pulls the window a `BulkRef` describes into a new buffer.
+    pub fn pull(&self, bref: &BulkRef) -> Result<Vec<u8>> {
+        if bref.size == 0 {
+            return Ok(Vec::new());
+        }
+        let origin = self.address(&bref.address)?;
+        let remote = RemoteBulk::deserialize(&self.engine, bref.handle.as_bytes())?;
+        let local = LocalBulk::from_vec(
+            &self.engine,
+            vec![0; bref.size as usize],
+            BulkAccess::WriteOnly,
+        )?;
+        let local = self
+            .engine
+            .transfer(
+                crate::mercury::BulkOp::Pull,
+                crate::mercury::RemoteRegion::new(&origin, &remote, bref.offset as usize),
+                local,
+                0,
+                bref.size as usize,
+            )
+            .wait()?;
+        Ok(local.into_vec().unwrap_or_default())
+    }
+}

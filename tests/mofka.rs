@@ -1,0 +1,246 @@
+//! The `mofka` driver against the Rust mock service (in this process, over `na+sm`), and against
+//! a real Mofka service when `MOFKA_GROUP_FILE` names one. The whole conformance suite also runs
+//! on this driver: `DIASPORA_TEST_BACKEND=mofka cargo test --features mofka --test conformance`.
+
+#[cfg(not(feature = "mofka"))]
+#[test]
+#[ignore = "built without the `mofka` feature: install Mercury, then run `cargo test --features mofka` (README: Mofka)"]
+fn mofka_tests_need_the_mofka_feature() {}
+
+#[cfg(feature = "mofka")]
+mod with_mofka {
+    use diaspora_stream::drivers::mofka::mock::MockService;
+    use diaspora_stream::drivers::mofka::wire::WireVersion;
+    use diaspora_stream::{DataView, Driver, Error};
+    use serde_json::{json, Value};
+    use std::time::Duration;
+
+    fn mock(version: WireVersion) -> Option<(MockService, tempfile::TempDir)> {
+        if !diaspora_stream::mercury::supports("na+sm") {
+            eprintln!("skipped: this Mercury has no na+sm plugin");
+            return None;
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let service = MockService::start("na+sm", version, dir.path()).expect("mock service");
+        Some((service, dir))
+    }
+
+    fn driver_for(service: &MockService, extra: Value) -> Driver {
+        let mut options = json!({"group_file": service.group_file()});
+        if let (Some(o), Some(e)) = (options.as_object_mut(), extra.as_object()) {
+            o.extend(e.clone());
+        }
+        Driver::new("mofka", &options).expect("mofka driver")
+    }
+
+    fn round_trip(driver: &Driver, topic_name: &str) {
+        driver
+            .create_topic(topic_name, &json!({"num_partitions": 2}))
+            .unwrap();
+        let topic = driver.open_topic(topic_name).unwrap();
+        let partitions = topic.partitions();
+        assert_eq!(partitions.len(), 2);
+        for p in partitions {
+            assert!(p.json()["provider_id"].is_u64(), "{}", p.dump());
+            assert!(p.json()["address"].is_string(), "{}", p.dump());
+            assert_eq!(p.json()["uuid"].as_str().map(str::len), Some(36));
+        }
+        let producer = topic.producer().name("rt").build().unwrap();
+        let futures: Vec<_> = (0..10u64)
+            .map(|i| {
+                let data = format!("data-{i}").into_bytes();
+                producer.push_to(json!({"i": i}), DataView::from(data), (i % 2) as usize)
+            })
+            .collect();
+        producer.flush().wait().unwrap();
+        let ids: Vec<u64> = futures.iter().map(|f| f.wait().unwrap()).collect();
+        // Ids are dense per partition, from 0, in push order.
+        assert_eq!(ids, vec![0, 0, 1, 1, 2, 2, 3, 3, 4, 4]);
+
+        // Stateless reads (what diaspora-ctl's snapshot consumer uses).
+        let stored = topic.backend().fetch(1, 2, 10, true).unwrap();
+        let got: Vec<(u64, Vec<u8>)> = stored
+            .iter()
+            .map(|s| (s.id, s.data.clone().unwrap().to_vec()))
+            .collect();
+        assert_eq!(
+            got,
+            vec![
+                (2, b"data-5".to_vec()),
+                (3, b"data-7".to_vec()),
+                (4, b"data-9".to_vec())
+            ]
+        );
+
+        // A consumer that takes 3 bytes from the 2nd byte of each event's data, by RDMA.
+        let consumer = topic
+            .consumer("rt-consumer")
+            .data_selector(|_md, d| d.sub_view(1, 3))
+            .build()
+            .unwrap();
+        let mut seen = Vec::new();
+        for _ in 0..10 {
+            let ev = consumer
+                .pull()
+                .wait_timeout(Duration::from_secs(20))
+                .unwrap()
+                .expect("an event");
+            let i = ev.metadata().json()["i"].as_u64().unwrap();
+            assert_eq!(ev.partition(), (i % 2) as usize);
+            assert_eq!(ev.id(), i / 2);
+            assert_eq!(
+                ev.data().to_vec(),
+                format!("data-{i}").as_bytes()[1..4].to_vec()
+            );
+            seen.push(i);
+            if i == 4 {
+                ev.acknowledge().unwrap();
+            }
+        }
+        seen.sort();
+        assert_eq!(seen, (0..10).collect::<Vec<_>>());
+        drop(consumer);
+
+        // The acknowledged position is kept by the service: a consumer of the same name
+        // resumes after event 2 of partition 0 (i = 4), and partition 1 starts over.
+        let consumer = topic.consumer("rt-consumer").build().unwrap();
+        let mut again = Vec::new();
+        while let Ok(Some(ev)) = consumer.pull().wait_timeout(Duration::from_millis(1500)) {
+            again.push(ev.metadata().json()["i"].as_u64().unwrap());
+        }
+        again.sort();
+        assert_eq!(again, vec![1, 3, 5, 6, 7, 8, 9]);
+    }
+
+    #[test]
+    fn produce_consume_select_and_resume_over_the_mock() {
+        let Some((service, _dir)) = mock(WireVersion::V0_9) else {
+            return;
+        };
+        round_trip(&driver_for(&service, json!({})), "round-trip");
+    }
+
+    #[test]
+    fn the_0_8_wire_layout_is_selectable() {
+        let Some((service, _dir)) = mock(WireVersion::V0_8) else {
+            return;
+        };
+        round_trip(
+            &driver_for(&service, json!({"wire_version": "0.8"})),
+            "round-trip-08",
+        );
+    }
+
+    #[test]
+    fn a_wire_version_mismatch_fails_the_push_with_a_clear_error() {
+        let Some((service, _dir)) = mock(WireVersion::V0_8) else {
+            return;
+        };
+        let driver = driver_for(
+            &service,
+            json!({"wire_version": "0.9", "rpc_timeout_ms": 2000}),
+        );
+        driver.create_topic("mismatch", &json!({})).unwrap();
+        let topic = driver.open_topic("mismatch").unwrap();
+        let producer = topic.producer().build().unwrap();
+        let f = producer.push(json!({"x": 1}), DataView::new());
+        let err = f.wait().expect_err("a 0.9 batch sent to a 0.8 service");
+        let text = err.to_string();
+        assert!(text.contains("mofka_producer_send_batch"), "{text}");
+        assert!(text.contains("no response"), "{text}");
+        assert_eq!(service.partition_len(10), Some(0), "nothing was stored");
+    }
+
+    #[test]
+    fn topic_administration() {
+        let Some((service, _dir)) = mock(WireVersion::CURRENT) else {
+            return;
+        };
+        let driver = driver_for(&service, json!({}));
+        assert!(!driver.topic_exists("admin-a").unwrap());
+        driver
+            .create_topic("admin-a", &json!({"num_partitions": 3}))
+            .unwrap();
+        driver.create_topic("admin-b", &json!({})).unwrap();
+        assert!(driver.topic_exists("admin-a").unwrap());
+        assert!(matches!(
+            driver.create_topic("admin-a", &json!({})),
+            Err(Error::TopicExists(_))
+        ));
+        assert!(matches!(
+            driver.open_topic("admin-missing"),
+            Err(Error::TopicNotFound(_))
+        ));
+        assert!(driver.create_topic("bad:name", &json!({})).is_err());
+        assert!(driver
+            .create_topic("admin-c", &json!({"num_partitions": 0}))
+            .is_err());
+        let list = driver.list_topics().unwrap();
+        assert_eq!(list["admin-a"]["num_partitions"], 3);
+        assert_eq!(list["admin-b"]["num_partitions"], 1);
+        assert!(!list.contains_key("admin-c"));
+        // A second client sees the same topics (they live in the service).
+        let other = driver_for(&service, json!({}));
+        assert_eq!(other.open_topic("admin-a").unwrap().partitions().len(), 3);
+    }
+
+    #[test]
+    fn discovery_errors_name_what_failed() {
+        let dir = tempfile::tempdir().unwrap();
+        let missing = dir.path().join("nope.json");
+        let err = Driver::new("mofka", &json!({"group_file": missing})).unwrap_err();
+        assert!(err.to_string().contains("nope.json"), "{err}");
+        let empty = dir.path().join("empty.json");
+        std::fs::write(&empty, r#"{"members": []}"#).unwrap();
+        let err = Driver::new("mofka", &json!({"group_file": empty})).unwrap_err();
+        assert!(err.to_string().contains("no member"), "{err}");
+        let err = Driver::new("mofka", &json!({})).unwrap_err();
+        assert!(err.to_string().contains("group_file"), "{err}");
+        let err =
+            Driver::new("mofka", &json!({"group_file": "x", "wire_version": "1.0"})).unwrap_err();
+        assert!(err.to_string().contains("wire version"), "{err}");
+        if !diaspora_stream::mercury::supports("na+sm") {
+            return;
+        }
+        // An unreachable member is skipped for a reachable one.
+        let Some((service, _d)) = mock(WireVersion::CURRENT) else {
+            return;
+        };
+        let group = dir.path().join("group.json");
+        std::fs::write(
+            &group,
+            json!({"members": [
+                {"address": "na+sm://999999-0", "provider_id": 0},
+                {"address": service.address(), "provider_id": 0}
+            ]})
+            .to_string(),
+        )
+        .unwrap();
+        let driver = Driver::new(
+            "mofka",
+            &json!({"group_file": group, "rpc_timeout_ms": 3000}),
+        )
+        .expect("the second member answers");
+        driver.create_topic("via-second", &json!({})).unwrap();
+    }
+
+    /// Interop hook: a produce/consume round trip against a real Mofka service.
+    #[test]
+    #[ignore = "needs a running Mofka service: MOFKA_GROUP_FILE=<group file> cargo test --features mofka --test mofka -- --ignored (README: Mofka)"]
+    fn real_service_round_trip() {
+        let group = std::env::var("MOFKA_GROUP_FILE")
+            .expect("set MOFKA_GROUP_FILE to the service's group file");
+        let wire = std::env::var("MOFKA_WIRE_VERSION").unwrap_or_else(|_| "0.9".into());
+        let driver = Driver::new("mofka", &json!({"group_file": group, "wire_version": wire}))
+            .expect("connect to the Mofka service");
+        let name = format!(
+            "diaspora-rs-interop-{}-{}",
+            std::process::id(),
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap()
+                .as_millis()
+        );
+        round_trip(&driver, &name);
+    }
+}
