@@ -152,6 +152,48 @@ mod with_mofka {
     }
 
     #[test]
+    fn a_complete_partition_ends_the_stream() {
+        let Some((service, _dir)) = mock(WireVersion::CURRENT) else {
+            return;
+        };
+        let driver = driver_for(&service, json!({}));
+        driver.create_topic("complete", &json!({})).unwrap();
+        let topic = driver.open_topic("complete").unwrap();
+        let provider = topic.partitions()[0].json()["provider_id"]
+            .as_u64()
+            .unwrap() as u16;
+        let producer = topic.producer().build().unwrap();
+        for i in 0..3 {
+            producer.push(json!({"i": i}), DataView::new());
+        }
+        producer.flush().wait().unwrap();
+        assert!(service.complete_partition(provider));
+        let late = producer.push(json!({"i": 3}), DataView::new());
+        producer.flush().wait().ok();
+        let err = late
+            .wait()
+            .expect_err("a complete partition refuses events");
+        assert!(err.to_string().contains("complete"), "{err}");
+        let consumer = topic.consumer("complete").build().unwrap();
+        for i in 0..3u64 {
+            let ev = consumer
+                .pull()
+                .wait_timeout(Duration::from_secs(20))
+                .unwrap()
+                .expect("an event");
+            assert_eq!(ev.id(), i);
+            assert!(!ev.is_end_of_stream());
+        }
+        let end = consumer
+            .pull()
+            .wait_timeout(Duration::from_secs(20))
+            .unwrap()
+            .expect("the end of the stream");
+        assert!(end.is_end_of_stream());
+        assert_eq!(end.id(), diaspora_stream::types::NO_MORE_EVENTS);
+    }
+
+    #[test]
     fn topic_administration() {
         let Some((service, _dir)) = mock(WireVersion::CURRENT) else {
             return;

@@ -87,7 +87,7 @@ impl TopicComponents {
 
 /// Serialized form (default serializer) of a one-producer end-of-stream marker, for drivers that
 /// translate a native end-of-stream record into the engine's marker.
-#[cfg_attr(not(feature = "kafka"), allow(dead_code))]
+#[cfg_attr(not(any(feature = "kafka", feature = "mofka")), allow(dead_code))]
 pub(crate) fn encode_length_prefixed_for_marker(out: &mut Vec<u8>) {
     serializer::encode_length_prefixed(&crate::event::end_of_stream_marker(0, 1), out);
 }

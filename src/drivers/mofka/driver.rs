@@ -48,6 +48,9 @@ use std::time::{Duration, Instant};
 const KEY_PREFIX: &str = "MOFKA:GLOBAL:";
 const COMPONENT_KEYS: [&str; 3] = ["validator", "selector", "serializer"];
 const DEFAULT_BATCH_SIZE: u64 = 128;
+/// The `first_id` of an empty `recv_batch` that says a partition is complete (Mofka's
+/// `NoMoreEvents`).
+const NO_MORE_EVENTS: u64 = u64::MAX;
 /// Events not yet pulled by the application after which a consumer stops answering the
 /// service's `recv_batch` calls (the service then waits: flow control).
 const INBOX_LIMIT: usize = 16 * 1024;
@@ -433,7 +436,27 @@ fn receive(shared: &Shared, input: &[u8]) -> Result<()> {
         )));
     };
     if q.count == 0 {
-        // `first_id == u64::MAX`: the partition is complete; nothing to store.
+        if q.first_id == NO_MORE_EVENTS {
+            // The partition is complete and will never have more events: hand the engine an
+            // end-of-stream marker for it (one producer, the partition itself, ended).
+            let mut md = Vec::new();
+            crate::components::encode_length_prefixed_for_marker(&mut md);
+            let mut st = lock(&inbox.state);
+            st.queues
+                .entry(q.partition_index)
+                .or_default()
+                .push_back(StoredEvent {
+                    id: NO_MORE_EVENTS - 1,
+                    metadata: Bytes::from(md),
+                    data_size: 0,
+                    data_location: 0,
+                    data: Some(Bytes::new()),
+                    descriptor: None,
+                });
+            st.queued += 1;
+            drop(st);
+            inbox.changed.notify_all();
+        }
         return Ok(());
     }
     let meta_sizes = decode_sizes(&shared.caller.pull(&q.metadata_sizes)?)?;
@@ -1131,7 +1154,7 @@ impl PartitionReader for MofkaReader {
         }
         self.inbox.changed.notify_all();
         if with_data {
-            for ev in &mut out {
+            for ev in out.iter_mut().filter(|ev| ev.data.is_none()) {
                 ev.data = Some(self.topic.whole_data(partition, ev)?);
             }
         }

@@ -59,6 +59,8 @@ struct Log {
 struct Partition {
     log: Mutex<Log>,
     grew: Condvar,
+    /// No event will be added: feeds end with Mofka's "no more events" message.
+    complete: AtomicBool,
 }
 
 struct State {
@@ -131,6 +133,18 @@ impl MockService {
     /// The group file to give the driver (`{"group_file": ...}`).
     pub fn group_file(&self) -> &Path {
         &self.group_file
+    }
+
+    /// Marks the partition served by `provider_id` complete: it refuses new batches, and each
+    /// consumer feed ends, after the last event, with the empty batch whose first id is
+    /// `u64::MAX` (Mofka's "no more events"). Returns false for an unknown provider.
+    pub fn complete_partition(&self, provider_id: u16) -> bool {
+        let Some(p) = lock(&self.state.partitions).get(&provider_id).cloned() else {
+            return false;
+        };
+        p.complete.store(true, Ordering::SeqCst);
+        p.grew.notify_all();
+        true
     }
 
     /// Number of events stored in the partition served by `provider_id`.
@@ -227,6 +241,7 @@ fn start_partition(state: &Arc<State>, description: &str) -> std::result::Result
     let partition = Arc::new(Partition {
         log: Mutex::new(Log::default()),
         grew: Condvar::new(),
+        complete: AtomicBool::new(false),
     });
     lock(&state.partitions).insert(id, partition.clone());
     register_partition(state, id, partition).map_err(|e| e.to_string())?;
@@ -329,6 +344,12 @@ fn split_region(region: &[u8], count: u64) -> Result<Vec<&[u8]>> {
 }
 
 fn receive_batch(state: &State, p: &Partition, q: &SendBatchRequest) -> Result<u64> {
+    if p.complete.load(Ordering::SeqCst) {
+        return Err(Error::Driver {
+            driver: "mofka",
+            message: "the partition is complete and takes no more events".into(),
+        });
+    }
     let metadata = state.caller.pull(&q.metadata)?;
     let data = bytes::Bytes::from(state.caller.pull(&q.data)?);
     let metas = split_region(&metadata, q.count)?;
@@ -406,6 +427,10 @@ fn feed(
                 if (log.metadata.len() as u64) > pos {
                     break;
                 }
+                if p.complete.load(Ordering::SeqCst) {
+                    drop(log);
+                    return send_no_more_events(state, q, address);
+                }
                 log = p
                     .grew
                     .wait_timeout(log, Duration::from_millis(100))
@@ -467,6 +492,29 @@ fn feed(
         }
         pos += count;
     }
+}
+
+fn send_no_more_events(state: &State, q: &RequestEventsRequest, address: &str) -> Result<()> {
+    let empty = || BulkRef {
+        handle: BulkHandle::null(),
+        offset: 0,
+        size: 0,
+        address: String::new(),
+    };
+    let request = RecvBatchRequest {
+        consumer_ctx: q.consumer_ctx,
+        partition_index: q.partition_index,
+        count: 0,
+        first_id: u64::MAX,
+        metadata_sizes: empty(),
+        metadata: empty(),
+        descriptor_sizes: empty(),
+        descriptors: empty(),
+    };
+    let _: RecvBatchResponse = state
+        .caller
+        .call(address, Rpc::RecvBatch.name(), 0, &request)?;
+    Ok(())
 }
 
 fn push_data(state: &State, p: &Partition, q: &RequestDataRequest) -> Result<()> {

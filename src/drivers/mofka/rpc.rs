@@ -47,6 +47,7 @@ pub(crate) struct Caller {
     pub version: WireVersion,
     pub timeout: Duration,
     addresses: Arc<Mutex<HashMap<String, Address>>>,
+    self_address: Arc<std::sync::OnceLock<String>>,
 }
 
 impl Caller {
@@ -56,7 +57,17 @@ impl Caller {
             version,
             timeout,
             addresses: Arc::new(Mutex::new(HashMap::new())),
+            self_address: Arc::new(std::sync::OnceLock::new()),
         }
+    }
+
+    /// This process's address (asked of Mercury once).
+    pub fn self_address(&self) -> Result<String> {
+        if let Some(a) = self.self_address.get() {
+            return Ok(a.clone());
+        }
+        let a = self.engine.self_address()?;
+        Ok(self.self_address.get_or_init(|| a).clone())
     }
 
     /// Looks up `address`, once per address.
@@ -130,7 +141,7 @@ impl Caller {
             handle: BulkHandle::from_serialized(bulk.serialize()?),
             offset: 0,
             size: bulk.size() as u64,
-            address: self.engine.self_address()?,
+            address: self.self_address()?,
         })
     }
 
