@@ -51,6 +51,8 @@ const DEFAULT_BATCH_SIZE: u64 = 128;
 /// The `first_id` of an empty `recv_batch` that says a partition is complete (Mofka's
 /// `NoMoreEvents`).
 const NO_MORE_EVENTS: u64 = u64::MAX;
+/// `request_data` calls a consumer keeps in flight when it reads whole events.
+const DATA_REQUESTS_IN_FLIGHT: usize = 32;
 /// Events not yet pulled by the application after which a consumer stops answering the
 /// service's `recv_batch` calls (the service then waits: flow control).
 const INBOX_LIMIT: usize = 16 * 1024;
@@ -314,6 +316,24 @@ impl Shared {
                 return Ok(Some(docs));
             }
         }
+    }
+}
+
+/// Checks the response of a `request_data` call for event `id`.
+fn check_request_data(version: WireVersion, reply: &[u8], id: EventId) -> Result<()> {
+    let mut dec = Decoder::new(reply, version);
+    let hg_ret = dec.i32("margo.hg_ret")?;
+    if hg_ret != HG_SUCCESS {
+        return Err(mofka_err(format!(
+            "request_data for event {id} failed (Margo code {hg_ret})"
+        )));
+    }
+    let results = RequestDataResponse::read(&mut dec)?
+        .into_result()
+        .map_err(|e| Error::DataSelection(format!("event {id}: {e}")))?;
+    match results.into_iter().next() {
+        Some(MofkaResult::Err(e)) => Err(Error::DataSelection(format!("event {id}: {e}"))),
+        _ => Ok(()),
     }
 }
 
@@ -817,14 +837,73 @@ impl MofkaTopic {
         lock(&self.shared.inboxes).remove(&ctx);
     }
 
-    /// Fetches the whole data of an event (for consumers without selector or allocator).
-    fn whole_data(&self, p: usize, event: &StoredEvent) -> Result<Bytes> {
-        let mut buf = vec![0u8; event.data_size as usize];
-        if !buf.is_empty() {
-            let size = buf.len() as u64;
-            self.read_data(p, event, &[(0, size)], &mut [&mut buf[..]])?;
+    /// Fetches the whole data of `events` that lack it (consumers without selector or
+    /// allocator), with up to [`DATA_REQUESTS_IN_FLIGHT`] `request_data` calls at a time.
+    fn fill_whole_data(&self, p: usize, events: &mut [StoredEvent]) -> Result<()> {
+        let part = self.partition(p)?;
+        let caller = &self.shared.caller;
+        let target = caller.address(&part.address)?;
+        let id = rpc_id(Rpc::RequestData.name(), part.provider_id);
+        let todo: Vec<usize> = (0..events.len())
+            .filter(|&i| events[i].data.is_none())
+            .collect();
+        for window in todo.chunks(DATA_REQUESTS_IN_FLIGHT) {
+            let mut pending = Vec::with_capacity(window.len());
+            let mut first_error = None;
+            for &i in window {
+                let ev = &events[i];
+                if ev.data_size == 0 {
+                    continue;
+                }
+                let started = (|| -> Result<_> {
+                    let descriptor = ev
+                        .descriptor
+                        .clone()
+                        .ok_or_else(|| mofka_err("event without a data descriptor"))?;
+                    let bulk = LocalBulk::from_vec(
+                        &caller.engine,
+                        vec![0u8; ev.data_size as usize],
+                        BulkAccess::WriteOnly,
+                    )?;
+                    let dest = caller.describe(&bulk)?;
+                    let payload = super::rpc::encode_request(
+                        caller.version,
+                        &RequestDataRequest { descriptor, dest },
+                    );
+                    Ok((bulk, caller.engine.forward(&target, id, &payload)))
+                })();
+                match started {
+                    Ok((bulk, reply)) => pending.push((i, bulk, reply)),
+                    Err(e) => {
+                        first_error.get_or_insert(e);
+                        break;
+                    }
+                }
+            }
+            // Every started request is waited for, even after an error: the service may still
+            // be writing into its buffer.
+            for (i, bulk, reply) in pending {
+                let result = reply
+                    .wait()
+                    .and_then(|r| check_request_data(caller.version, &r, events[i].id));
+                match result {
+                    Ok(()) => events[i].data = bulk.into_vec().map(Bytes::from),
+                    Err(e) => {
+                        first_error.get_or_insert(e);
+                    }
+                }
+            }
+            if let Some(e) = first_error {
+                return Err(e);
+            }
         }
-        Ok(Bytes::from(buf))
+        for ev in events
+            .iter_mut()
+            .filter(|ev| ev.data.is_none() && ev.data_size == 0)
+        {
+            ev.data = Some(Bytes::new());
+        }
+        Ok(())
     }
 }
 
@@ -995,9 +1074,7 @@ impl TopicBackend for MofkaTopic {
         }
         self.unsubscribe(ctx, &[partition]);
         if with_data {
-            for ev in &mut out {
-                ev.data = Some(self.whole_data(partition, ev)?);
-            }
+            self.fill_whole_data(partition, &mut out)?;
         }
         Ok(out)
     }
@@ -1154,9 +1231,7 @@ impl PartitionReader for MofkaReader {
         }
         self.inbox.changed.notify_all();
         if with_data {
-            for ev in out.iter_mut().filter(|ev| ev.data.is_none()) {
-                ev.data = Some(self.topic.whole_data(partition, ev)?);
-            }
+            self.topic.fill_whole_data(partition, &mut out)?;
         }
         Ok(out)
     }
