@@ -13,7 +13,7 @@
 
 use crate::data_view::{Allocation, DataView};
 use crate::descriptor::DataDescriptor;
-use crate::driver::{PartitionReader, StoredEvent};
+use crate::driver::{DataRead, PartitionReader, StoredEvent};
 use crate::error::{panic_message, Error, Result};
 use crate::event::{parse_end_of_stream_marker, AckSink, Event};
 use crate::future::{Future, Source};
@@ -255,8 +255,9 @@ impl Shared {
         self.queue.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Decodes a stored event and reads its selected data.
-    fn materialize(&self, self_arc: &Arc<Shared>, p: usize, stored: StoredEvent) -> Result<Event> {
+    /// Decodes a stored event and runs the data selector and allocator; the data is either
+    /// ready or still to be read into the allocation.
+    fn prepare(&self, p: usize, stored: &StoredEvent) -> Result<(Metadata, PendingData)> {
         let serializer = &self.topic.inner.components.serializer;
         let metadata = serializer
             .deserialize(&stored.metadata)
@@ -268,25 +269,14 @@ impl Shared {
                     stored.id
                 ),
             })?;
-        let data = self.read_selected(p, &metadata, &stored)?;
-        Ok(Event::new(
-            metadata,
-            data,
-            p,
-            stored.id,
-            Some(self_arc.clone() as Arc<dyn AckSink>),
-        ))
+        let data = self.select(p, &metadata, stored)?;
+        Ok((metadata, data))
     }
 
-    fn read_selected(
-        &self,
-        p: usize,
-        metadata: &Metadata,
-        stored: &StoredEvent,
-    ) -> Result<DataView> {
+    fn select(&self, p: usize, metadata: &Metadata, stored: &StoredEvent) -> Result<PendingData> {
         if self.selector.is_none() && self.allocator.is_none() {
             if let Some(d) = &stored.data {
-                return Ok(DataView::from_bytes(d.clone()));
+                return Ok(PendingData::Ready(DataView::from_bytes(d.clone())));
             }
         }
         let full = DataDescriptor::new(Vec::new(), stored.data_size);
@@ -295,7 +285,7 @@ impl Shared {
             None => full,
         };
         if selected.size() == 0 {
-            return Ok(DataView::new());
+            return Ok(PendingData::Ready(DataView::new()));
         }
         let ranges: Vec<(u64, u64)> = selected.flatten().into_iter().filter(|r| r.1 > 0).collect();
         for &(o, s) in &ranges {
@@ -320,18 +310,89 @@ impl Shared {
                 stored.id
             )));
         }
-        {
-            let mut dst = alloc.slices_mut();
-            match &stored.data {
-                Some(d) => scatter(d, &ranges, &mut dst),
-                None => self
-                    .topic
-                    .backend()
-                    .read_data(p, stored, &ranges, &mut dst)?,
+        if let Some(d) = &stored.data {
+            scatter(d, &ranges, &mut alloc.slices_mut());
+            return Ok(PendingData::Ready(alloc.into_view(needed)));
+        }
+        Ok(PendingData::Read {
+            ranges,
+            alloc,
+            needed,
+        })
+    }
+
+    /// Turns a fetched batch into events: selection and allocation per event, then the reads
+    /// the driver must do, all at once (drivers that can overlap them do), then the events.
+    /// Stops at the first failing event: the events before it and its error are returned.
+    fn materialize_batch(
+        &self,
+        self_arc: &Arc<Shared>,
+        p: usize,
+        batch: Vec<StoredEvent>,
+    ) -> (Vec<Event>, Option<Error>) {
+        let mut prepared = Vec::with_capacity(batch.len());
+        let mut error = None;
+        for stored in batch {
+            match self.prepare(p, &stored) {
+                Ok((metadata, data)) => prepared.push((stored, metadata, data)),
+                Err(e) => {
+                    error = Some(e);
+                    break;
+                }
             }
         }
-        Ok(alloc.into_view(needed))
+        let mut reads: Vec<DataRead<'_>> = Vec::new();
+        let mut read_index = Vec::new();
+        for (i, (stored, _, data)) in prepared.iter_mut().enumerate() {
+            if let PendingData::Read { ranges, alloc, .. } = data {
+                reads.push(DataRead {
+                    event: stored,
+                    ranges,
+                    dst: alloc.slices_mut(),
+                });
+                read_index.push(i);
+            }
+        }
+        if !reads.is_empty() {
+            let results = self.topic.backend().read_data_many(p, &mut reads);
+            drop(reads);
+            if let Some((k, e)) = results
+                .into_iter()
+                .enumerate()
+                .find_map(|(k, r)| r.err().map(|e| (k, e)))
+            {
+                prepared.truncate(read_index[k]);
+                error = Some(e);
+            }
+        }
+        let events = prepared
+            .into_iter()
+            .map(|(stored, metadata, data)| {
+                let data = match data {
+                    PendingData::Ready(v) => v,
+                    PendingData::Read { alloc, needed, .. } => alloc.into_view(needed),
+                };
+                Event::new(
+                    metadata,
+                    data,
+                    p,
+                    stored.id,
+                    Some(self_arc.clone() as Arc<dyn AckSink>),
+                )
+            })
+            .collect();
+        (events, error)
     }
+}
+
+/// An event's data after selection: ready, or to be read by the driver into `alloc`.
+enum PendingData {
+    Ready(DataView),
+    Read {
+        ranges: Vec<(u64, u64)>,
+        alloc: Allocation,
+        needed: usize,
+    },
 }
 
 fn guard<T>(what: &str, f: impl FnOnce() -> T) -> Result<T> {
@@ -441,24 +502,15 @@ impl Fetcher {
             if batch.is_empty() {
                 continue;
             }
-            let mut events = Vec::with_capacity(batch.len());
+            let (materialized, error) = shared.materialize_batch(shared, p, batch);
+            let mut events = Vec::with_capacity(materialized.len() + 1);
             let mut resume_at = None;
-            let mut error = None;
-            for stored in batch {
-                let id = stored.id;
-                match shared.materialize(shared, p, stored) {
-                    Ok(ev) => {
-                        // Ids need not be dense (Kafka offsets): resume after the last one.
-                        resume_at = Some(id + 1);
-                        match parse_end_of_stream_marker(ev.metadata()) {
-                            Some((producer, producers)) => self.eos.record(i, producer, producers),
-                            None => events.push(Ok(ev)),
-                        }
-                    }
-                    Err(e) => {
-                        error = Some(e);
-                        break;
-                    }
+            for ev in materialized {
+                // Ids need not be dense (Kafka offsets): resume after the last one.
+                resume_at = Some(ev.id() + 1);
+                match parse_end_of_stream_marker(ev.metadata()) {
+                    Some((producer, producers)) => self.eos.record(i, producer, producers),
+                    None => events.push(Ok(ev)),
                 }
             }
             if let Some(n) = resume_at {

@@ -118,6 +118,18 @@ pub struct StoredEvent {
     pub descriptor: Option<crate::DataDescriptor>,
 }
 
+/// One event's data read, for [`TopicBackend::read_data_many`]: the byte ranges of `event`'s
+/// data to copy, consecutively, over `dst`.
+#[derive(Debug)]
+pub struct DataRead<'a> {
+    /// The event, as the driver returned it.
+    pub event: &'a StoredEvent,
+    /// `(offset, size)` ranges of the event's data, in order.
+    pub ranges: &'a [(u64, u64)],
+    /// Where the bytes go (the total is at least the ranges' total).
+    pub dst: Vec<&'a mut [u8]>,
+}
+
 /// The ids a driver assigned to the events of one batch, in batch order.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum BatchIds {
@@ -228,6 +240,15 @@ pub trait TopicBackend: Send + Sync {
         ranges: &[(u64, u64)],
         dst: &mut [&mut [u8]],
     ) -> Result<()>;
+    /// Performs several [`TopicBackend::read_data`] at once and returns one result per read,
+    /// in order. The default reads one after the other; drivers whose reads are remote calls
+    /// (Mofka) overlap them.
+    fn read_data_many(&self, partition: usize, reads: &mut [DataRead<'_>]) -> Vec<Result<()>> {
+        reads
+            .iter_mut()
+            .map(|r| self.read_data(partition, r.event, r.ranges, &mut r.dst))
+            .collect()
+    }
     /// The next id consumer `consumer` should read from `partition` (0 if it never acknowledged).
     fn load_offset(&self, consumer: &str, partition: usize) -> Result<EventId>;
     /// Records that `consumer` processed `partition` up to (excluding) id `next`.

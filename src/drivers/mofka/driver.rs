@@ -30,7 +30,7 @@ use super::wire::layout::{decode_descriptors, decode_sizes, split_entries};
 use super::wire::*;
 use crate::components::TopicComponents;
 use crate::driver::{
-    BatchIds, DriverBackend, EventBatch, PartitionReader, StoredEvent, TopicBackend,
+    BatchIds, DataRead, DriverBackend, EventBatch, PartitionReader, StoredEvent, TopicBackend,
 };
 use crate::error::{Error, Result};
 use crate::mercury::{BulkAccess, Engine, EngineOptions, LocalBulk, Request};
@@ -837,6 +837,63 @@ impl MofkaTopic {
         lock(&self.shared.inboxes).remove(&ctx);
     }
 
+    /// Sends the `request_data` call of one read, with `dst` exposed for the service to push
+    /// into; `None` when nothing is to be read.
+    #[allow(clippy::type_complexity)]
+    fn start_read(
+        &self,
+        target: &crate::mercury::Address,
+        id: u64,
+        read: &mut DataRead<'_>,
+    ) -> Result<Option<(LocalBulk, crate::Future<Bytes>)>> {
+        let total: u64 = read.ranges.iter().map(|r| r.1).sum();
+        if total == 0 {
+            return Ok(None);
+        }
+        let base = read
+            .event
+            .descriptor
+            .as_ref()
+            .ok_or_else(|| mofka_err("event without a data descriptor"))?;
+        let selected = base.unstructured_view(read.ranges)?;
+        // The destination segments, trimmed to the selected size.
+        let mut segments = Vec::new();
+        let mut left = total as usize;
+        for d in read.dst.iter_mut() {
+            if left == 0 {
+                break;
+            }
+            let n = d.len().min(left);
+            if n > 0 {
+                segments.push((d.as_mut_ptr(), n));
+                left -= n;
+            }
+        }
+        if left > 0 {
+            return Err(Error::DataSelection(format!(
+                "the destination holds {left} bytes fewer than the {total} selected"
+            )));
+        }
+        let caller = &self.shared.caller;
+        // SAFETY: `dst` is borrowed mutably by the caller of `read_data_many`, which waits for
+        // the answer to this request (sent after the service's push completed) before it
+        // returns.
+        let bulk = unsafe {
+            LocalBulk::from_raw_segments(&caller.engine, &segments, BulkAccess::WriteOnly)?
+        };
+        let dest = caller.describe(&bulk)?;
+        let payload = super::rpc::encode_request(
+            caller.version,
+            &RequestDataRequest {
+                descriptor: selected,
+                dest,
+            },
+        );
+        // Waited for without a timeout: returning early would let the service write into
+        // memory the caller may have freed.
+        Ok(Some((bulk, caller.engine.forward(target, id, &payload))))
+    }
+
     /// Fetches the whole data of `events` that lack it (consumers without selector or
     /// allocator), with up to [`DATA_REQUESTS_IN_FLIGHT`] `request_data` calls at a time.
     fn fill_whole_data(&self, p: usize, events: &mut [StoredEvent]) -> Result<()> {
@@ -1086,83 +1143,48 @@ impl TopicBackend for MofkaTopic {
         ranges: &[(u64, u64)],
         dst: &mut [&mut [u8]],
     ) -> Result<()> {
-        let base = event
-            .descriptor
-            .as_ref()
-            .ok_or_else(|| mofka_err("event without a data descriptor"))?;
-        let total: u64 = ranges.iter().map(|r| r.1).sum();
-        if total == 0 {
-            return Ok(());
-        }
-        let selected = base.unstructured_view(ranges)?;
-        // The destination segments, trimmed to the selected size.
-        let mut segments = Vec::new();
-        let mut left = total as usize;
-        for d in dst.iter_mut() {
-            if left == 0 {
-                break;
-            }
-            let n = d.len().min(left);
-            if n > 0 {
-                segments.push((d.as_mut_ptr(), n));
-                left -= n;
-            }
-        }
-        if left > 0 {
-            return Err(Error::DataSelection(format!(
-                "the destination holds {} bytes fewer than the {total} selected",
-                left
-            )));
-        }
-        // SAFETY: `dst` is borrowed mutably for this whole call, and the call returns only
-        // after the service answered request_data, which it does after its push completed.
-        let bulk = unsafe {
-            LocalBulk::from_raw_segments(
-                &self.shared.caller.engine,
-                &segments,
-                BulkAccess::WriteOnly,
-            )?
+        let mut reads = [DataRead {
+            event,
+            ranges,
+            dst: dst.iter_mut().map(|d| &mut **d).collect(),
+        }];
+        self.read_data_many(partition, &mut reads)
+            .pop()
+            .unwrap_or(Ok(()))
+    }
+
+    fn read_data_many(&self, partition: usize, reads: &mut [DataRead<'_>]) -> Vec<Result<()>> {
+        let mut results: Vec<Result<()>> = Vec::with_capacity(reads.len());
+        let (part, target) = match self
+            .partition(partition)
+            .and_then(|part| Ok((part, self.shared.caller.address(&part.address)?)))
+        {
+            Ok(x) => x,
+            Err(e) => return reads.iter().map(|_| Err(e.clone())).collect(),
         };
-        let dest = self.shared.caller.describe(&bulk)?;
-        let part = self.partition(partition)?;
-        let target = self.shared.caller.address(&part.address)?;
-        let payload = super::rpc::encode_request(
-            self.shared.caller.version,
-            &RequestDataRequest {
-                descriptor: selected,
-                dest,
-            },
-        );
-        // No timeout here: returning early would let the service write into memory the caller
-        // may have freed.
-        let reply = self
-            .shared
-            .caller
-            .engine
-            .forward(
-                &target,
-                rpc_id(Rpc::RequestData.name(), part.provider_id),
-                &payload,
-            )
-            .wait()?;
-        drop(bulk);
-        let mut dec = Decoder::new(&reply, self.shared.caller.version);
-        let hg_ret = dec.i32("margo.hg_ret")?;
-        if hg_ret != HG_SUCCESS {
-            return Err(mofka_err(format!(
-                "request_data failed (Margo code {hg_ret})"
-            )));
-        }
-        let response = RequestDataResponse::read(&mut dec)?;
-        let results = response
-            .into_result()
-            .map_err(|e| Error::DataSelection(format!("event {}: {e}", event.id)))?;
-        match results.into_iter().next() {
-            Some(MofkaResult::Err(e)) => {
-                Err(Error::DataSelection(format!("event {}: {e}", event.id)))
+        let id = rpc_id(Rpc::RequestData.name(), part.provider_id);
+        for window in reads.chunks_mut(DATA_REQUESTS_IN_FLIGHT) {
+            // Start every read of the window, then wait for all of them: the service writes
+            // straight into `dst`, so no call may return while a request is outstanding.
+            let mut pending = Vec::with_capacity(window.len());
+            for r in window.iter_mut() {
+                pending.push(self.start_read(&target, id, r));
             }
-            _ => Ok(()),
+            for (r, started) in window.iter().zip(pending) {
+                results.push(match started {
+                    Ok(None) => Ok(()),
+                    Ok(Some((bulk, reply))) => {
+                        let reply = reply.wait();
+                        drop(bulk);
+                        reply.and_then(|reply| {
+                            check_request_data(self.shared.caller.version, &reply, r.event.id)
+                        })
+                    }
+                    Err(e) => Err(e),
+                });
+            }
         }
+        results
     }
 
     fn load_offset(&self, _consumer: &str, partition: usize) -> Result<EventId> {
