@@ -68,10 +68,24 @@ CONF
 }
 
 stop() {
+  local pids=()
   for d in slurmd slurmctld munged; do
     if [ -f "$STATE/$d.pid" ]; then
-      kill "$(cat "$STATE/$d.pid")" 2>/dev/null || true
+      pid=$(cat "$STATE/$d.pid")
+      kill "$pid" 2>/dev/null && pids+=("$pid")
       rm -f "$STATE/$d.pid"
+    fi
+  done
+  # Wait until they have exited: slurmctld saves its state on SIGTERM, and the caller may
+  # remove the state folder right after this returns.
+  for pid in "${pids[@]}"; do
+    for _ in $(seq 1 150); do
+      kill -0 "$pid" 2>/dev/null || break
+      sleep 0.1
+    done
+    if kill -0 "$pid" 2>/dev/null; then
+      echo "local-cluster: PID $pid did not stop within 15 s; killing it" >&2
+      kill -9 "$pid" 2>/dev/null || true
     fi
   done
 }

@@ -589,12 +589,17 @@ impl DriverBackend for MofkaDriver {
                 coll_name: HgString::new(coll.clone()),
             },
         )?;
+        // Yokan's multi-key put skips keys that exist without an error, so the collection is
+        // what tells that the topic exists (and which of two concurrent creators won).
+        if status.ret == YokanStatus::KEY_EXISTS {
+            return Err(Error::TopicExists(name.to_string()));
+        }
         check_yokan("coll_create", status.ret)?;
         let (master_addr, master_id) = &self.shared.master;
         for _ in 0..n {
             let uuid = new_uuid();
             let description = json!({
-                "name": format!("{name}_partition_{}", &uuid[..8]),
+                "name": provider_name(name, &uuid),
                 "type": "mofka",
                 "config": {"topic": name, "type": partition_type, "uuid": uuid, "partition": {}},
                 "tags": ["mofka:partition"],
@@ -745,6 +750,26 @@ impl DriverBackend for MofkaDriver {
         }
         Ok(out)
     }
+}
+
+/// The Bedrock provider name of a partition: `<topic>_partition_<uuid prefix>`, with every
+/// character Bedrock refuses in names (anything but ASCII letters, digits and `_`, or a leading
+/// digit) replaced by `_`.
+fn provider_name(topic: &str, uuid: &str) -> String {
+    let mut name: String = format!("{topic}_partition_{}", &uuid[..8])
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '_' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    if name.starts_with(|c: char| c.is_ascii_digit()) {
+        name.insert(0, '_');
+    }
+    name
 }
 
 fn check_topic_name(name: &str) -> Result<()> {

@@ -232,6 +232,16 @@ fn start_partition(state: &Arc<State>, description: &str) -> std::result::Result
     if d.get("type").and_then(Value::as_str) != Some("mofka") {
         return Err(format!("unknown provider type in {description}"));
     }
+    // Bedrock's rule for provider names.
+    let name = d.get("name").and_then(Value::as_str).unwrap_or("");
+    let valid = name.starts_with(|c: char| c.is_ascii_alphabetic() || c == '_')
+        && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
+    if !valid {
+        return Err(format!(
+            "Error validating JSON (ProviderManager): provider name {name:?} does not match \
+             ^[a-zA-Z_][a-zA-Z0-9_]*$"
+        ));
+    }
     let id = {
         let mut next = lock(&state.next_provider);
         let id = *next;
@@ -606,11 +616,16 @@ fn register_yokan(state: &Arc<State>) -> Result<()> {
                 let keys = split_entries(&q.ksizes, &q.keys).ok()?;
                 let vals = split_entries(&q.vsizes, &q.vals).ok()?;
                 let mut kv = lock(&state.kv);
-                if q.mode & yokan_mode::NEW_ONLY != 0 && keys.iter().any(|k| kv.contains_key(*k)) {
+                let new_only = q.mode & yokan_mode::NEW_ONLY != 0;
+                // Like Yokan: with NEW_ONLY an existing key is an error for a single-key put,
+                // and is silently kept as it is in a multi-key put.
+                if new_only && keys.len() == 1 && kv.contains_key(keys[0]) {
                     return Some(YokanStatus::KEY_EXISTS);
                 }
                 for (k, v) in keys.iter().zip(&vals) {
-                    kv.insert(k.to_vec(), v.to_vec());
+                    if !(new_only && kv.contains_key(*k)) {
+                        kv.insert(k.to_vec(), v.to_vec());
+                    }
                 }
                 Some(YokanStatus::SUCCESS)
             })()
@@ -686,16 +701,15 @@ fn register_yokan(state: &Arc<State>) -> Result<()> {
         Rpc::CollCreate.name(),
         id,
         |state, q: CollCreateRequest, req| {
-            lock(&state.collections)
-                .entry(q.coll_name.as_str().to_string())
-                .or_default();
-            respond(
-                req,
-                version(state),
-                &YokanStatus {
-                    ret: YokanStatus::SUCCESS,
-                },
-            );
+            let mut colls = lock(&state.collections);
+            let ret = if colls.contains_key(q.coll_name.as_str()) {
+                YokanStatus::KEY_EXISTS
+            } else {
+                colls.insert(q.coll_name.as_str().to_string(), Vec::new());
+                YokanStatus::SUCCESS
+            };
+            drop(colls);
+            respond(req, version(state), &YokanStatus { ret });
         },
     )?;
     serve(
