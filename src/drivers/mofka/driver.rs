@@ -1022,6 +1022,13 @@ impl TopicBackend for MofkaTopic {
                     .cloned(),
             );
         }
+        if data_sizes.iter().all(|&s| s == 0) {
+            // A data region holding only the sizes makes Mofka 0.8.3's memory partition
+            // register a zero-length segment, which Mercury's OFI plugin refuses
+            // (HG_INVALID_ARG). One byte of padding after the sizes is stored and never
+            // referenced (every event's size says 0).
+            data_segments.push(Bytes::from_static(&[0]));
+        }
         let (_meta_bulk, metadata) = self.shared.caller.expose(meta_segments)?;
         let (_data_bulk, data) = self.shared.caller.expose(data_segments)?;
         let response: SendBatchResponse = self.call(

@@ -368,10 +368,24 @@ fn receive_batch(state: &State, p: &Partition, q: &SendBatchRequest) -> Result<u
     if q.count > 0 && data.is_empty() {
         spans.resize(q.count as usize, (0u64, 0u64));
     } else {
-        let entries = split_region(&data, q.count)?;
-        for e in entries {
-            let offset = e.as_ptr() as usize - data.as_ptr() as usize;
-            spans.push((offset as u64, e.len() as u64));
+        // Like Mofka's memory partition, bytes after the last event's data are accepted (and
+        // never referenced): clients pad a region that would otherwise hold only sizes.
+        let n = (q.count as usize).saturating_mul(8);
+        let sizes = decode_sizes(data.get(..n).ok_or_else(|| Error::Decode {
+            what: "Mofka batch data region",
+            reason: format!("{} bytes cannot hold {} sizes", data.len(), q.count),
+        })?)?;
+        let mut offset = n as u64;
+        for size in sizes {
+            let end = offset.checked_add(size).filter(|&e| e <= data.len() as u64);
+            let Some(end) = end else {
+                return Err(Error::Decode {
+                    what: "Mofka batch data region",
+                    reason: format!("event sizes exceed the {} bytes received", data.len()),
+                });
+            };
+            spans.push((offset, size));
+            offset = end;
         }
     }
     let mut log = lock(&p.log);
