@@ -23,7 +23,7 @@
 //! and Rust code is not written for the small default.
 
 use crate::error::{panic_message, Error, Result};
-use crate::thread_pool::{Job, ThreadPool};
+use crate::thread_pool::{Job, Queued, ThreadPool};
 use argobots_sys as abt;
 use std::collections::BinaryHeap;
 use std::ffi::c_void;
@@ -183,31 +183,6 @@ pub(crate) fn park(eventual: &Eventual, deadline: Option<std::time::Instant>) ->
             }
             yield_now();
         },
-    }
-}
-
-struct Queued {
-    priority: u64,
-    seq: u64,
-    job: Job,
-}
-
-impl PartialEq for Queued {
-    fn eq(&self, other: &Self) -> bool {
-        (self.priority, self.seq) == (other.priority, other.seq)
-    }
-}
-impl Eq for Queued {}
-impl PartialOrd for Queued {
-    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
-        Some(self.cmp(other))
-    }
-}
-impl Ord for Queued {
-    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
-        self.priority
-            .cmp(&other.priority)
-            .then_with(|| other.seq.cmp(&self.seq))
     }
 }
 

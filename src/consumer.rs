@@ -279,7 +279,12 @@ impl Shared {
                 return Ok(PendingData::Ready(DataView::from_bytes(d.clone())));
             }
         }
-        let full = DataDescriptor::new(Vec::new(), stored.data_size);
+        // The driver's own descriptor when it has one (Mofka's carries the data's location in
+        // the service), else a plain one of the data's size.
+        let full = stored
+            .descriptor
+            .clone()
+            .unwrap_or_else(|| DataDescriptor::new(Vec::new(), stored.data_size));
         let selected = match &self.selector {
             Some(sel) => guard("data selector", || sel(metadata, &full))?,
             None => full,

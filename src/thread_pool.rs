@@ -26,10 +26,11 @@ pub trait ThreadPool: Send + Sync {
     fn size(&self) -> usize;
 }
 
-struct Queued {
-    priority: u64,
-    seq: u64,
-    job: Job,
+/// A queued job, ordered for a max-heap: higher priority first, then submission order.
+pub(crate) struct Queued {
+    pub(crate) priority: u64,
+    pub(crate) seq: u64,
+    pub(crate) job: Job,
 }
 
 impl PartialEq for Queued {

@@ -75,7 +75,11 @@ mod with_mofka {
         // A consumer that takes 3 bytes from the 2nd byte of each event's data, by RDMA.
         let consumer = topic
             .consumer("rt-consumer")
-            .data_selector(|_md, d| d.sub_view(1, 3))
+            .data_selector(|_md, d| {
+                // The selector sees the service's descriptor: where the data is, and its size.
+                assert!(!d.location().is_empty(), "descriptor without a location");
+                d.sub_view(1, 3)
+            })
             .build()
             .unwrap();
         let mut seen = Vec::new();

@@ -781,6 +781,7 @@ fn check_topic_name(name: &str) -> Result<()> {
     Ok(())
 }
 
+#[derive(Clone)]
 struct PartitionRef {
     address: String,
     provider_id: u16,
@@ -788,6 +789,7 @@ struct PartitionRef {
 }
 
 /// An open Mofka topic.
+#[derive(Clone)]
 struct MofkaTopic {
     name: String,
     shared: Arc<Shared>,
@@ -1070,22 +1072,7 @@ impl TopicBackend for MofkaTopic {
         let ctx = self.shared.new_ctx();
         let inbox = self.subscribe(ctx, consumer, partitions, batch_size)?;
         Ok(Some(Box::new(MofkaReader {
-            topic: MofkaTopic {
-                name: self.name.clone(),
-                shared: self.shared.clone(),
-                partitions: self
-                    .partitions
-                    .iter()
-                    .map(|p| PartitionRef {
-                        address: p.address.clone(),
-                        provider_id: p.provider_id,
-                        info: p.info.clone(),
-                    })
-                    .collect(),
-                components: self.components.clone(),
-                producer_name: self.producer_name.clone(),
-                ack_early: self.ack_early,
-            },
+            topic: self.clone(),
             ctx,
             inbox,
             parts: partitions.to_vec(),
@@ -1098,24 +1085,12 @@ impl TopicBackend for MofkaTopic {
         if name.is_none() && ack_early.is_none() {
             return Ok(None);
         }
-        Ok(Some(Arc::new(MofkaTopic {
-            name: self.name.clone(),
-            shared: self.shared.clone(),
-            partitions: self
-                .partitions
-                .iter()
-                .map(|p| PartitionRef {
-                    address: p.address.clone(),
-                    provider_id: p.provider_id,
-                    info: p.info.clone(),
-                })
-                .collect(),
-            components: self.components.clone(),
-            producer_name: name
-                .map(str::to_string)
-                .unwrap_or_else(|| self.producer_name.clone()),
-            ack_early: ack_early.unwrap_or(self.ack_early),
-        })))
+        let mut topic = self.clone();
+        if let Some(name) = name {
+            topic.producer_name = name.to_string();
+        }
+        topic.ack_early = ack_early.unwrap_or(self.ack_early);
+        Ok(Some(Arc::new(topic)))
     }
 
     fn sync(&self, _partitions: &[usize]) -> Result<()> {
