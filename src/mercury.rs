@@ -439,12 +439,26 @@ struct CallState<T> {
     inflight: Arc<Inflight>,
 }
 
+/// Callback of [`Engine::forward_then`].
+pub type ForwardCallback = Box<dyn FnOnce(Result<Bytes>) + Send + 'static>;
+
+/// Where a forward's result goes.
+enum ForwardCompletion {
+    Promise(Arc<Promise<Bytes>>),
+    Callback(ForwardCallback),
+}
+
+struct ForwardState {
+    completion: ForwardCompletion,
+    inflight: Arc<Inflight>,
+}
+
 unsafe extern "C" fn forward_done(info: *const hg::hg_cb_info) -> hg::hg_return_t {
     guard("forward completion", || {
         // SAFETY: `arg` is the Box leaked by `Engine::forward`, reclaimed once here.
         unsafe {
             let info = &*info;
-            let state = Box::from_raw(info.arg as *mut CallState<Bytes>);
+            let state = Box::from_raw(info.arg as *mut ForwardState);
             let handle = info.info.forward.handle;
             let result = if info.ret == hg::HG_SUCCESS {
                 let mut payload =
@@ -461,7 +475,19 @@ unsafe extern "C" fn forward_done(info: *const hg::hg_cb_info) -> hg::hg_return_
             };
             state.inflight.handles().remove(&(handle as usize));
             hg::HG_Destroy(handle);
-            state.promise.set(result);
+            match state.completion {
+                ForwardCompletion::Promise(promise) => promise.set(result),
+                ForwardCompletion::Callback(callback) => {
+                    if let Err(payload) =
+                        std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| callback(result)))
+                    {
+                        eprintln!(
+                            "diaspora-stream: a forward callback panicked: {}",
+                            panic_message(&*payload)
+                        );
+                    }
+                }
+            }
             hg::HG_SUCCESS
         }
     })
@@ -687,13 +713,48 @@ impl Engine {
     /// Sends `payload` as a request of RPC `id` to `target`; the future gives the response
     /// payload. Waiting on it with a timeout does not cancel the request.
     pub fn forward(&self, target: &Address, id: u64, payload: &[u8]) -> Future<Bytes> {
-        match self.try_forward(target, id, payload) {
-            Ok(f) => f,
+        let (promise, future) = promise::<Bytes>();
+        match self.try_forward(target, id, payload, ForwardCompletion::Promise(promise)) {
+            Ok(()) => future,
             Err(e) => Future::failed(e),
         }
     }
 
-    fn try_forward(&self, target: &Address, id: u64, payload: &[u8]) -> Result<Future<Bytes>> {
+    /// Like [`Engine::forward`], but calls `callback` with the response (or the error) instead
+    /// of completing a future. The callback runs on the progress thread: it must be quick and
+    /// must not wait for other Mercury operations. It is called exactly once, also when the
+    /// request cannot be sent (then before this returns).
+    pub fn forward_then(
+        &self,
+        target: &Address,
+        id: u64,
+        payload: &[u8],
+        callback: ForwardCallback,
+    ) {
+        // The callback is kept aside so that it can still be called if the send fails early.
+        let slot: Arc<Mutex<Option<ForwardCallback>>> = Arc::new(Mutex::new(Some(callback)));
+        let inner_slot = slot.clone();
+        let completion = ForwardCompletion::Callback(Box::new(move |r| {
+            let cb = inner_slot.lock().unwrap_or_else(|e| e.into_inner()).take();
+            if let Some(cb) = cb {
+                cb(r);
+            }
+        }));
+        if let Err(e) = self.try_forward(target, id, payload, completion) {
+            let cb = slot.lock().unwrap_or_else(|e| e.into_inner()).take();
+            if let Some(cb) = cb {
+                cb(Err(e));
+            }
+        }
+    }
+
+    fn try_forward(
+        &self,
+        target: &Address,
+        id: u64,
+        payload: &[u8],
+        completion: ForwardCompletion,
+    ) -> Result<()> {
         self.register_client(id)?;
         let mut handle = hg::HG_HANDLE_NULL;
         // SAFETY: context and address are valid; the handle is destroyed by `forward_done` or
@@ -701,9 +762,8 @@ impl Engine {
         hg_check("HG_Create", unsafe {
             hg::HG_Create(self.inner.context, target.raw, id, &mut handle)
         })?;
-        let (promise, future) = promise::<Bytes>();
-        let state = Box::new(CallState {
-            promise,
+        let state = Box::new(ForwardState {
+            completion,
             inflight: self.inner.inflight.clone(),
         });
         self.inner.inflight.handles().insert(handle as usize);
@@ -728,7 +788,7 @@ impl Engine {
             }
             return Err(hg_error(format!("HG_Forward(rpc {id:#018x})"), ret));
         }
-        Ok(future)
+        Ok(())
     }
 
     /// Starts a bulk transfer between `local` and the peer memory `remote` owned by `origin`:

@@ -30,7 +30,8 @@ use super::wire::layout::{decode_descriptors, decode_sizes, split_entries};
 use super::wire::*;
 use crate::components::TopicComponents;
 use crate::driver::{
-    BatchIds, DataRead, DriverBackend, EventBatch, PartitionReader, StoredEvent, TopicBackend,
+    BatchCallback, BatchIds, DataRead, DriverBackend, EventBatch, PartitionReader, StoredEvent,
+    TopicBackend,
 };
 use crate::error::{Error, Result};
 use crate::mercury::{BulkAccess, Engine, EngineOptions, LocalBulk, Request};
@@ -211,6 +212,7 @@ struct Shared {
     master: (String, u16),
     inboxes: Mutex<HashMap<u64, Arc<Inbox>>>,
     next_ctx: AtomicU64,
+    watchdog: Arc<Watchdog>,
 }
 
 impl Shared {
@@ -319,6 +321,117 @@ impl Shared {
     }
 }
 
+/// The first id of a batch from the answer to its `send_batch`.
+fn decode_send_batch(version: WireVersion, partition: usize, reply: &[u8]) -> Result<BatchIds> {
+    let mut dec = Decoder::new(reply, version);
+    let hg_ret = dec.i32("margo.hg_ret")?;
+    if hg_ret != HG_SUCCESS {
+        return Err(Error::Transport {
+            operation: format!("mofka_producer_send_batch to partition {partition}"),
+            code: hg_ret,
+            message: "the service could not run the request (Margo return code)".into(),
+        });
+    }
+    let first = SendBatchResponse::read(&mut dec)?
+        .into_result()
+        .map_err(|e| mofka_err(format!("partition {partition} refused a batch: {e}")))?;
+    Ok(BatchIds::Contiguous(first))
+}
+
+/// A batch sent asynchronously: its callback and its partition's turn, taken by whichever of
+/// the answer and the watchdog comes first.
+struct PendingBatch {
+    done: Mutex<Option<BatchCallback>>,
+    slot: Mutex<Option<SlotGuard>>,
+}
+
+impl PendingBatch {
+    fn finish(&self, result: Result<BatchIds>) {
+        let done = lock(&self.done).take();
+        drop(lock(&self.slot).take());
+        if let Some(done) = done {
+            done(result);
+        }
+    }
+}
+
+/// Fails asynchronous batches that got no answer in time (their bulks stay exposed until
+/// Mercury completes or cancels the request).
+#[derive(Default)]
+struct Watchdog {
+    pending: Mutex<Vec<(Instant, Weak<PendingBatch>, usize)>>,
+    started: std::sync::OnceLock<()>,
+}
+
+impl Watchdog {
+    fn watch(self: &Arc<Self>, deadline: Instant, batch: &Arc<PendingBatch>, partition: usize) {
+        let mut pending = lock(&self.pending);
+        pending.retain(|(_, w, _)| w.strong_count() > 0);
+        pending.push((deadline, Arc::downgrade(batch), partition));
+        drop(pending);
+        self.started.get_or_init(|| {
+            let me = Arc::downgrade(self);
+            let _ = std::thread::Builder::new()
+                .name("diaspora-mofka-watchdog".into())
+                .spawn(move || loop {
+                    std::thread::sleep(Duration::from_millis(100));
+                    let Some(me) = me.upgrade() else {
+                        return;
+                    };
+                    let now = Instant::now();
+                    let expired: Vec<(Weak<PendingBatch>, usize)> = {
+                        let mut pending = lock(&me.pending);
+                        let (gone, kept): (Vec<_>, Vec<_>) =
+                            pending.drain(..).partition(|(d, _, _)| *d <= now);
+                        *pending = kept;
+                        gone.into_iter().map(|(_, w, p)| (w, p)).collect()
+                    };
+                    for (w, p) in expired {
+                        if let Some(batch) = w.upgrade() {
+                            batch.finish(Err(mofka_err(format!(
+                                "partition {p} did not answer a batch in time (mofka_producer_send_batch: no response)"
+                            ))));
+                        }
+                    }
+                });
+        });
+    }
+}
+
+/// Partitions with a batch in flight.
+#[derive(Default)]
+struct PartitionSlots {
+    busy: Mutex<std::collections::HashSet<usize>>,
+    freed: Condvar,
+}
+
+/// A partition's turn to have a batch in flight; released when dropped.
+struct SlotGuard {
+    slots: Arc<PartitionSlots>,
+    partition: usize,
+}
+
+impl PartitionSlots {
+    fn acquire(self: &Arc<Self>, partition: usize) -> SlotGuard {
+        let mut busy = lock(&self.busy);
+        while busy.contains(&partition) {
+            busy = self.freed.wait(busy).unwrap_or_else(|e| e.into_inner());
+        }
+        busy.insert(partition);
+        SlotGuard {
+            slots: self.clone(),
+            partition,
+        }
+    }
+}
+
+impl Drop for SlotGuard {
+    fn drop(&mut self) {
+        lock(&self.slots.busy).remove(&self.partition);
+        self.slots.freed.notify_all();
+    }
+}
+
 /// Checks the response of a `request_data` call for event `id`.
 fn check_request_data(version: WireVersion, reply: &[u8], id: EventId) -> Result<()> {
     let mut dec = Decoder::new(reply, version);
@@ -423,6 +536,7 @@ impl MofkaDriver {
             master,
             inboxes: Mutex::new(HashMap::new()),
             next_ctx: AtomicU64::new(1),
+            watchdog: Arc::default(),
         });
         register_recv_batch(&shared)?;
         Ok(MofkaDriver { shared })
@@ -692,6 +806,7 @@ impl DriverBackend for MofkaDriver {
             components,
             producer_name: format!("diaspora-rs-{}", std::process::id()),
             ack_early: false,
+            slots: Arc::default(),
         }))
     }
 
@@ -797,6 +912,7 @@ struct MofkaTopic {
     components: TopicComponents,
     producer_name: String,
     ack_early: bool,
+    slots: Arc<PartitionSlots>,
 }
 
 impl MofkaTopic {
@@ -862,6 +978,54 @@ impl MofkaTopic {
             );
         }
         lock(&self.shared.inboxes).remove(&ctx);
+    }
+
+    /// Exposes a batch's metadata and data for the partition to pull, and encodes the
+    /// `send_batch` request. The bulks must live until the service answered.
+    fn prepare_batch(
+        &self,
+        partition: usize,
+        batch: &EventBatch,
+    ) -> Result<(Vec<LocalBulk>, Vec<u8>)> {
+        self.partition(partition)?;
+        let n = batch.len();
+        let meta_sizes: Vec<u64> = (0..n).map(|i| batch.metadata_of(i).len() as u64).collect();
+        let mut meta_segments = vec![Bytes::from(layout::encode_sizes(&meta_sizes))];
+        if !batch.metadata_bytes().is_empty() {
+            meta_segments.push(Bytes::copy_from_slice(batch.metadata_bytes()));
+        }
+        let data_sizes: Vec<u64> = (0..n).map(|i| batch.data_of(i).size() as u64).collect();
+        let mut data_segments = vec![Bytes::from(layout::encode_sizes(&data_sizes))];
+        for i in 0..n {
+            data_segments.extend(
+                batch
+                    .data_of(i)
+                    .segments()
+                    .iter()
+                    .filter(|s| !s.is_empty())
+                    .cloned(),
+            );
+        }
+        if data_sizes.iter().all(|&s| s == 0) {
+            // A data region holding only the sizes makes Mofka 0.8.3's memory partition
+            // register a zero-length segment, which Mercury's OFI plugin refuses
+            // (HG_INVALID_ARG). One byte of padding after the sizes is stored and never
+            // referenced (every event's size says 0).
+            data_segments.push(Bytes::from_static(&[0]));
+        }
+        let (meta_bulk, metadata) = self.shared.caller.expose(meta_segments)?;
+        let (data_bulk, data) = self.shared.caller.expose(data_segments)?;
+        let payload = super::rpc::encode_request(
+            self.shared.caller.version,
+            &SendBatchRequest {
+                producer_name: self.producer_name.clone(),
+                count: n as u64,
+                ack_early: self.ack_early,
+                metadata,
+                data,
+            },
+        );
+        Ok((vec![meta_bulk, data_bulk], payload))
     }
 
     /// Sends the `request_data` call of one read, with `dst` exposed for the service to push
@@ -1005,50 +1169,74 @@ impl TopicBackend for MofkaTopic {
     }
 
     fn append_batch(&self, partition: usize, batch: &EventBatch) -> Result<BatchIds> {
-        self.partition(partition)?;
-        let n = batch.len();
-        let meta_sizes: Vec<u64> = (0..n).map(|i| batch.metadata_of(i).len() as u64).collect();
-        let mut meta_segments = vec![Bytes::from(layout::encode_sizes(&meta_sizes))];
-        if !batch.metadata_bytes().is_empty() {
-            meta_segments.push(Bytes::copy_from_slice(batch.metadata_bytes()));
-        }
-        let data_sizes: Vec<u64> = (0..n).map(|i| batch.data_of(i).size() as u64).collect();
-        let mut data_segments = vec![Bytes::from(layout::encode_sizes(&data_sizes))];
-        for i in 0..n {
-            data_segments.extend(
-                batch
-                    .data_of(i)
-                    .segments()
-                    .iter()
-                    .filter(|s| !s.is_empty())
-                    .cloned(),
-            );
-        }
-        if data_sizes.iter().all(|&s| s == 0) {
-            // A data region holding only the sizes makes Mofka 0.8.3's memory partition
-            // register a zero-length segment, which Mercury's OFI plugin refuses
-            // (HG_INVALID_ARG). One byte of padding after the sizes is stored and never
-            // referenced (every event's size says 0).
-            data_segments.push(Bytes::from_static(&[0]));
-        }
-        let (_meta_bulk, metadata) = self.shared.caller.expose(meta_segments)?;
-        let (_data_bulk, data) = self.shared.caller.expose(data_segments)?;
-        let response: SendBatchResponse = self.call(
-            partition,
-            Rpc::SendBatch,
-            &SendBatchRequest {
-                producer_name: self.producer_name.clone(),
-                count: n as u64,
-                ack_early: self.ack_early,
-                metadata,
-                data,
-            },
-        )?;
+        let (_bulks, payload) = self.prepare_batch(partition, batch)?;
+        let part = self.partition(partition)?;
+        let target = self.shared.caller.address(&part.address)?;
+        let reply = self
+            .shared
+            .caller
+            .engine
+            .forward(
+                &target,
+                rpc_id(Rpc::SendBatch.name(), part.provider_id),
+                &payload,
+            )
+            .wait_timeout(self.shared.caller.timeout)?
+            .ok_or_else(|| {
+                mofka_err(format!(
+                    "partition {partition} did not answer a batch within {:?}",
+                    self.shared.caller.timeout
+                ))
+            })?;
         // The bulks stay alive until here: the service has pulled them before answering.
-        let first = response
-            .into_result()
-            .map_err(|e| mofka_err(format!("partition {partition} refused a batch: {e}")))?;
-        Ok(BatchIds::Contiguous(first))
+        decode_send_batch(self.shared.caller.version, partition, &reply)
+    }
+
+    fn append_batch_async(&self, partition: usize, batch: EventBatch, done: BatchCallback) {
+        // One batch in flight per partition, like the C++ client: the service may handle two
+        // requests of one partition in any order. Batches for other partitions go out meanwhile.
+        let slot = self.slots.acquire(partition);
+        let started = self
+            .prepare_batch(partition, &batch)
+            .and_then(|(bulks, payload)| {
+                let part = self.partition(partition)?;
+                Ok((
+                    bulks,
+                    payload,
+                    self.shared.caller.address(&part.address)?,
+                    part.provider_id,
+                ))
+            });
+        let (bulks, payload, target, provider_id) = match started {
+            Ok(x) => x,
+            Err(e) => {
+                drop(slot);
+                done(Err(e));
+                return;
+            }
+        };
+        let version = self.shared.caller.version;
+        let pending = Arc::new(PendingBatch {
+            done: Mutex::new(Some(done)),
+            slot: Mutex::new(Some(slot)),
+        });
+        self.shared.watchdog.watch(
+            Instant::now() + self.shared.caller.timeout,
+            &pending,
+            partition,
+        );
+        self.shared.caller.engine.forward_then(
+            &target,
+            rpc_id(Rpc::SendBatch.name(), provider_id),
+            &payload,
+            Box::new(move |reply| {
+                // Runs on the progress thread: decode, release the partition, report. The bulks
+                // live until here even if the watchdog reported a timeout meanwhile.
+                drop(bulks);
+                let result = reply.and_then(|r| decode_send_batch(version, partition, &r));
+                pending.finish(result);
+            }),
+        );
     }
 
     fn open_reader(
@@ -1086,6 +1274,7 @@ impl TopicBackend for MofkaTopic {
             return Ok(None);
         }
         let mut topic = self.clone();
+        topic.slots = Arc::default();
         if let Some(name) = name {
             topic.producer_name = name.to_string();
         }
