@@ -325,6 +325,29 @@ mod with_mercury {
             .unwrap();
         let r = engine.forward(&addr, echo_id(), b"loop").wait().unwrap();
         assert_eq!(&r[..], b"loop");
+        // The callback form: called once, on the progress thread, with the response.
+        let (tx, rx) = std::sync::mpsc::channel();
+        let tx2 = tx.clone();
+        engine.forward_then(
+            &addr,
+            echo_id(),
+            b"callback",
+            Box::new(move |r| tx2.send(r.map(|b| b.to_vec())).unwrap()),
+        );
+        let got = rx.recv_timeout(Duration::from_secs(10)).unwrap().unwrap();
+        assert_eq!(got, b"callback".to_vec());
+        // ... and with the error when the request cannot be answered.
+        engine.forward_then(
+            &addr,
+            margo_rpc_id("diaspora_test_nobody", 1),
+            b"x",
+            Box::new(move |r| tx.send(r.map(|b| b.to_vec())).unwrap()),
+        );
+        assert!(rx.recv_timeout(Duration::from_secs(30)).unwrap().is_err());
+        assert!(
+            rx.recv_timeout(Duration::from_millis(200)).is_err(),
+            "called once"
+        );
         // Misuse is reported, not undefined.
         assert!(LocalBulk::from_vec(&engine, Vec::new(), BulkAccess::ReadWrite).is_err());
         assert!(RemoteBulk::deserialize(&engine, &[]).is_err());
