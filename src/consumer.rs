@@ -334,18 +334,23 @@ impl Shared {
         self_arc: &Arc<Shared>,
         p: usize,
         batch: Vec<StoredEvent>,
-    ) -> (Vec<Event>, Option<Error>) {
+    ) -> (Vec<Event>, Option<Error>, Vec<StoredEvent>) {
         let mut prepared = Vec::with_capacity(batch.len());
         let mut error = None;
-        for stored in batch {
+        // Events not delivered because an earlier one failed (the failing one included).
+        let mut leftover = Vec::new();
+        let mut batch = batch.into_iter();
+        for stored in batch.by_ref() {
             match self.prepare(p, &stored) {
                 Ok((metadata, data)) => prepared.push((stored, metadata, data)),
                 Err(e) => {
                     error = Some(e);
+                    leftover.push(stored);
                     break;
                 }
             }
         }
+        leftover.extend(batch);
         let mut reads: Vec<DataRead<'_>> = Vec::new();
         let mut read_index = Vec::new();
         for (i, (stored, _, data)) in prepared.iter_mut().enumerate() {
@@ -366,7 +371,11 @@ impl Shared {
                 .enumerate()
                 .find_map(|(k, r)| r.err().map(|e| (k, e)))
             {
-                prepared.truncate(read_index[k]);
+                let failed: Vec<StoredEvent> = prepared
+                    .drain(read_index[k]..)
+                    .map(|(stored, _, _)| stored)
+                    .collect();
+                leftover.splice(0..0, failed);
                 error = Some(e);
             }
         }
@@ -386,7 +395,7 @@ impl Shared {
                 )
             })
             .collect();
-        (events, error)
+        (events, error, leftover)
     }
 }
 
@@ -507,7 +516,12 @@ impl Fetcher {
             if batch.is_empty() {
                 continue;
             }
-            let (materialized, error) = shared.materialize_batch(shared, p, batch);
+            let (materialized, error, leftover) = shared.materialize_batch(shared, p, batch);
+            if let Some(r) = self.reader.as_mut() {
+                if !leftover.is_empty() {
+                    r.unread(p, leftover);
+                }
+            }
             let mut events = Vec::with_capacity(materialized.len() + 1);
             let mut resume_at = None;
             for ev in materialized {

@@ -170,6 +170,11 @@ pub trait PartitionReader: Send {
     fn prefetches(&self) -> bool {
         false
     }
+
+    /// Gives back events that `fetch` returned but the engine could not deliver (a failure
+    /// stopped the batch at the first of them): the next `fetch` of `partition` must return
+    /// them first. Readers that fetch by id again from the engine's `from` need not keep them.
+    fn unread(&mut self, _partition: usize, _events: Vec<StoredEvent>) {}
 }
 
 /// Administration side of a driver.

@@ -182,7 +182,13 @@ impl<T> Promise<T> {
                 .push(eventual.clone());
             eventual
         };
-        crate::argobots::park(&eventual, deadline);
+        if !crate::argobots::park(&eventual, deadline) {
+            // Timed out: forget this waiter so that repeated short waits do not pile up.
+            self.parked
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .retain(|e| !Arc::ptr_eq(e, &eventual));
+        }
         self.lock().as_ref().map(f)
     }
 

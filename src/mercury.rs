@@ -84,8 +84,8 @@ pub struct EngineOptions {
     /// Whether the engine accepts connections (servers and clients that receive RPCs, such as
     /// Mofka consumers, listen).
     pub listen: bool,
-    /// Where request handlers run; `None`: a pool of `handler_threads` OS threads owned by the
-    /// engine.
+    /// Where request handlers run; `None` (or a pool without threads, which would run them on
+    /// the progress thread): a pool of `handler_threads` OS threads owned by the engine.
     pub handler_pool: Option<Arc<dyn ThreadPool>>,
     /// Number of threads of the engine's own handler pool.
     pub handler_threads: usize,
@@ -188,6 +188,8 @@ struct Inner {
     inflight: Arc<Inflight>,
     handler_pool: Option<Arc<dyn ThreadPool>>,
     owns_handler_pool: bool,
+    /// Handlers replaced by a later registration of their id, freed with the engine.
+    retired_handlers: Mutex<Vec<usize>>,
 }
 
 // SAFETY: the raw class and context are used through Mercury's thread-safe API; the Rust state
@@ -211,6 +213,15 @@ impl Drop for Inner {
         }
         // Otherwise the progress thread itself dropped the last handle: it finalises the class
         // when its loop ends, right after the current callback.
+        for entry in self
+            .retired_handlers
+            .get_mut()
+            .unwrap_or_else(|e| e.into_inner())
+            .drain(..)
+        {
+            // SAFETY: each was leaked by `Engine::register` and is no longer registered.
+            unsafe { free_handler_entry(entry as *mut c_void) };
+        }
         if let Some(pool) = self.handler_pool.take() {
             if self.owns_handler_pool {
                 // The last handle may have been dropped by a handler running on this very
@@ -442,6 +453,33 @@ struct CallState<T> {
 /// Callback of [`Engine::forward_then`].
 pub type ForwardCallback = Box<dyn FnOnce(Result<Bytes>) + Send + 'static>;
 
+/// Identifies a request sent by [`Engine::forward_then`], to cancel it.
+#[derive(Debug)]
+pub struct ForwardToken {
+    handle: usize,
+    inflight: Weak<Inflight>,
+}
+
+impl ForwardToken {
+    /// Asks Mercury to cancel the request if it has not completed: its callback then runs
+    /// (on the progress thread) with a cancellation error. The peer may already have received
+    /// and processed the request. Does nothing once the request has completed.
+    pub fn cancel(&self) {
+        let Some(inflight) = self.inflight.upgrade() else {
+            return;
+        };
+        // The completion callback removes the handle under this lock before destroying it, so
+        // while the lock is held and the handle is listed, it is alive.
+        let handles = inflight.handles();
+        if handles.contains(&self.handle) {
+            // SAFETY: see above; HG_Cancel may be called from any thread.
+            unsafe {
+                hg::HG_Cancel(self.handle as hg::hg_handle_t);
+            }
+        }
+    }
+}
+
 /// Where a forward's result goes.
 enum ForwardCompletion {
     Promise(Arc<Promise<Bytes>>),
@@ -473,8 +511,12 @@ unsafe extern "C" fn forward_done(info: *const hg::hg_cb_info) -> hg::hg_return_
             } else {
                 Err(hg_error("HG_Forward", info.ret))
             };
-            state.inflight.handles().remove(&(handle as usize));
-            hg::HG_Destroy(handle);
+            {
+                // Held across the destroy: `ForwardToken::cancel` checks the set under it.
+                let mut handles = state.inflight.handles();
+                handles.remove(&(handle as usize));
+                hg::HG_Destroy(handle);
+            }
             match state.completion {
                 ForwardCompletion::Promise(promise) => promise.set(result),
                 ForwardCompletion::Callback(callback) => {
@@ -580,8 +622,10 @@ impl Engine {
             }
         };
         let (handler_pool, owns_handler_pool) = match options.handler_pool {
-            Some(pool) => (Some(pool), false),
-            None => (
+            // A pool that runs jobs inline would run handlers on the progress thread, where a
+            // handler waiting for Mercury would wait forever.
+            Some(pool) if pool.thread_count() > 0 => (Some(pool), false),
+            _ => (
                 Some(Arc::new(StdThreadPool::new(options.handler_threads.max(1)))
                     as Arc<dyn ThreadPool>),
                 true,
@@ -600,6 +644,7 @@ impl Engine {
                 inflight,
                 handler_pool,
                 owns_handler_pool,
+                retired_handlers: Mutex::new(Vec::new()),
             }),
         })
     }
@@ -695,8 +740,19 @@ impl Engine {
             handler: Arc::new(handler),
             engine: Arc::downgrade(&self.inner),
         });
-        // SAFETY: Mercury keeps the pointer and frees it with `free_handler_entry` (when the
-        // data is replaced or the class finalised).
+        // Mercury does not free data it replaces. The previous handler may still be running
+        // (or about to run) on a request that arrived before: keep it until the engine goes.
+        // SAFETY: reads the pointer registered for `id`, if any (a HandlerEntry leaked below).
+        let old = unsafe { hg::HG_Registered_data(self.inner.class, id) };
+        if !old.is_null() {
+            self.inner
+                .retired_handlers
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .push(old as usize);
+        }
+        // SAFETY: Mercury keeps the pointer and frees it with `free_handler_entry` when the
+        // class is finalised.
         let ret = unsafe {
             hg::HG_Register_data(
                 self.inner.class,
@@ -715,7 +771,7 @@ impl Engine {
     pub fn forward(&self, target: &Address, id: u64, payload: &[u8]) -> Future<Bytes> {
         let (promise, future) = promise::<Bytes>();
         match self.try_forward(target, id, payload, ForwardCompletion::Promise(promise)) {
-            Ok(()) => future,
+            Ok(_) => future,
             Err(e) => Future::failed(e),
         }
     }
@@ -730,7 +786,7 @@ impl Engine {
         id: u64,
         payload: &[u8],
         callback: ForwardCallback,
-    ) {
+    ) -> ForwardToken {
         // The callback is kept aside so that it can still be called if the send fails early.
         let slot: Arc<Mutex<Option<ForwardCallback>>> = Arc::new(Mutex::new(Some(callback)));
         let inner_slot = slot.clone();
@@ -740,10 +796,20 @@ impl Engine {
                 cb(r);
             }
         }));
-        if let Err(e) = self.try_forward(target, id, payload, completion) {
-            let cb = slot.lock().unwrap_or_else(|e| e.into_inner()).take();
-            if let Some(cb) = cb {
-                cb(Err(e));
+        match self.try_forward(target, id, payload, completion) {
+            Ok(handle) => ForwardToken {
+                handle,
+                inflight: Arc::downgrade(&self.inner.inflight),
+            },
+            Err(e) => {
+                let cb = slot.lock().unwrap_or_else(|e| e.into_inner()).take();
+                if let Some(cb) = cb {
+                    cb(Err(e));
+                }
+                ForwardToken {
+                    handle: 0,
+                    inflight: Weak::new(),
+                }
             }
         }
     }
@@ -754,7 +820,7 @@ impl Engine {
         id: u64,
         payload: &[u8],
         completion: ForwardCompletion,
-    ) -> Result<()> {
+    ) -> Result<usize> {
         self.register_client(id)?;
         let mut handle = hg::HG_HANDLE_NULL;
         // SAFETY: context and address are valid; the handle is destroyed by `forward_done` or
@@ -788,7 +854,7 @@ impl Engine {
             }
             return Err(hg_error(format!("HG_Forward(rpc {id:#018x})"), ret));
         }
-        Ok(())
+        Ok(handle as usize)
     }
 
     /// Starts a bulk transfer between `local` and the peer memory `remote` owned by `origin`:

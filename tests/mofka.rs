@@ -198,6 +198,53 @@ mod with_mofka {
     }
 
     #[test]
+    fn events_after_a_failed_one_are_not_lost() {
+        let Some((service, _dir)) = mock(WireVersion::CURRENT) else {
+            return;
+        };
+        let driver = driver_for(&service, json!({}));
+        driver.create_topic("no-loss", &json!({})).unwrap();
+        let topic = driver.open_topic("no-loss").unwrap();
+        let producer = topic.producer().build().unwrap();
+        for i in 0..10u64 {
+            producer.push(
+                json!({"i": i}),
+                DataView::from(format!("d{i}").into_bytes()),
+            );
+        }
+        producer.flush().wait().unwrap();
+        // The selector fails once, on event 3: that pull reports the error, and event 3 and
+        // every later event of its batch still arrive afterwards.
+        let failed = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let f = failed.clone();
+        let consumer = topic
+            .consumer("no-loss")
+            .data_selector(move |md, d| {
+                if md.json()["i"] == 3 && !f.swap(true, std::sync::atomic::Ordering::SeqCst) {
+                    panic!("selector failure (expected by the test)");
+                }
+                d.clone()
+            })
+            .build()
+            .unwrap();
+        let mut seen = Vec::new();
+        let mut errors = 0;
+        while seen.len() < 10 {
+            match consumer.pull().wait_timeout(Duration::from_secs(20)) {
+                Ok(Some(ev)) => {
+                    let i = ev.metadata().json()["i"].as_u64().unwrap();
+                    assert_eq!(ev.data().to_vec(), format!("d{i}").into_bytes());
+                    seen.push(i);
+                }
+                Ok(None) => panic!("events missing after the failure: got {seen:?}"),
+                Err(_) => errors += 1,
+            }
+        }
+        assert_eq!(errors, 1);
+        assert_eq!(seen, (0..10).collect::<Vec<_>>());
+    }
+
+    #[test]
     fn topic_administration() {
         let Some((service, _dir)) = mock(WireVersion::CURRENT) else {
             return;

@@ -54,9 +54,6 @@ const DEFAULT_BATCH_SIZE: u64 = 128;
 const NO_MORE_EVENTS: u64 = u64::MAX;
 /// `request_data` calls a consumer keeps in flight when it reads whole events.
 const DATA_REQUESTS_IN_FLIGHT: usize = 32;
-/// Events not yet pulled by the application after which a consumer stops answering the
-/// service's `recv_batch` calls (the service then waits: flow control).
-const INBOX_LIMIT: usize = 16 * 1024;
 
 /// Jx9 script run by Bedrock to find the master database: the ids of the Yokan providers that
 /// carry the `mofka:master` tag.
@@ -343,14 +340,37 @@ fn decode_send_batch(version: WireVersion, partition: usize, reply: &[u8]) -> Re
 struct PendingBatch {
     done: Mutex<Option<BatchCallback>>,
     slot: Mutex<Option<SlotGuard>>,
+    /// The request, to cancel it when it times out.
+    token: Mutex<Option<crate::mercury::ForwardToken>>,
+    timed_out: std::sync::atomic::AtomicBool,
+    partition: usize,
 }
 
 impl PendingBatch {
+    /// Reports the outcome and gives the partition's turn back (once).
     fn finish(&self, result: Result<BatchIds>) {
+        // An answer that made it despite the timeout stands; a cancelled request reports why.
+        let result = match result {
+            Err(_) if self.timed_out.load(Ordering::SeqCst) => Err(mofka_err(format!(
+                "partition {} did not answer a batch in time (mofka_producer_send_batch: no \
+                 response; the request was cancelled, but the service may still store the batch)",
+                self.partition
+            ))),
+            r => r,
+        };
         let done = lock(&self.done).take();
         drop(lock(&self.slot).take());
         if let Some(done) = done {
             done(result);
+        }
+    }
+
+    /// Called by the watchdog: cancels the request. Its completion then reports the timeout
+    /// and frees the partition, so that no later batch overtakes this one.
+    fn expire(&self) {
+        self.timed_out.store(true, Ordering::SeqCst);
+        if let Some(token) = lock(&self.token).as_ref() {
+            token.cancel();
         }
     }
 }
@@ -386,11 +406,9 @@ impl Watchdog {
                         *pending = kept;
                         gone.into_iter().map(|(_, w, p)| (w, p)).collect()
                     };
-                    for (w, p) in expired {
+                    for (w, _) in expired {
                         if let Some(batch) = w.upgrade() {
-                            batch.finish(Err(mofka_err(format!(
-                                "partition {p} did not answer a batch in time (mofka_producer_send_batch: no response)"
-                            ))));
+                            batch.expire();
                         }
                     }
                 });
@@ -607,17 +625,9 @@ fn receive(shared: &Shared, input: &[u8]) -> Result<()> {
             descriptors.len()
         )));
     }
+    // No back-pressure here: a real service holds its partition's lock while it feeds a
+    // consumer, so an answer held back would stall the partition's producers too.
     let mut st = lock(&inbox.state);
-    // Flow control: do not answer (so the service does not send more) while the application
-    // is far behind.
-    let deadline = Instant::now() + shared.caller.timeout / 2;
-    while st.queued > INBOX_LIMIT && Instant::now() < deadline {
-        st = inbox
-            .changed
-            .wait_timeout(st, Duration::from_millis(50))
-            .unwrap_or_else(|e| e.into_inner())
-            .0;
-    }
     let queue = st.queues.entry(q.partition_index).or_default();
     for (i, (m, d)) in entries.iter().zip(descriptors).enumerate() {
         queue.push_back(StoredEvent {
@@ -991,7 +1001,10 @@ impl MofkaTopic {
         let n = batch.len();
         let meta_sizes: Vec<u64> = (0..n).map(|i| batch.metadata_of(i).len() as u64).collect();
         let mut meta_segments = vec![Bytes::from(layout::encode_sizes(&meta_sizes))];
-        if !batch.metadata_bytes().is_empty() {
+        if batch.metadata_bytes().is_empty() {
+            // Same padding as for the data below (possible with a custom serializer).
+            meta_segments.push(Bytes::from_static(&[0]));
+        } else {
             meta_segments.push(Bytes::copy_from_slice(batch.metadata_bytes()));
         }
         let data_sizes: Vec<u64> = (0..n).map(|i| batch.data_of(i).size() as u64).collect();
@@ -1169,27 +1182,18 @@ impl TopicBackend for MofkaTopic {
     }
 
     fn append_batch(&self, partition: usize, batch: &EventBatch) -> Result<BatchIds> {
-        let (_bulks, payload) = self.prepare_batch(partition, batch)?;
-        let part = self.partition(partition)?;
-        let target = self.shared.caller.address(&part.address)?;
-        let reply = self
-            .shared
-            .caller
-            .engine
-            .forward(
-                &target,
-                rpc_id(Rpc::SendBatch.name(), part.provider_id),
-                &payload,
-            )
-            .wait_timeout(self.shared.caller.timeout)?
-            .ok_or_else(|| {
-                mofka_err(format!(
-                    "partition {partition} did not answer a batch within {:?}",
-                    self.shared.caller.timeout
-                ))
-            })?;
-        // The bulks stay alive until here: the service has pulled them before answering.
-        decode_send_batch(self.shared.caller.version, partition, &reply)
+        // The asynchronous path keeps the batch's memory exposed until Mercury is done with
+        // the request, even when it times out: wait for its outcome.
+        let (tx, rx) = std::sync::mpsc::channel();
+        self.append_batch_async(
+            partition,
+            batch.clone(),
+            Box::new(move |r| {
+                let _ = tx.send(r);
+            }),
+        );
+        rx.recv()
+            .unwrap_or_else(|_| Err(mofka_err("a batch was dropped without an outcome")))
     }
 
     fn append_batch_async(&self, partition: usize, batch: EventBatch, done: BatchCallback) {
@@ -1219,23 +1223,28 @@ impl TopicBackend for MofkaTopic {
         let pending = Arc::new(PendingBatch {
             done: Mutex::new(Some(done)),
             slot: Mutex::new(Some(slot)),
-        });
-        self.shared.watchdog.watch(
-            Instant::now() + self.shared.caller.timeout,
-            &pending,
+            token: Mutex::new(None),
+            timed_out: std::sync::atomic::AtomicBool::new(false),
             partition,
-        );
-        self.shared.caller.engine.forward_then(
+        });
+        let completion = pending.clone();
+        let token = self.shared.caller.engine.forward_then(
             &target,
             rpc_id(Rpc::SendBatch.name(), provider_id),
             &payload,
             Box::new(move |reply| {
-                // Runs on the progress thread: decode, release the partition, report. The bulks
-                // live until here even if the watchdog reported a timeout meanwhile.
+                // Runs on the progress thread: decode, release the partition, report. The
+                // bulks are released only now, when Mercury is done with the request.
                 drop(bulks);
                 let result = reply.and_then(|r| decode_send_batch(version, partition, &r));
-                pending.finish(result);
+                completion.finish(result);
             }),
+        );
+        *lock(&pending.token) = Some(token);
+        self.shared.watchdog.watch(
+            Instant::now() + self.shared.caller.timeout,
+            &pending,
+            partition,
         );
     }
 
@@ -1300,22 +1309,31 @@ impl TopicBackend for MofkaTopic {
         let ctx = self.shared.new_ctx();
         let name = format!("diaspora-fetch-{ctx:x}");
         let inbox = self.subscribe(ctx, &name, &[partition], DEFAULT_BATCH_SIZE)?;
-        let quiet = Duration::from_millis(200);
+        // The feed says nothing when the partition has no (more) events: stop once it has
+        // been quiet for a while, waiting longer for the first batch (lookups and pulls).
+        let (first_wait, quiet) = (Duration::from_secs(2), Duration::from_millis(200));
         let mut out = Vec::new();
-        let mut last = Instant::now();
+        let start = Instant::now();
+        let mut last: Option<Instant> = None;
         {
             let mut st = lock(&inbox.state);
             while out.len() < max_events {
                 let q = st.queues.entry(partition as u64).or_default();
                 if let Some(ev) = q.pop_front() {
                     st.queued -= 1;
-                    last = Instant::now();
-                    if ev.id >= from {
+                    last = Some(Instant::now());
+                    // Skip what precedes `from`, and the end-of-stream marker of a complete
+                    // partition (not an event of the log).
+                    if ev.id >= from && ev.id < NO_MORE_EVENTS - 1 {
                         out.push(ev);
                     }
                     continue;
                 }
-                if last.elapsed() >= quiet {
+                let waited_enough = match last {
+                    Some(t) => t.elapsed() >= quiet,
+                    None => start.elapsed() >= first_wait,
+                };
+                if waited_enough {
                     break;
                 }
                 st = inbox
@@ -1449,9 +1467,22 @@ impl PartitionReader for MofkaReader {
         }
         self.inbox.changed.notify_all();
         if with_data {
-            self.topic.fill_whole_data(partition, &mut out)?;
+            if let Err(e) = self.topic.fill_whole_data(partition, &mut out) {
+                // Keep the events for the next fetch rather than lose them.
+                self.unread(partition, out);
+                return Err(e);
+            }
         }
         Ok(out)
+    }
+
+    fn unread(&mut self, partition: usize, events: Vec<StoredEvent>) {
+        let mut st = lock(&self.inbox.state);
+        st.queued += events.len();
+        let queue = st.queues.entry(partition as u64).or_default();
+        for ev in events.into_iter().rev() {
+            queue.push_front(ev);
+        }
     }
 }
 

@@ -102,7 +102,7 @@ impl MockService {
         )?;
         let address = engine.self_address()?;
         let state = Arc::new(State {
-            caller: Caller::new(engine.clone(), version, Duration::from_secs(30)),
+            caller: Caller::new(engine.clone(), version, Duration::from_secs(60)),
             kv: Mutex::new(BTreeMap::new()),
             collections: Mutex::new(HashMap::new()),
             next_provider: Mutex::new(FIRST_PARTITION_PROVIDER_ID),
@@ -339,20 +339,6 @@ fn register_partition(state: &Arc<State>, id: u16, partition: Arc<Partition>) ->
     )
 }
 
-/// Splits a `[count × u64 sizes][content]` region.
-fn split_region(region: &[u8], count: u64) -> Result<Vec<&[u8]>> {
-    let n = usize::try_from(count)
-        .ok()
-        .and_then(|c| c.checked_mul(8))
-        .filter(|&n| n <= region.len())
-        .ok_or_else(|| Error::Decode {
-            what: "Mofka batch region",
-            reason: format!("{} bytes cannot hold {count} sizes", region.len()),
-        })?;
-    let sizes = decode_sizes(&region[..n])?;
-    Ok(split_entries(&sizes, &region[n..])?)
-}
-
 fn receive_batch(state: &State, p: &Partition, q: &SendBatchRequest) -> Result<u64> {
     if p.complete.load(Ordering::SeqCst) {
         return Err(Error::Driver {
@@ -362,32 +348,17 @@ fn receive_batch(state: &State, p: &Partition, q: &SendBatchRequest) -> Result<u
     }
     let metadata = state.caller.pull(&q.metadata)?;
     let data = bytes::Bytes::from(state.caller.pull(&q.data)?);
-    let metas = split_region(&metadata, q.count)?;
+    let meta_spans = entry_spans(&metadata, q.count, "metadata")?;
+    let metas: Vec<&[u8]> = meta_spans
+        .iter()
+        .map(|&(o, n)| &metadata[o as usize..(o + n) as usize])
+        .collect();
     // Offsets of each event's data inside the pulled region (kept whole, without copying).
-    let mut spans = Vec::with_capacity(q.count as usize);
-    if q.count > 0 && data.is_empty() {
-        spans.resize(q.count as usize, (0u64, 0u64));
+    let spans = if q.count > 0 && data.is_empty() {
+        vec![(0u64, 0u64); q.count as usize]
     } else {
-        // Like Mofka's memory partition, bytes after the last event's data are accepted (and
-        // never referenced): clients pad a region that would otherwise hold only sizes.
-        let n = (q.count as usize).saturating_mul(8);
-        let sizes = decode_sizes(data.get(..n).ok_or_else(|| Error::Decode {
-            what: "Mofka batch data region",
-            reason: format!("{} bytes cannot hold {} sizes", data.len(), q.count),
-        })?)?;
-        let mut offset = n as u64;
-        for size in sizes {
-            let end = offset.checked_add(size).filter(|&e| e <= data.len() as u64);
-            let Some(end) = end else {
-                return Err(Error::Decode {
-                    what: "Mofka batch data region",
-                    reason: format!("event sizes exceed the {} bytes received", data.len()),
-                });
-            };
-            spans.push((offset, size));
-            offset = end;
-        }
-    }
+        entry_spans(&data, q.count, "data")?
+    };
     let mut log = lock(&p.log);
     let first = log.metadata.len() as u64;
     let base = log.data_end;
@@ -402,6 +373,38 @@ fn receive_batch(state: &State, p: &Partition, q: &SendBatchRequest) -> Result<u
     drop(log);
     p.grew.notify_all();
     Ok(first)
+}
+
+/// `(offset, size)` of each entry of a `[count × u64 sizes][content]` region. Like Mofka's
+/// memory partition, bytes after the last entry are accepted (and never referenced): clients
+/// pad a region whose entries are all empty.
+fn entry_spans(region: &[u8], count: u64, what: &str) -> Result<Vec<(u64, u64)>> {
+    let bad = |reason: String| Error::Decode {
+        what: "Mofka batch region",
+        reason: format!("{what}: {reason}"),
+    };
+    let n = (count as usize).saturating_mul(8);
+    let sizes = decode_sizes(
+        region
+            .get(..n)
+            .ok_or_else(|| bad(format!("{} bytes cannot hold {count} sizes", region.len())))?,
+    )?;
+    let mut offset = n as u64;
+    let mut spans = Vec::with_capacity(sizes.len());
+    for size in sizes {
+        let end = offset
+            .checked_add(size)
+            .filter(|&e| e <= region.len() as u64)
+            .ok_or_else(|| {
+                bad(format!(
+                    "entry sizes exceed the {} bytes received",
+                    region.len()
+                ))
+            })?;
+        spans.push((offset, size));
+        offset = end;
+    }
+    Ok(spans)
 }
 
 fn start_feed(state: &Arc<State>, p: &Arc<Partition>, q: RequestEventsRequest, address: String) {
@@ -442,7 +445,9 @@ fn feed(
 ) -> Result<()> {
     let batch_size = q.batch_size.max(1);
     loop {
-        let (metas, descs) = {
+        // Like Mofka's memory partition, the partition stays locked while the consumer takes a
+        // batch: producers (and acknowledgements) of this partition wait meanwhile.
+        let (metas, descs, log) = {
             let mut log = lock(&p.log);
             loop {
                 if stop.load(Ordering::SeqCst) || state.stopping.load(Ordering::SeqCst) {
@@ -471,7 +476,7 @@ fn feed(
                     DataDescriptor::new(loc.to_bytes().to_vec(), size)
                 })
                 .collect();
-            (metas, descs)
+            (metas, descs, log)
         };
         let count = metas.len() as u64;
         let (meta_sizes, meta_content) = encode_entries(&metas);
@@ -508,6 +513,7 @@ fn feed(
             state
                 .caller
                 .call(address, Rpc::RecvBatch.name(), 0, &request)?;
+        drop(log);
         if let MofkaResult::Err(e) = response {
             return Err(Error::Driver {
                 driver: "mofka",
