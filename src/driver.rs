@@ -118,6 +118,15 @@ pub struct StoredEvent {
     pub descriptor: Option<crate::DataDescriptor>,
 }
 
+/// The entry of `partitions` for partition `p` of `topic`, or [`Error::PartitionOutOfRange`].
+pub(crate) fn partition_at<'a, T>(topic: &str, partitions: &'a [T], p: usize) -> Result<&'a T> {
+    partitions.get(p).ok_or_else(|| Error::PartitionOutOfRange {
+        topic: topic.to_string(),
+        partition: p,
+        num_partitions: partitions.len(),
+    })
+}
+
 /// One event's data read, for [`TopicBackend::read_data_many`]: the byte ranges of `event`'s
 /// data to copy, consecutively, over `dst`.
 #[derive(Debug)]

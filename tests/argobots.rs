@@ -25,6 +25,22 @@ mod with_argobots {
         }
     }
 
+    /// Runs a job that holds its execution stream until the returned sender sends; returns
+    /// once it runs.
+    fn occupy(pool: &ArgobotsThreadPool) -> mpsc::Sender<()> {
+        let (release_tx, release_rx) = mpsc::channel::<()>();
+        let (started_tx, started_rx) = mpsc::channel();
+        pool.push_work(
+            Box::new(move || {
+                started_tx.send(()).unwrap();
+                release_rx.recv().unwrap();
+            }),
+            MAX,
+        );
+        started_rx.recv_timeout(Duration::from_secs(5)).unwrap();
+        release_tx
+    }
+
     #[test]
     fn zero_threads_runs_inline_outside_ults() {
         let pool = ArgobotsThreadPool::new(0).unwrap();
@@ -85,17 +101,8 @@ mod with_argobots {
     #[test]
     fn priorities_are_honoured() {
         let pool = ArgobotsThreadPool::new(1).unwrap();
-        let (release_tx, release_rx) = mpsc::channel::<()>();
-        let (started_tx, started_rx) = mpsc::channel();
         // Occupy the only execution stream so that every following job queues.
-        pool.push_work(
-            Box::new(move || {
-                started_tx.send(()).unwrap();
-                release_rx.recv().unwrap();
-            }),
-            MAX,
-        );
-        started_rx.recv_timeout(Duration::from_secs(5)).unwrap();
+        let release_tx = occupy(&pool);
         let order = Arc::new(Mutex::new(Vec::new()));
         let priorities = [1u64, 100, 1000, MAX];
         for round in 0..10 {
@@ -124,16 +131,7 @@ mod with_argobots {
     #[test]
     fn size_tracks_queued_work() {
         let pool = ArgobotsThreadPool::new(1).unwrap();
-        let (release_tx, release_rx) = mpsc::channel::<()>();
-        let (started_tx, started_rx) = mpsc::channel();
-        pool.push_work(
-            Box::new(move || {
-                started_tx.send(()).unwrap();
-                release_rx.recv().unwrap();
-            }),
-            MAX,
-        );
-        started_rx.recv_timeout(Duration::from_secs(5)).unwrap();
+        let release_tx = occupy(&pool);
         let done = Arc::new(AtomicUsize::new(0));
         for _ in 0..5 {
             let done = done.clone();

@@ -332,13 +332,7 @@ struct FilesTopic {
 
 impl FilesTopic {
     fn partition(&self, p: usize) -> Result<&PartitionFiles> {
-        self.partitions
-            .get(p)
-            .ok_or_else(|| Error::PartitionOutOfRange {
-                topic: self.name.clone(),
-                partition: p,
-                num_partitions: self.partitions.len(),
-            })
+        crate::driver::partition_at(&self.name, &self.partitions, p)
     }
 }
 

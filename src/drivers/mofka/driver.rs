@@ -25,7 +25,7 @@
 //! a consumer is fed from its name's cursor, and acknowledgements move the cursor. So
 //! [`TopicBackend::load_offset`] is 0 and the feed decides where reading resumes.
 
-use super::rpc::{decode_request, respond, Caller};
+use super::rpc::{decode_request, decode_response, respond, Caller};
 use super::wire::layout::{decode_descriptors, decode_sizes, split_entries};
 use super::wire::*;
 use crate::components::TopicComponents;
@@ -320,18 +320,11 @@ impl Shared {
 
 /// The first id of a batch from the answer to its `send_batch`.
 fn decode_send_batch(version: WireVersion, partition: usize, reply: &[u8]) -> Result<BatchIds> {
-    let mut dec = Decoder::new(reply, version);
-    let hg_ret = dec.i32("margo.hg_ret")?;
-    if hg_ret != HG_SUCCESS {
-        return Err(Error::Transport {
-            operation: format!("mofka_producer_send_batch to partition {partition}"),
-            code: hg_ret,
-            message: "the service could not run the request (Margo return code)".into(),
-        });
-    }
-    let first = SendBatchResponse::read(&mut dec)?
-        .into_result()
-        .map_err(|e| mofka_err(format!("partition {partition} refused a batch: {e}")))?;
+    let first = decode_response::<SendBatchResponse>(version, reply, || {
+        format!("mofka_producer_send_batch to partition {partition}")
+    })?
+    .into_result()
+    .map_err(|e| mofka_err(format!("partition {partition} refused a batch: {e}")))?;
     Ok(BatchIds::Contiguous(first))
 }
 
@@ -452,16 +445,11 @@ impl Drop for SlotGuard {
 
 /// Checks the response of a `request_data` call for event `id`.
 fn check_request_data(version: WireVersion, reply: &[u8], id: EventId) -> Result<()> {
-    let mut dec = Decoder::new(reply, version);
-    let hg_ret = dec.i32("margo.hg_ret")?;
-    if hg_ret != HG_SUCCESS {
-        return Err(mofka_err(format!(
-            "request_data for event {id} failed (Margo code {hg_ret})"
-        )));
-    }
-    let results = RequestDataResponse::read(&mut dec)?
-        .into_result()
-        .map_err(|e| Error::DataSelection(format!("event {id}: {e}")))?;
+    let results = decode_response::<RequestDataResponse>(version, reply, || {
+        format!("mofka_consumer_request_data for event {id}")
+    })?
+    .into_result()
+    .map_err(|e| Error::DataSelection(format!("event {id}: {e}")))?;
     match results.into_iter().next() {
         Some(MofkaResult::Err(e)) => Err(Error::DataSelection(format!("event {id}: {e}"))),
         _ => Ok(()),
@@ -927,13 +915,7 @@ struct MofkaTopic {
 
 impl MofkaTopic {
     fn partition(&self, p: usize) -> Result<&PartitionRef> {
-        self.partitions
-            .get(p)
-            .ok_or_else(|| Error::PartitionOutOfRange {
-                topic: self.name.clone(),
-                partition: p,
-                num_partitions: self.partitions.len(),
-            })
+        crate::driver::partition_at(&self.name, &self.partitions, p)
     }
 
     fn call<Q: WireMessage, R: WireMessage>(&self, p: usize, rpc: Rpc, body: &Q) -> Result<R> {

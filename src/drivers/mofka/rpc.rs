@@ -26,6 +26,25 @@ pub(crate) fn decode_request<Q: WireMessage>(version: WireVersion, payload: &[u8
     Ok(Q::read(&mut dec)?)
 }
 
+/// Decodes a response payload: the Margo return code, then the value. A non-zero code (the
+/// service could not run the request) becomes an error naming `operation`.
+pub(crate) fn decode_response<R: WireMessage>(
+    version: WireVersion,
+    payload: &[u8],
+    operation: impl FnOnce() -> String,
+) -> Result<R> {
+    let mut dec = Decoder::new(payload, version);
+    let hg_ret = dec.i32("margo.hg_ret")?;
+    if hg_ret != HG_SUCCESS {
+        return Err(Error::Transport {
+            operation: operation(),
+            code: hg_ret,
+            message: "the service could not run the request (Margo return code)".into(),
+        });
+    }
+    Ok(R::read(&mut dec)?)
+}
+
 /// Encodes a successful response payload.
 pub(crate) fn encode_response<R: WireMessage>(version: WireVersion, body: &R) -> Vec<u8> {
     let mut out = Vec::with_capacity(32);
@@ -116,16 +135,9 @@ impl Caller {
                 code: mercury_sys::HG_TIMEOUT as i32,
                 message: format!("no response within {:?}", self.timeout),
             })?;
-        let mut dec = Decoder::new(&reply, self.version);
-        let hg_ret = dec.i32("margo.hg_ret")?;
-        if hg_ret != HG_SUCCESS {
-            return Err(Error::Transport {
-                operation: format!("{name} to provider {provider_id} at {address}"),
-                code: hg_ret,
-                message: "the service could not run the request (Margo return code)".into(),
-            });
-        }
-        Ok(R::read(&mut dec)?)
+        decode_response(self.version, &reply, || {
+            format!("{name} to provider {provider_id} at {address}")
+        })
     }
 
     /// Exposes `segments` read-only and describes them as a `BulkRef` owned by this process.
