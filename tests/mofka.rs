@@ -135,6 +135,69 @@ mod with_mofka {
         );
     }
 
+    /// Events whose data mixes small segments (copied into one region before exposure), large
+    /// ones (exposed in place), empty ones and empty events come back byte for byte, whatever
+    /// `pack_threshold` says.
+    #[test]
+    fn mixed_small_and_large_segments_round_trip_at_any_pack_threshold() {
+        let Some((service, _dir)) = mock(WireVersion::CURRENT) else {
+            return;
+        };
+        let pattern = |len: usize, seed: usize| -> Vec<u8> {
+            (0..len)
+                .map(|i| ((i * 7 + seed * 13) % 251) as u8)
+                .collect()
+        };
+        let events: Vec<Vec<Vec<u8>>> = (0..40)
+            .map(|i| match i % 4 {
+                0 => vec![pattern(100, i)],
+                1 => vec![
+                    pattern(10, i),
+                    pattern(70_000, i + 1),
+                    Vec::new(),
+                    pattern(3, i),
+                ],
+                2 => vec![],
+                _ => vec![pattern(20_000, i), pattern(1, i)],
+            })
+            .collect();
+        for (k, threshold) in [0u64, 16 * 1024, 1 << 30].into_iter().enumerate() {
+            let driver = driver_for(&service, json!({"pack_threshold": threshold}));
+            let name = format!("packing-{k}");
+            driver.create_topic(&name, &json!({})).unwrap();
+            let topic = driver.open_topic(&name).unwrap();
+            let producer = topic
+                .producer()
+                .batch_size(diaspora_stream::types::BatchSize::Fixed(16))
+                .build()
+                .unwrap();
+            for (i, segs) in events.iter().enumerate() {
+                producer.push(json!({"i": i}), DataView::from_segments(segs.clone()));
+            }
+            producer.flush().wait().unwrap();
+            let consumer = topic.consumer("packing").build().unwrap();
+            for (i, segs) in events.iter().enumerate() {
+                let ev = consumer
+                    .pull()
+                    .wait_timeout(Duration::from_secs(20))
+                    .unwrap()
+                    .expect("an event");
+                assert_eq!(ev.id(), i as u64, "threshold {threshold}");
+                assert_eq!(ev.metadata().json()["i"], json!(i), "threshold {threshold}");
+                let want: Vec<u8> = segs.concat();
+                assert_eq!(ev.data().to_vec(), want, "event {i}, threshold {threshold}");
+            }
+        }
+        let driver = Driver::new(
+            "mofka",
+            &json!({"group_file": service.group_file(), "pack_threshold": -1}),
+        );
+        let Err(err) = driver else {
+            panic!("a negative threshold is refused")
+        };
+        assert!(err.to_string().contains("pack_threshold"), "{err}");
+    }
+
     #[test]
     fn a_wire_version_mismatch_fails_the_push_with_a_clear_error() {
         let Some((service, _dir)) = mock(WireVersion::V0_8) else {

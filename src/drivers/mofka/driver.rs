@@ -8,6 +8,7 @@
 //! | `wire_version` | `"0.9"` (default) or `"0.8"`: the `send_batch` layout of the service |
 //! | `address` | Mercury address or transport this client listens on (default: the members' protocol, on the members' host for TCP) |
 //! | `rpc_timeout_ms` | how long a call waits for its response (default 30000) |
+//! | `pack_threshold` | data segments smaller than this many bytes are copied into one contiguous region per batch; larger ones are exposed in place (default 16384; 0 exposes every segment in place) |
 //! | `margo` | accepted for compatibility with the C++ driver's options and ignored |
 //!
 //! Topic options: `num_partitions` (default 1) and `partition_type` (default `"memory"`).
@@ -78,6 +79,38 @@ fn mofka_err(message: impl Into<String>) -> Error {
     }
 }
 
+/// Data segments below this many bytes are copied into a contiguous region before being
+/// exposed (see [`pack_region`]).
+const DEFAULT_PACK_THRESHOLD: usize = 16 * 1024;
+
+/// A region `[sizes][segments...]` as the segments to expose: runs of segments smaller than
+/// `threshold` are copied, with the sizes, into contiguous buffers, and larger segments are
+/// exposed in place (zero-copy). Each segment of a bulk handle costs the service one transfer
+/// operation on RDMA transports (a message over TCP), so a batch of many small events exposed
+/// segment by segment is pulled far more slowly than the same bytes in one piece.
+fn pack_region<'a>(
+    sizes: &[u64],
+    segments: impl Iterator<Item = &'a Bytes>,
+    threshold: usize,
+) -> Vec<Bytes> {
+    let mut out = Vec::new();
+    let mut buf = layout::encode_sizes(sizes);
+    for seg in segments.filter(|s| !s.is_empty()) {
+        if seg.len() < threshold {
+            buf.extend_from_slice(seg);
+        } else {
+            if !buf.is_empty() {
+                out.push(Bytes::from(std::mem::take(&mut buf)));
+            }
+            out.push(seg.clone());
+        }
+    }
+    if !buf.is_empty() {
+        out.push(Bytes::from(buf));
+    }
+    out
+}
+
 /// Parsed driver options.
 #[derive(Clone, Debug)]
 struct Config {
@@ -85,6 +118,7 @@ struct Config {
     version: WireVersion,
     address: Option<String>,
     timeout: Duration,
+    pack_threshold: usize,
 }
 
 impl Config {
@@ -115,11 +149,20 @@ impl Config {
                 ))
             })?),
         };
+        let pack_threshold = match obj.get("pack_threshold") {
+            None | Some(Value::Null) => DEFAULT_PACK_THRESHOLD,
+            Some(v) => v.as_u64().map(|t| t as usize).ok_or_else(|| {
+                bad(format!(
+                    "\"pack_threshold\" must be a non-negative integer (bytes), not {v}"
+                ))
+            })?,
+        };
         Ok(Config {
             group_file: PathBuf::from(group_file),
             version,
             address,
             timeout,
+            pack_threshold,
         })
     }
 }
@@ -210,6 +253,8 @@ struct Shared {
     inboxes: Mutex<HashMap<u64, Arc<Inbox>>>,
     next_ctx: AtomicU64,
     watchdog: Arc<Watchdog>,
+    /// See [`pack_region`].
+    pack_threshold: usize,
 }
 
 impl Shared {
@@ -543,6 +588,7 @@ impl MofkaDriver {
             inboxes: Mutex::new(HashMap::new()),
             next_ctx: AtomicU64::new(1),
             watchdog: Arc::default(),
+            pack_threshold: config.pack_threshold,
         });
         register_recv_batch(&shared)?;
         Ok(MofkaDriver { shared })
@@ -982,25 +1028,20 @@ impl MofkaTopic {
         self.partition(partition)?;
         let n = batch.len();
         let meta_sizes: Vec<u64> = (0..n).map(|i| batch.metadata_of(i).len() as u64).collect();
-        let mut meta_segments = vec![Bytes::from(layout::encode_sizes(&meta_sizes))];
+        let mut meta = layout::encode_sizes(&meta_sizes);
         if batch.metadata_bytes().is_empty() {
             // Same padding as for the data below (possible with a custom serializer).
-            meta_segments.push(Bytes::from_static(&[0]));
+            meta.push(0);
         } else {
-            meta_segments.push(Bytes::copy_from_slice(batch.metadata_bytes()));
+            meta.extend_from_slice(batch.metadata_bytes());
         }
+        let meta_segments = vec![Bytes::from(meta)];
         let data_sizes: Vec<u64> = (0..n).map(|i| batch.data_of(i).size() as u64).collect();
-        let mut data_segments = vec![Bytes::from(layout::encode_sizes(&data_sizes))];
-        for i in 0..n {
-            data_segments.extend(
-                batch
-                    .data_of(i)
-                    .segments()
-                    .iter()
-                    .filter(|s| !s.is_empty())
-                    .cloned(),
-            );
-        }
+        let mut data_segments = pack_region(
+            &data_sizes,
+            (0..n).flat_map(|i| batch.data_of(i).segments().iter()),
+            self.shared.pack_threshold,
+        );
         if data_sizes.iter().all(|&s| s == 0) {
             // A data region holding only the sizes makes Mofka 0.8.3's memory partition
             // register a zero-length segment, which Mercury's OFI plugin refuses
@@ -1471,5 +1512,52 @@ impl PartitionReader for MofkaReader {
 impl Drop for MofkaReader {
     fn drop(&mut self) {
         self.topic.unsubscribe(self.ctx, &self.parts);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn region(segments: &[Bytes]) -> Vec<u8> {
+        segments.iter().flat_map(|s| s.iter().copied()).collect()
+    }
+
+    #[test]
+    fn pack_region_copies_small_segments_and_keeps_large_ones_in_place() {
+        let small = [Bytes::from(vec![1u8; 10]), Bytes::from(vec![2u8; 20])];
+        let large = Bytes::from(vec![3u8; 100]);
+        let segs = [
+            small[0].clone(),
+            Bytes::new(),
+            small[1].clone(),
+            large.clone(),
+            small[0].clone(),
+        ];
+        let sizes = [10, 0, 20, 100, 10];
+        let out = pack_region(&sizes, segs.iter(), 50);
+        // [sizes + 10 + 20], [100 in place], [10]
+        assert_eq!(out.len(), 3);
+        assert_eq!(out[0].len(), 5 * 8 + 30);
+        assert_eq!(
+            out[1].as_ptr(),
+            large.as_ptr(),
+            "large segment must not be copied"
+        );
+        assert_eq!(out[2].len(), 10);
+        // The bytes are the same as the unpacked region's.
+        let mut expected = layout::encode_sizes(&sizes);
+        for s in &segs {
+            expected.extend_from_slice(s);
+        }
+        assert_eq!(region(&out), expected);
+        // Threshold 0: every non-empty segment stays in place.
+        let out = pack_region(&sizes, segs.iter(), 0);
+        assert_eq!(out.len(), 5);
+        assert_eq!(region(&out), expected);
+        // Everything small: one contiguous region.
+        let out = pack_region(&sizes, segs.iter(), usize::MAX);
+        assert_eq!(out.len(), 1);
+        assert_eq!(region(&out), expected);
     }
 }
