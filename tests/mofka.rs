@@ -216,6 +216,30 @@ mod with_mofka {
         assert!(text.contains("mofka_producer_send_batch"), "{text}");
         assert!(text.contains("no response"), "{text}");
         assert_eq!(service.partition_len(10), Some(0), "nothing was stored");
+
+        // Batches queued behind one that times out wait for its cancellation, then go out
+        // (and time out) in turn: each fails with the same clear error, none hangs.
+        let driver = driver_for(
+            &service,
+            json!({"wire_version": "0.9", "rpc_timeout_ms": 300}),
+        );
+        let topic = driver.open_topic("mismatch").unwrap();
+        let producer = topic
+            .producer()
+            .batch_size(diaspora_stream::types::BatchSize::Fixed(1))
+            .build()
+            .unwrap();
+        let futures: Vec<_> = (0..4)
+            .map(|i| producer.push(json!({"x": i}), DataView::from(vec![i as u8; 10])))
+            .collect();
+        for (i, f) in futures.iter().enumerate() {
+            match f.wait_timeout(Duration::from_secs(30)) {
+                Err(err) => assert!(err.to_string().contains("no response"), "event {i}: {err}"),
+                Ok(None) => panic!("event {i}: no outcome within 30 s"),
+                Ok(Some(id)) => panic!("event {i} was acknowledged as {id}"),
+            }
+        }
+        assert_eq!(service.partition_len(10), Some(0), "nothing was stored");
     }
 
     #[test]

@@ -377,7 +377,6 @@ fn decode_send_batch(version: WireVersion, partition: usize, reply: &[u8]) -> Re
 /// the answer and the watchdog comes first.
 struct PendingBatch {
     done: Mutex<Option<BatchCallback>>,
-    slot: Mutex<Option<SlotGuard>>,
     /// The request, to cancel it when it times out.
     token: Mutex<Option<crate::mercury::ForwardToken>>,
     timed_out: std::sync::atomic::AtomicBool,
@@ -385,7 +384,7 @@ struct PendingBatch {
 }
 
 impl PendingBatch {
-    /// Reports the outcome and gives the partition's turn back (once).
+    /// Reports the outcome (once).
     fn finish(&self, result: Result<BatchIds>) {
         // An answer that made it despite the timeout stands; a cancelled request reports why.
         let result = match result {
@@ -397,14 +396,13 @@ impl PendingBatch {
             r => r,
         };
         let done = lock(&self.done).take();
-        drop(lock(&self.slot).take());
         if let Some(done) = done {
             done(result);
         }
     }
 
     /// Called by the watchdog: cancels the request. Its completion then reports the timeout
-    /// and frees the partition, so that no later batch overtakes this one.
+    /// and sends the partition's next batch, so that no later batch overtakes this one.
     fn expire(&self) {
         self.timed_out.store(true, Ordering::SeqCst);
         if let Some(token) = lock(&self.token).as_ref() {
@@ -454,37 +452,59 @@ impl Watchdog {
     }
 }
 
-/// Partitions with a batch in flight.
+/// A batch ready to go: its exposed memory, its encoded request and where it goes.
+struct ReadyBatch {
+    bulks: Vec<LocalBulk>,
+    payload: Vec<u8>,
+    target: crate::mercury::Address,
+    provider_id: u16,
+    pending: Arc<PendingBatch>,
+}
+
+/// Per partition: whether a batch is in flight, and the one prepared to follow it.
+#[derive(Default)]
+struct SlotState {
+    busy: bool,
+    next: Option<ReadyBatch>,
+}
+
+/// The producer side's partitions: one batch in flight each, and one more prepared, sent by
+/// the completion of the first (on the progress thread) without waiting for another thread.
 #[derive(Default)]
 struct PartitionSlots {
-    busy: Mutex<std::collections::HashSet<usize>>,
+    state: Mutex<HashMap<usize, SlotState>>,
     freed: Condvar,
 }
 
-/// A partition's turn to have a batch in flight; released when dropped.
-struct SlotGuard {
-    slots: Arc<PartitionSlots>,
-    partition: usize,
-}
-
 impl PartitionSlots {
-    fn acquire(self: &Arc<Self>, partition: usize) -> SlotGuard {
-        let mut busy = lock(&self.busy);
-        while busy.contains(&partition) {
-            busy = self.freed.wait(busy).unwrap_or_else(|e| e.into_inner());
-        }
-        busy.insert(partition);
-        SlotGuard {
-            slots: self.clone(),
-            partition,
+    /// Gives `ready` back when it must be sent now; otherwise it is queued behind the batch in
+    /// flight, after waiting for the queue place if another batch holds it.
+    fn submit(&self, partition: usize, ready: ReadyBatch) -> Option<ReadyBatch> {
+        let mut state = lock(&self.state);
+        loop {
+            let slot = state.entry(partition).or_default();
+            if !slot.busy {
+                slot.busy = true;
+                return Some(ready);
+            }
+            if slot.next.is_none() {
+                slot.next = Some(ready);
+                return None;
+            }
+            state = self.freed.wait(state).unwrap_or_else(|e| e.into_inner());
         }
     }
-}
 
-impl Drop for SlotGuard {
-    fn drop(&mut self) {
-        lock(&self.slots.busy).remove(&self.partition);
-        self.slots.freed.notify_all();
+    /// Called when the partition's batch in flight completed: the batch to send next, if one
+    /// is queued (the partition stays busy), or `None` (the partition is free).
+    fn complete(&self, partition: usize) -> Option<ReadyBatch> {
+        let mut state = lock(&self.state);
+        let slot = state.entry(partition).or_default();
+        let next = slot.next.take();
+        slot.busy = next.is_some();
+        drop(state);
+        self.freed.notify_all();
+        next
     }
 }
 
@@ -1191,6 +1211,81 @@ impl MofkaTopic {
     }
 }
 
+type Launch = (Arc<Shared>, Arc<PartitionSlots>, ReadyBatch);
+
+thread_local! {
+    /// Batches to send once the current [`launch`] on this thread returns (`None`: no launch
+    /// runs here).
+    static DEFERRED: std::cell::RefCell<Option<Vec<Launch>>> = const { std::cell::RefCell::new(None) };
+}
+
+/// Sends a prepared batch; its completion sends the partition's next prepared batch, then
+/// reports the outcome. A forward that fails at once completes inside `forward_then`, whose
+/// completion then launches the next batch: those nested launches are queued and sent by the
+/// outer loop, so that a run of failures cannot grow the stack.
+fn launch(shared: &Arc<Shared>, slots: &Arc<PartitionSlots>, ready: ReadyBatch) {
+    let item = (shared.clone(), slots.clone(), ready);
+    let nested = DEFERRED.with(|d| match d.borrow_mut().as_mut() {
+        Some(queue) => {
+            queue.push(item);
+            None
+        }
+        None => Some(item),
+    });
+    let Some(mut item) = nested else {
+        return;
+    };
+    struct Reset;
+    impl Drop for Reset {
+        fn drop(&mut self) {
+            DEFERRED.with(|d| *d.borrow_mut() = None);
+        }
+    }
+    DEFERRED.with(|d| *d.borrow_mut() = Some(Vec::new()));
+    let _reset = Reset;
+    loop {
+        send_prepared(&item.0, &item.1, item.2);
+        match DEFERRED.with(|d| d.borrow_mut().as_mut().and_then(Vec::pop)) {
+            Some(next) => item = next,
+            None => return,
+        }
+    }
+}
+
+fn send_prepared(shared: &Arc<Shared>, slots: &Arc<PartitionSlots>, ready: ReadyBatch) {
+    let ReadyBatch {
+        bulks,
+        payload,
+        target,
+        provider_id,
+        pending,
+    } = ready;
+    let partition = pending.partition;
+    let version = shared.caller.version;
+    let completion = pending.clone();
+    let (next_shared, next_slots) = (shared.clone(), slots.clone());
+    let token = shared.caller.engine.forward_then(
+        &target,
+        rpc_id(Rpc::SendBatch.name(), provider_id),
+        &payload,
+        Box::new(move |reply| {
+            // Runs on the progress thread. The bulks are released only now, when Mercury is
+            // done with the request; the partition's next batch leaves before this one's
+            // outcome is reported, so the service is not kept waiting.
+            drop(bulks);
+            let result = reply.and_then(|r| decode_send_batch(version, partition, &r));
+            if let Some(next) = next_slots.complete(partition) {
+                launch(&next_shared, &next_slots, next);
+            }
+            completion.finish(result);
+        }),
+    );
+    *lock(&pending.token) = Some(token);
+    shared
+        .watchdog
+        .watch(Instant::now() + shared.caller.timeout, &pending, partition);
+}
+
 impl TopicBackend for MofkaTopic {
     fn name(&self) -> &str {
         &self.name
@@ -1221,8 +1316,8 @@ impl TopicBackend for MofkaTopic {
 
     fn append_batch_async(&self, partition: usize, batch: EventBatch, done: BatchCallback) {
         // One batch in flight per partition, like the C++ client: the service may handle two
-        // requests of one partition in any order. Batches for other partitions go out meanwhile.
-        let slot = self.slots.acquire(partition);
+        // requests of one partition in any order. The next one is prepared meanwhile and sent
+        // by the completion of the first; batches for other partitions go out meanwhile.
         let started = self
             .prepare_batch(partition, &batch)
             .and_then(|(bulks, payload)| {
@@ -1234,41 +1329,29 @@ impl TopicBackend for MofkaTopic {
                     part.provider_id,
                 ))
             });
+        drop(batch);
         let (bulks, payload, target, provider_id) = match started {
             Ok(x) => x,
             Err(e) => {
-                drop(slot);
                 done(Err(e));
                 return;
             }
         };
-        let version = self.shared.caller.version;
-        let pending = Arc::new(PendingBatch {
-            done: Mutex::new(Some(done)),
-            slot: Mutex::new(Some(slot)),
-            token: Mutex::new(None),
-            timed_out: std::sync::atomic::AtomicBool::new(false),
-            partition,
-        });
-        let completion = pending.clone();
-        let token = self.shared.caller.engine.forward_then(
-            &target,
-            rpc_id(Rpc::SendBatch.name(), provider_id),
-            &payload,
-            Box::new(move |reply| {
-                // Runs on the progress thread: decode, release the partition, report. The
-                // bulks are released only now, when Mercury is done with the request.
-                drop(bulks);
-                let result = reply.and_then(|r| decode_send_batch(version, partition, &r));
-                completion.finish(result);
+        let ready = ReadyBatch {
+            bulks,
+            payload,
+            target,
+            provider_id,
+            pending: Arc::new(PendingBatch {
+                done: Mutex::new(Some(done)),
+                token: Mutex::new(None),
+                timed_out: std::sync::atomic::AtomicBool::new(false),
+                partition,
             }),
-        );
-        *lock(&pending.token) = Some(token);
-        self.shared.watchdog.watch(
-            Instant::now() + self.shared.caller.timeout,
-            &pending,
-            partition,
-        );
+        };
+        if let Some(ready) = self.slots.submit(partition, ready) {
+            launch(&self.shared, &self.slots, ready);
+        }
     }
 
     fn open_reader(
