@@ -158,7 +158,8 @@ impl BatchIds {
     }
 }
 
-/// Called once when an asynchronous append completes.
+/// Called once when an asynchronous append completes. It may run on a transport's progress
+/// thread (the mofka driver's), so it must be quick and must not wait for other appends.
 pub type BatchCallback = Box<dyn FnOnce(Result<BatchIds>) + Send + 'static>;
 
 /// A consumer's private cursor over some partitions, for backends whose reads are stateful

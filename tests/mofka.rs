@@ -331,6 +331,107 @@ mod with_mofka {
         assert_eq!(seen, (0..10).collect::<Vec<_>>());
     }
 
+    const CHILD_ENV: &str = "DIASPORA_TEST_MOFKA_CHILD_DIR";
+
+    /// Runs only as the child process of `a_service_killed_mid_stream_...`: a mock service in
+    /// its own process, so that the test can kill it with SIGKILL.
+    #[test]
+    #[ignore = "service process helper: started by another test of this file, not run on its own"]
+    fn mock_service_process() {
+        let Ok(dir) = std::env::var(CHILD_ENV) else {
+            return;
+        };
+        let _service =
+            MockService::start("na+sm", WireVersion::CURRENT, dir.as_ref()).expect("mock service");
+        println!("READY");
+        std::thread::sleep(Duration::from_secs(120));
+    }
+
+    /// A service killed with SIGKILL while a producer streams: every push resolves (no hang),
+    /// the acknowledged ones carry dense ids in push order, and the others fail with an error
+    /// naming the call that failed; opening a consumer on the dead service fails clearly too.
+    #[test]
+    fn a_service_killed_mid_stream_fails_pending_pushes_clearly() {
+        use std::io::BufRead;
+        if !diaspora_stream::mercury::supports("na+sm") {
+            eprintln!("skipped: this Mercury has no na+sm plugin");
+            return;
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let mut child = std::process::Command::new(std::env::current_exe().unwrap())
+            .args([
+                "--exact",
+                "with_mofka::mock_service_process",
+                "--ignored",
+                "--nocapture",
+            ])
+            .env(CHILD_ENV, dir.path())
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .expect("start the service process");
+        let stdout = child.stdout.take().unwrap();
+        let mut lines = std::io::BufReader::new(stdout).lines();
+        assert!(
+            lines.any(|l| l.map(|l| l.contains("READY")).unwrap_or(false)),
+            "the service process did not start"
+        );
+        let group_file = dir.path().join("mofka.json");
+        let driver = Driver::new(
+            "mofka",
+            &json!({"group_file": group_file, "rpc_timeout_ms": 1000}),
+        )
+        .expect("mofka driver");
+        driver.create_topic("crash", &json!({})).unwrap();
+        let topic = driver.open_topic("crash").unwrap();
+        let producer = topic
+            .producer()
+            .batch_size(diaspora_stream::types::BatchSize::Fixed(4))
+            .build()
+            .unwrap();
+        let push = |i: usize| producer.push(json!({"i": i}), DataView::from(vec![i as u8; 64]));
+        let mut futures: Vec<_> = (0..40).map(push).collect();
+        producer.flush().wait().unwrap();
+        for (i, f) in futures.iter().enumerate() {
+            assert_eq!(f.wait().unwrap(), i as u64, "acknowledged before the crash");
+        }
+        child.kill().expect("SIGKILL the service");
+        child.wait().unwrap();
+        futures.extend((40..52).map(push));
+        producer.flush().wait().ok();
+        let mut acknowledged = Vec::new();
+        for (i, f) in futures.iter().enumerate().skip(40) {
+            match f.wait_timeout(Duration::from_secs(60)) {
+                Ok(Some(id)) => acknowledged.push((i, id)),
+                Ok(None) => panic!("push {i} did not resolve within 60 s of the crash"),
+                Err(e) => {
+                    let text = e.to_string();
+                    eprintln!("push {i} after the crash: {text}");
+                    assert!(
+                        text.contains("mofka_producer_send_batch") || text.contains("partition"),
+                        "push {i}: the error does not say what failed: {text}"
+                    );
+                }
+            }
+        }
+        assert!(
+            acknowledged.len() < 12,
+            "a dead service cannot acknowledge every later push: {acknowledged:?}"
+        );
+        for (i, id) in acknowledged {
+            assert_eq!(id, i as u64, "ids stay dense and in push order");
+        }
+        match topic.consumer("after-crash").build() {
+            Ok(_) => panic!("a consumer subscribed to a dead service"),
+            Err(e) => {
+                let text = e.to_string();
+                assert!(
+                    text.contains("mofka_consumer") || text.contains("partition"),
+                    "the error does not say what failed: {text}"
+                );
+            }
+        }
+    }
+
     #[test]
     fn topic_administration() {
         let Some((service, _dir)) = mock(WireVersion::CURRENT) else {

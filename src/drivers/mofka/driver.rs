@@ -255,12 +255,31 @@ struct Shared {
     watchdog: Arc<Watchdog>,
     /// See [`pack_region`].
     pack_threshold: usize,
+    /// Memory of cancelled batches, kept for a while (see [`Shared::bury`]).
+    graveyard: Mutex<VecDeque<(Instant, Vec<LocalBulk>)>>,
 }
 
 impl Shared {
     fn yokan<Q: WireMessage, R: WireMessage>(&self, rpc: Rpc, body: &Q) -> Result<R> {
         self.caller
             .call(&self.master.0, rpc.name(), self.master.1, body)
+    }
+
+    /// Keeps the memory of a cancelled batch exposed for ten call timeouts: cancelling only
+    /// ends this side of the request, and a service still handling it may go on reading the
+    /// batch (over shared memory it reads this process's memory directly), so freeing it at
+    /// once could let the service store reused bytes. Older entries are released here.
+    fn bury(&self, bulks: Vec<LocalBulk>) {
+        let now = Instant::now();
+        let grace = self.caller.timeout.saturating_mul(10);
+        let mut graveyard = lock(&self.graveyard);
+        while graveyard
+            .front()
+            .is_some_and(|(t, _)| now.duration_since(*t) > grace)
+        {
+            graveyard.pop_front();
+        }
+        graveyard.push_back((now, bulks));
     }
 
     fn new_ctx(&self) -> u64 {
@@ -397,7 +416,17 @@ impl PendingBatch {
         };
         let done = lock(&self.done).take();
         if let Some(done) = done {
-            done(result);
+            // A panicking callback must not stop the partition's later batches.
+            if let Err(payload) =
+                std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| done(result)))
+            {
+                let what = payload
+                    .downcast_ref::<&str>()
+                    .map(|s| s.to_string())
+                    .or_else(|| payload.downcast_ref::<String>().cloned())
+                    .unwrap_or_default();
+                eprintln!("diaspora-stream: a mofka batch callback panicked: {what}");
+            }
         }
     }
 
@@ -609,6 +638,7 @@ impl MofkaDriver {
             next_ctx: AtomicU64::new(1),
             watchdog: Arc::default(),
             pack_threshold: config.pack_threshold,
+            graveyard: Mutex::default(),
         });
         register_recv_batch(&shared)?;
         Ok(MofkaDriver { shared })
@@ -1211,47 +1241,50 @@ impl MofkaTopic {
     }
 }
 
-type Launch = (Arc<Shared>, Arc<PartitionSlots>, ReadyBatch);
+type Task = Box<dyn FnOnce()>;
 
 thread_local! {
-    /// Batches to send once the current [`launch`] on this thread returns (`None`: no launch
-    /// runs here).
-    static DEFERRED: std::cell::RefCell<Option<Vec<Launch>>> = const { std::cell::RefCell::new(None) };
+    /// Batch completions to run when the current [`serialized`] section of this thread ends
+    /// (`None`: no section runs here).
+    static DEFERRED: std::cell::RefCell<Option<VecDeque<Task>>> =
+        const { std::cell::RefCell::new(None) };
 }
 
-/// Sends a prepared batch; its completion sends the partition's next prepared batch, then
-/// reports the outcome. A forward that fails at once completes inside `forward_then`, whose
-/// completion then launches the next batch: those nested launches are queued and sent by the
-/// outer loop, so that a run of failures cannot grow the stack.
-fn launch(shared: &Arc<Shared>, slots: &Arc<PartitionSlots>, ready: ReadyBatch) {
-    let item = (shared.clone(), slots.clone(), ready);
-    let nested = DEFERRED.with(|d| match d.borrow_mut().as_mut() {
-        Some(queue) => {
-            queue.push(item);
-            None
+/// Runs `f`; the outermost section of a thread then runs, in order, the completions deferred
+/// meanwhile (see [`send_prepared`]), each of which may defer more.
+fn serialized(f: impl FnOnce()) {
+    let outer = DEFERRED.with(|d| {
+        let mut d = d.borrow_mut();
+        let outer = d.is_none();
+        if outer {
+            *d = Some(VecDeque::new());
         }
-        None => Some(item),
+        outer
     });
-    let Some(mut item) = nested else {
+    if !outer {
+        f();
         return;
-    };
+    }
     struct Reset;
     impl Drop for Reset {
         fn drop(&mut self) {
             DEFERRED.with(|d| *d.borrow_mut() = None);
         }
     }
-    DEFERRED.with(|d| *d.borrow_mut() = Some(Vec::new()));
     let _reset = Reset;
-    loop {
-        send_prepared(&item.0, &item.1, item.2);
-        match DEFERRED.with(|d| d.borrow_mut().as_mut().and_then(Vec::pop)) {
-            Some(next) => item = next,
-            None => return,
-        }
+    f();
+    while let Some(task) = DEFERRED.with(|d| d.borrow_mut().as_mut().and_then(VecDeque::pop_front))
+    {
+        task();
     }
 }
 
+/// Sends a prepared batch. Its completion sends the partition's next prepared batch (so that
+/// the service is not kept waiting for another thread), then reports this one's outcome.
+///
+/// A forward that fails at once completes inside `forward_then`, that is inside the section
+/// that sent it: such a completion is deferred to the end of that section, so that outcomes
+/// are reported in a partition's order and a run of failures loops instead of recursing.
 fn send_prepared(shared: &Arc<Shared>, slots: &Arc<PartitionSlots>, ready: ReadyBatch) {
     let ReadyBatch {
         bulks,
@@ -1269,15 +1302,30 @@ fn send_prepared(shared: &Arc<Shared>, slots: &Arc<PartitionSlots>, ready: Ready
         rpc_id(Rpc::SendBatch.name(), provider_id),
         &payload,
         Box::new(move |reply| {
-            // Runs on the progress thread. The bulks are released only now, when Mercury is
-            // done with the request; the partition's next batch leaves before this one's
-            // outcome is reported, so the service is not kept waiting.
-            drop(bulks);
-            let result = reply.and_then(|r| decode_send_batch(version, partition, &r));
-            if let Some(next) = next_slots.complete(partition) {
-                launch(&next_shared, &next_slots, next);
+            let body: Task = Box::new(move || {
+                // Mercury is done with the request: its memory may go, except after a
+                // cancellation, when the service may still be reading it (see `bury`).
+                if completion.timed_out.load(Ordering::SeqCst) {
+                    next_shared.bury(bulks);
+                } else {
+                    drop(bulks);
+                }
+                let result = reply.and_then(|r| decode_send_batch(version, partition, &r));
+                if let Some(next) = next_slots.complete(partition) {
+                    send_prepared(&next_shared, &next_slots, next);
+                }
+                completion.finish(result);
+            });
+            let body = DEFERRED.with(|d| match d.borrow_mut().as_mut() {
+                Some(queue) => {
+                    queue.push_back(body);
+                    None
+                }
+                None => Some(body),
+            });
+            if let Some(body) = body {
+                serialized(body);
             }
-            completion.finish(result);
         }),
     );
     *lock(&pending.token) = Some(token);
@@ -1350,7 +1398,7 @@ impl TopicBackend for MofkaTopic {
             }),
         };
         if let Some(ready) = self.slots.submit(partition, ready) {
-            launch(&self.shared, &self.slots, ready);
+            serialized(|| send_prepared(&self.shared, &self.slots, ready));
         }
     }
 
