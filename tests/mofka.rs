@@ -349,7 +349,8 @@ mod with_mofka {
 
     /// A service killed with SIGKILL while a producer streams: every push resolves (no hang),
     /// the acknowledged ones carry dense ids in push order, and the others fail with an error
-    /// naming the call that failed; opening a consumer on the dead service fails clearly too.
+    /// naming the call that failed; a consumer subscribed before the crash gets an error naming
+    /// the server instead of waiting forever, and opening a consumer afterwards fails too.
     #[test]
     fn a_service_killed_mid_stream_fails_pending_pushes_clearly() {
         use std::io::BufRead;
@@ -378,7 +379,7 @@ mod with_mofka {
         let group_file = dir.path().join("mofka.json");
         let driver = Driver::new(
             "mofka",
-            &json!({"group_file": group_file, "rpc_timeout_ms": 1000}),
+            &json!({"group_file": group_file, "rpc_timeout_ms": 1000, "liveness_ms": 500}),
         )
         .expect("mofka driver");
         driver.create_topic("crash", &json!({})).unwrap();
@@ -393,6 +394,15 @@ mod with_mofka {
         producer.flush().wait().unwrap();
         for (i, f) in futures.iter().enumerate() {
             assert_eq!(f.wait().unwrap(), i as u64, "acknowledged before the crash");
+        }
+        let consumer = topic.consumer("before-crash").build().unwrap();
+        for i in 0..40u64 {
+            let ev = consumer
+                .pull()
+                .wait_timeout(Duration::from_secs(20))
+                .unwrap()
+                .expect("an event");
+            assert_eq!(ev.id(), i);
         }
         child.kill().expect("SIGKILL the service");
         child.wait().unwrap();
@@ -419,6 +429,12 @@ mod with_mofka {
         );
         for (i, id) in acknowledged {
             assert_eq!(id, i as u64, "ids stay dense and in push order");
+        }
+        // The consumer subscribed before the crash is told, instead of waiting forever.
+        match consumer.pull().wait_timeout(Duration::from_secs(30)) {
+            Err(e) => assert!(e.to_string().contains("does not answer"), "{e}"),
+            Ok(None) => panic!("the consumer of a dead service still waits after 30 s"),
+            Ok(Some(ev)) => panic!("event {} from a dead service", ev.id()),
         }
         match topic.consumer("after-crash").build() {
             Ok(_) => panic!("a consumer subscribed to a dead service"),

@@ -8,6 +8,7 @@
 //! | `wire_version` | `"0.9"` (default) or `"0.8"`: the `send_batch` layout of the service |
 //! | `address` | Mercury address or transport this client listens on (default: the members' protocol, on the members' host for TCP) |
 //! | `rpc_timeout_ms` | how long a call waits for its response (default 30000) |
+//! | `liveness_ms` | a consumer that gets no event for this long checks that its partitions' servers answer, and fails its pulls with an error naming one that does not (default 5000; 0 disables) |
 //! | `pack_threshold` | data segments smaller than this many bytes are copied into one contiguous region per batch; larger ones are exposed in place (default 16384; 0 exposes every segment in place) |
 //! | `margo` | accepted for compatibility with the C++ driver's options and ignored |
 //!
@@ -119,6 +120,7 @@ struct Config {
     address: Option<String>,
     timeout: Duration,
     pack_threshold: usize,
+    liveness: Option<Duration>,
 }
 
 impl Config {
@@ -157,12 +159,25 @@ impl Config {
                 ))
             })?,
         };
+        let liveness = match obj.get("liveness_ms") {
+            None | Some(Value::Null) => Some(Duration::from_secs(5)),
+            Some(v) => match v.as_u64() {
+                Some(0) => None,
+                Some(ms) => Some(Duration::from_millis(ms)),
+                None => {
+                    return Err(bad(format!(
+                        "\"liveness_ms\" must be a non-negative integer (0 disables), not {v}"
+                    )))
+                }
+            },
+        };
         Ok(Config {
             group_file: PathBuf::from(group_file),
             version,
             address,
             timeout,
             pack_threshold,
+            liveness,
         })
     }
 }
@@ -257,6 +272,8 @@ struct Shared {
     pack_threshold: usize,
     /// Memory of cancelled batches, kept for a while (see [`Shared::bury`]).
     graveyard: Mutex<VecDeque<(Instant, Vec<LocalBulk>)>>,
+    /// How long a consumer goes without events before checking that its servers answer.
+    liveness: Option<Duration>,
 }
 
 impl Shared {
@@ -639,6 +656,7 @@ impl MofkaDriver {
             watchdog: Arc::default(),
             pack_threshold: config.pack_threshold,
             graveyard: Mutex::default(),
+            liveness: config.liveness,
         });
         register_recv_batch(&shared)?;
         Ok(MofkaDriver { shared })
@@ -1427,6 +1445,7 @@ impl TopicBackend for MofkaTopic {
             ctx,
             inbox,
             parts: partitions.to_vec(),
+            last_alive: Instant::now(),
         })))
     }
 
@@ -1587,6 +1606,51 @@ struct MofkaReader {
     ctx: u64,
     inbox: Arc<Inbox>,
     parts: Vec<usize>,
+    /// When the reader last got events or checked that its servers answer.
+    last_alive: Instant,
+}
+
+impl MofkaReader {
+    /// Servers feed consumers by calling them, so a consumer cannot tell a quiet partition
+    /// from a dead server by waiting: after `liveness` without events, ask each server of
+    /// the subscribed partitions a trivial Bedrock query; one that does not answer fails the
+    /// fetch with an error naming it (and is asked again after another `liveness`).
+    fn check_servers(&mut self) -> Result<()> {
+        let Some(liveness) = self.topic.shared.liveness else {
+            return Ok(());
+        };
+        if self.last_alive.elapsed() < liveness {
+            return Ok(());
+        }
+        let mut asked: Vec<&str> = Vec::new();
+        let mut failure = None;
+        for &p in &self.parts {
+            let part = self.topic.partition(p)?;
+            if asked.contains(&part.address.as_str()) {
+                continue;
+            }
+            asked.push(&part.address);
+            let r: Result<QueryConfigResponse> = self.topic.shared.caller.call(
+                &part.address,
+                Rpc::QueryConfig.name(),
+                0,
+                &QueryConfigRequest {
+                    script: MASTER_QUERY.to_string(),
+                },
+            );
+            if let Err(e) = r {
+                failure = Some(mofka_err(format!(
+                    "partition {p}'s server {} does not answer, the service may be down \
+                     (no event for {} ms; {e})",
+                    part.address,
+                    liveness.as_millis()
+                )));
+                break;
+            }
+        }
+        self.last_alive = Instant::now();
+        failure.map_or(Ok(()), Err)
+    }
 }
 
 impl PartitionReader for MofkaReader {
@@ -1620,6 +1684,11 @@ impl PartitionReader for MofkaReader {
             st.queued -= taken;
         }
         self.inbox.changed.notify_all();
+        if out.is_empty() {
+            self.check_servers()?;
+        } else {
+            self.last_alive = Instant::now();
+        }
         if with_data {
             if let Err(e) = self.topic.fill_whole_data(partition, &mut out) {
                 // Keep the events for the next fetch rather than lose them.
