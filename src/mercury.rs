@@ -99,6 +99,107 @@ pub struct EngineOptions {
     /// saves the wake-up latency of back-to-back RPCs at the price of CPU time; zero never
     /// polls.
     pub progress_spindown: Duration,
+    /// Mercury's initialisation settings (all defaults: plain `HG_Init`).
+    pub transport: TransportOptions,
+}
+
+/// Mercury initialisation settings, as named in the `"mercury"` section of a Margo
+/// configuration (see [`TransportOptions::from_margo`]). `None` and `false` leave Mercury's
+/// default.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct TransportOptions {
+    /// Authorisation key of the network (`auth_key`; e.g. a Slingshot VNI for `ofi+cxi`).
+    pub auth_key: Option<String>,
+    /// Subnet to pick the interface from (`ip_subnet`).
+    pub ip_subnet: Option<String>,
+    /// Busy-spin instead of blocking in progress (`na_no_block`).
+    pub na_no_block: bool,
+    /// Do not retry operations that would block (`na_no_retry`).
+    pub na_no_retry: bool,
+    /// Number of NA contexts (`max_contexts`).
+    pub max_contexts: Option<u8>,
+    /// Receive buffers posted at start (`request_post_init`).
+    pub request_post_init: Option<u32>,
+    /// Receive buffers added when they run out (`request_post_incr`).
+    pub request_post_incr: Option<i32>,
+    /// Use shared memory for peers on the same node (`auto_sm`).
+    pub auto_sm: bool,
+    /// Never send bulk data eagerly with the RPC (`no_bulk_eager`).
+    pub no_bulk_eager: bool,
+    /// No loopback RPCs to self (`no_loopback`).
+    pub no_loopback: bool,
+    /// Collect Mercury statistics (`stats`).
+    pub stats: bool,
+    /// Largest unexpected message (`na_max_unexpected_size`).
+    pub max_unexpected_size: Option<usize>,
+    /// Largest expected message (`na_max_expected_size`).
+    pub max_expected_size: Option<usize>,
+    /// Shared-memory prefix for `auto_sm` (`sm_info_string`).
+    pub sm_info_string: Option<String>,
+}
+
+impl TransportOptions {
+    /// Reads the `"mercury"` section of a Margo JSON configuration (`margo` is the whole
+    /// configuration, as the C++ drivers take it). Keys of other sections (threads, Argobots
+    /// pools) do not apply to this engine, which runs its own progress thread, and are
+    /// ignored; a `"mercury"` key of the wrong type is an error naming it.
+    pub fn from_margo(margo: &serde_json::Value) -> Result<TransportOptions> {
+        use serde_json::Value;
+        let mut t = TransportOptions::default();
+        let Some(hg) = margo.get("mercury") else {
+            return Ok(t);
+        };
+        let hg = hg
+            .as_object()
+            .ok_or_else(|| Error::config("margo", "\"mercury\" must be an object".to_string()))?;
+        let bad = |key: &str, what: &str, v: &Value| {
+            Error::config(
+                "margo",
+                format!("\"mercury\".\"{key}\" must be {what}, not {v}"),
+            )
+        };
+        for (key, v) in hg {
+            let string = || {
+                v.as_str()
+                    .map(str::to_string)
+                    .ok_or_else(|| bad(key, "a string", v))
+            };
+            let boolean = || v.as_bool().ok_or_else(|| bad(key, "true or false", v));
+            let uint = || {
+                v.as_u64()
+                    .ok_or_else(|| bad(key, "a non-negative integer", v))
+            };
+            match key.as_str() {
+                "auth_key" => t.auth_key = Some(string()?),
+                "ip_subnet" => t.ip_subnet = Some(string()?),
+                "sm_info_string" => t.sm_info_string = Some(string()?),
+                "na_no_block" => t.na_no_block = boolean()?,
+                "na_no_retry" => t.na_no_retry = boolean()?,
+                "auto_sm" => t.auto_sm = boolean()?,
+                "no_bulk_eager" => t.no_bulk_eager = boolean()?,
+                "no_loopback" => t.no_loopback = boolean()?,
+                "stats" => t.stats = boolean()?,
+                "max_contexts" => {
+                    t.max_contexts =
+                        Some(u8::try_from(uint()?).map_err(|_| bad(key, "at most 255", v))?)
+                }
+                "request_post_init" => {
+                    t.request_post_init =
+                        Some(u32::try_from(uint()?).map_err(|_| bad(key, "a 32-bit integer", v))?)
+                }
+                "request_post_incr" => {
+                    let n = v.as_i64().ok_or_else(|| bad(key, "an integer", v))?;
+                    t.request_post_incr =
+                        Some(i32::try_from(n).map_err(|_| bad(key, "a 32-bit integer", v))?)
+                }
+                "na_max_unexpected_size" => t.max_unexpected_size = Some(uint()? as usize),
+                "na_max_expected_size" => t.max_expected_size = Some(uint()? as usize),
+                // Margo settings of its own engine, or fixed by the address given.
+                _ => {}
+            }
+        }
+        Ok(t)
+    }
 }
 
 impl Default for EngineOptions {
@@ -110,6 +211,7 @@ impl Default for EngineOptions {
             progress_timeout: Duration::from_millis(100),
             shutdown_timeout: Duration::from_secs(5),
             progress_spindown: default_spindown(),
+            transport: TransportOptions::default(),
         }
     }
 }
@@ -190,6 +292,8 @@ struct Inner {
     owns_handler_pool: bool,
     /// Handlers replaced by a later registration of their id, freed with the engine.
     retired_handlers: Mutex<Vec<usize>>,
+    /// Strings given to `HG_Init_opt`, kept for the class's lifetime.
+    _init_strings: Vec<CString>,
 }
 
 // SAFETY: the raw class and context are used through Mercury's thread-safe API; the Rust state
@@ -567,14 +671,71 @@ impl std::fmt::Debug for Engine {
     }
 }
 
+/// `HG_Init`, or `HG_Init_opt` when settings are given (its 2.2 layout of `hg_init_info` is
+/// the prefix of the current one, and every field set here belongs to it).
+fn init_class(
+    info: &CString,
+    listen: bool,
+    transport: &TransportOptions,
+) -> Result<(*mut hg::hg_class_t, Vec<CString>)> {
+    if *transport == TransportOptions::default() {
+        // SAFETY: plain initialisation with a valid C string.
+        return Ok((
+            unsafe { hg::HG_Init(info.as_ptr(), u8::from(listen)) },
+            Vec::new(),
+        ));
+    }
+    let cstring = |what: &str, s: &Option<String>| -> Result<Option<CString>> {
+        s.as_deref()
+            .map(|s| {
+                CString::new(s)
+                    .map_err(|_| Error::InvalidArgument(format!("{what} {s:?} contains NUL")))
+            })
+            .transpose()
+    };
+    let auth_key = cstring("auth_key", &transport.auth_key)?;
+    let ip_subnet = cstring("ip_subnet", &transport.ip_subnet)?;
+    let sm_info = cstring("sm_info_string", &transport.sm_info_string)?;
+    let ptr = |c: &Option<CString>| c.as_ref().map_or(std::ptr::null(), |c| c.as_ptr());
+    // SAFETY: an all-zero hg_init_info is Mercury's documented "defaults" value.
+    let mut init: hg::hg_init_info = unsafe { std::mem::zeroed() };
+    init.na_init_info.auth_key = ptr(&auth_key);
+    init.na_init_info.ip_subnet = ptr(&ip_subnet);
+    init.sm_info_string = ptr(&sm_info);
+    if transport.na_no_block {
+        init.na_init_info.progress_mode |= hg::NA_NO_BLOCK as u8;
+    }
+    if transport.na_no_retry {
+        init.na_init_info.progress_mode |= hg::NA_NO_RETRY as u8;
+    }
+    init.na_init_info.max_contexts = transport.max_contexts.unwrap_or(0);
+    init.na_init_info.max_unexpected_size = transport.max_unexpected_size.unwrap_or(0);
+    init.na_init_info.max_expected_size = transport.max_expected_size.unwrap_or(0);
+    init.request_post_init = transport.request_post_init.unwrap_or(0);
+    init.request_post_incr = transport.request_post_incr.unwrap_or(0);
+    init.auto_sm = u8::from(transport.auto_sm);
+    init.no_bulk_eager = u8::from(transport.no_bulk_eager);
+    init.no_loopback = u8::from(transport.no_loopback);
+    init.stats = u8::from(transport.stats);
+    // SAFETY: `init` outlives the call, and the strings it points to live as long as the
+    // engine (the caller keeps them), whether or not Mercury copies them.
+    let class = unsafe { hg::HG_Init_opt(info.as_ptr(), u8::from(listen), &init) };
+    Ok((
+        class,
+        [auth_key, ip_subnet, sm_info]
+            .into_iter()
+            .flatten()
+            .collect(),
+    ))
+}
+
 impl Engine {
     /// Starts Mercury with `info` (a transport such as `na+sm`, `ofi+tcp`, or a full address
     /// such as `ofi+tcp://127.0.0.1:5000`) and the progress thread.
     pub fn new(info: &str, options: EngineOptions) -> Result<Engine> {
         let c_info = CString::new(info)
             .map_err(|_| Error::InvalidArgument(format!("transport {info:?} contains NUL")))?;
-        // SAFETY: plain initialisation with a valid C string.
-        let class = unsafe { hg::HG_Init(c_info.as_ptr(), u8::from(options.listen)) };
+        let (class, init_strings) = init_class(&c_info, options.listen, &options.transport)?;
         if class.is_null() {
             return Err(Error::Transport {
                 operation: format!("HG_Init({info:?})"),
@@ -645,6 +806,7 @@ impl Engine {
                 handler_pool,
                 owns_handler_pool,
                 retired_handlers: Mutex::new(Vec::new()),
+                _init_strings: init_strings,
             }),
         })
     }

@@ -361,4 +361,115 @@ mod with_mercury {
         assert!(engine.lookup("na+sm://no-such-peer").is_err());
         assert!(Engine::new("nonsense+proto", EngineOptions::default()).is_err());
     }
+
+    /// Margo's `"mercury"` section is read into `TransportOptions` with type checks naming the
+    /// key; other sections (Margo's threads) are ignored.
+    #[test]
+    fn transport_options_from_a_margo_configuration() {
+        use diaspora_stream::mercury::TransportOptions;
+        use serde_json::json;
+        let t = TransportOptions::from_margo(&json!({
+            "use_progress_thread": true,
+            "rpc_thread_count": 4,
+            "argobots": {"pools": []},
+            "mercury": {
+                "auth_key": "0:0",
+                "ip_subnet": "127.0.0.0/8",
+                "na_no_block": true,
+                "max_contexts": 2,
+                "request_post_init": 64,
+                "request_post_incr": -1,
+                "no_bulk_eager": true,
+                "stats": false,
+                "na_max_unexpected_size": 4096,
+                "version": "2.4.1",
+                "address": "ignored"
+            }
+        }))
+        .unwrap();
+        assert_eq!(t.auth_key.as_deref(), Some("0:0"));
+        assert_eq!(t.ip_subnet.as_deref(), Some("127.0.0.0/8"));
+        assert!(t.na_no_block && t.no_bulk_eager && !t.stats && !t.auto_sm);
+        assert_eq!(t.max_contexts, Some(2));
+        assert_eq!(t.request_post_init, Some(64));
+        assert_eq!(t.request_post_incr, Some(-1));
+        assert_eq!(t.max_unexpected_size, Some(4096));
+        assert_eq!(
+            TransportOptions::from_margo(&json!({"use_progress_thread": false})).unwrap(),
+            TransportOptions::default()
+        );
+        for (bad, key) in [
+            (json!({"mercury": {"auth_key": 5}}), "auth_key"),
+            (json!({"mercury": {"na_no_block": "yes"}}), "na_no_block"),
+            (json!({"mercury": {"max_contexts": 300}}), "max_contexts"),
+            (
+                json!({"mercury": {"request_post_init": -3}}),
+                "request_post_init",
+            ),
+            (json!({"mercury": []}), "mercury"),
+        ] {
+            let err = TransportOptions::from_margo(&bad).expect_err("a wrong type");
+            assert!(err.to_string().contains(key), "{bad}: {err}");
+        }
+    }
+
+    /// The settings reach Mercury: an engine with some of them answers its own RPCs, and over
+    /// `ofi+tcp` the interface follows `ip_subnet` (a subnet with no interface fails `HG_Init`).
+    #[test]
+    fn transport_options_reach_mercury() {
+        use diaspora_stream::mercury::TransportOptions;
+        let with = |transport: TransportOptions| EngineOptions {
+            listen: true,
+            transport,
+            ..Default::default()
+        };
+        if supports("na+sm") {
+            let engine = Engine::new(
+                "na+sm",
+                with(TransportOptions {
+                    request_post_init: Some(32),
+                    request_post_incr: Some(32),
+                    no_bulk_eager: true,
+                    ..Default::default()
+                }),
+            )
+            .expect("an engine with settings");
+            engine
+                .register(echo_id(), |req: Request| {
+                    let v = req.input().clone();
+                    req.respond(&v).wait().unwrap();
+                })
+                .unwrap();
+            let me = engine.lookup(&engine.self_address().unwrap()).unwrap();
+            let r = engine.forward(&me, echo_id(), b"opts").wait().unwrap();
+            assert_eq!(&r[..], b"opts");
+        } else {
+            eprintln!("skipped the na+sm part: this Mercury has no na+sm plugin");
+        }
+        if !supports("ofi+tcp") {
+            eprintln!("skipped the ofi+tcp part: this Mercury has no ofi+tcp plugin");
+            return;
+        }
+        let engine = Engine::new(
+            "ofi+tcp",
+            with(TransportOptions {
+                ip_subnet: Some("127.0.0.0/8".into()),
+                ..Default::default()
+            }),
+        )
+        .expect("ofi+tcp on the loopback subnet");
+        let me = engine.self_address().unwrap();
+        assert!(me.contains("127.0.0.1"), "{me}");
+        drop(engine);
+        let Err(err) = Engine::new(
+            "ofi+tcp",
+            with(TransportOptions {
+                ip_subnet: Some("203.0.113.0/24".into()),
+                ..Default::default()
+            }),
+        ) else {
+            panic!("an engine on a subnet with no interface")
+        };
+        assert!(err.to_string().contains("HG_Init"), "{err}");
+    }
 }

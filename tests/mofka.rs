@@ -198,6 +198,35 @@ mod with_mofka {
         assert!(err.to_string().contains("pack_threshold"), "{err}");
     }
 
+    /// The C++ driver's `margo` option: its Mercury settings initialise this client (a round
+    /// trip works with them), its thread settings are ignored, and a bad value is an error
+    /// naming the key.
+    #[test]
+    fn margo_settings_are_applied() {
+        let Some((service, _dir)) = mock(WireVersion::CURRENT) else {
+            return;
+        };
+        let margo = json!({
+            "use_progress_thread": true,
+            "rpc_thread_count": 2,
+            "mercury": {"request_post_init": 64, "no_bulk_eager": true}
+        });
+        round_trip(&driver_for(&service, json!({"margo": margo})), "margo");
+        for bad in [json!({"mercury": {"auth_key": 7}}), json!("na+sm")] {
+            let Err(err) = Driver::new(
+                "mofka",
+                &json!({"group_file": service.group_file(), "margo": bad}),
+            ) else {
+                panic!("margo {bad} was accepted")
+            };
+            let text = err.to_string();
+            assert!(
+                text.contains("auth_key") || text.contains("margo"),
+                "{text}"
+            );
+        }
+    }
+
     #[test]
     fn a_wire_version_mismatch_fails_the_push_with_a_clear_error() {
         let Some((service, _dir)) = mock(WireVersion::V0_8) else {

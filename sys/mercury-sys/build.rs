@@ -59,7 +59,7 @@ fn main() {
         .clang_args(&include_args)
         .allowlist_function("HG_.*|hg_proc_.*|NA_Error_to_string")
         .allowlist_type("hg_.*|HG_.*|na_.*")
-        .allowlist_var("HG_.*")
+        .allowlist_var("HG_.*|NA_NO_BLOCK|NA_NO_RETRY")
         // The handle structures are only visible because of the inline accessors: keep them
         // opaque so that Rust code goes through the functions.
         .opaque_type("hg_class|hg_context|hg_handle|hg_proc|hg_bulk|hg_addr|hg_op_id")

@@ -10,7 +10,7 @@
 //! | `rpc_timeout_ms` | how long a call waits for its response (default 30000) |
 //! | `liveness_ms` | a consumer that gets no event for this long checks that its partitions' servers answer, and fails its pulls with an error naming one that does not (default 5000; 0 disables) |
 //! | `pack_threshold` | data segments smaller than this many bytes are copied into one contiguous region per batch; larger ones are exposed in place (default 16384; 0 exposes every segment in place) |
-//! | `margo` | accepted for compatibility with the C++ driver's options and ignored |
+//! | `margo` | the C++ driver's Margo configuration: its `"mercury"` settings (`auth_key`, `ip_subnet`, `na_no_block`, `max_contexts`, `request_post_init`, ... see [`TransportOptions::from_margo`](crate::mercury::TransportOptions::from_margo)) initialise this client's Mercury; its thread settings do not apply (this client runs its own progress thread) |
 //!
 //! Topic options: `num_partitions` (default 1) and `partition_type` (default `"memory"`).
 //! Consumer options: `batch_size` events per `recv_batch` (default 128). Producer options:
@@ -121,6 +121,7 @@ struct Config {
     timeout: Duration,
     pack_threshold: usize,
     liveness: Option<Duration>,
+    transport: crate::mercury::TransportOptions,
 }
 
 impl Config {
@@ -171,6 +172,15 @@ impl Config {
                 }
             },
         };
+        let transport = match obj.get("margo") {
+            None | Some(Value::Null) => Default::default(),
+            Some(m @ Value::Object(_)) => crate::mercury::TransportOptions::from_margo(m)?,
+            Some(v) => {
+                return Err(bad(format!(
+                    "\"margo\" must be a Margo configuration object, not {v}"
+                )))
+            }
+        };
         Ok(Config {
             group_file: PathBuf::from(group_file),
             version,
@@ -178,6 +188,7 @@ impl Config {
             timeout,
             pack_threshold,
             liveness,
+            transport,
         })
     }
 }
@@ -603,6 +614,7 @@ impl MofkaDriver {
             &info,
             EngineOptions {
                 listen: true,
+                transport: config.transport.clone(),
                 ..Default::default()
             },
         )?;
