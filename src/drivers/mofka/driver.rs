@@ -1124,9 +1124,9 @@ impl MofkaTopic {
         );
         if data_sizes.iter().all(|&s| s == 0) {
             // A data region holding only the sizes makes Mofka 0.8.3's memory partition
-            // register a zero-length segment, which Mercury's OFI plugin refuses
-            // (HG_INVALID_ARG). One byte of padding after the sizes is stored and never
-            // referenced (every event's size says 0).
+            // register a zero-length segment, which Mercury's OFI plugin refuses once the
+            // partition holds data (the segment's address is then not null). One byte of
+            // padding after the sizes is stored and never referenced (every size says 0).
             data_segments.push(Bytes::from_static(&[0]));
         }
         let (meta_bulk, metadata) = self.shared.caller.expose(meta_segments)?;
