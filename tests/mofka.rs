@@ -25,6 +25,15 @@ mod with_mofka {
         Some((service, dir))
     }
 
+    /// The consumer's next event, waiting at most 20 s.
+    fn next_event(consumer: &diaspora_stream::Consumer) -> diaspora_stream::Event {
+        consumer
+            .pull()
+            .wait_timeout(Duration::from_secs(20))
+            .unwrap()
+            .expect("an event")
+    }
+
     fn driver_for(service: &MockService, extra: Value) -> Driver {
         let mut options = json!({"group_file": service.group_file()});
         if let (Some(o), Some(e)) = (options.as_object_mut(), extra.as_object()) {
@@ -84,11 +93,7 @@ mod with_mofka {
             .unwrap();
         let mut seen = Vec::new();
         for _ in 0..10 {
-            let ev = consumer
-                .pull()
-                .wait_timeout(Duration::from_secs(20))
-                .unwrap()
-                .expect("an event");
+            let ev = next_event(&consumer);
             let i = ev.metadata().json()["i"].as_u64().unwrap();
             assert_eq!(ev.partition(), (i % 2) as usize);
             assert_eq!(ev.id(), i / 2);
@@ -177,11 +182,7 @@ mod with_mofka {
             producer.flush().wait().unwrap();
             let consumer = topic.consumer("packing").build().unwrap();
             for (i, segs) in events.iter().enumerate() {
-                let ev = consumer
-                    .pull()
-                    .wait_timeout(Duration::from_secs(20))
-                    .unwrap()
-                    .expect("an event");
+                let ev = next_event(&consumer);
                 assert_eq!(ev.id(), i as u64, "threshold {threshold}");
                 assert_eq!(ev.metadata().json()["i"], json!(i), "threshold {threshold}");
                 let want: Vec<u8> = segs.concat();
@@ -296,11 +297,7 @@ mod with_mofka {
         assert!(err.to_string().contains("complete"), "{err}");
         let consumer = topic.consumer("complete").build().unwrap();
         for i in 0..3u64 {
-            let ev = consumer
-                .pull()
-                .wait_timeout(Duration::from_secs(20))
-                .unwrap()
-                .expect("an event");
+            let ev = next_event(&consumer);
             assert_eq!(ev.id(), i);
             assert!(!ev.is_end_of_stream());
         }
@@ -426,11 +423,7 @@ mod with_mofka {
         }
         let consumer = topic.consumer("before-crash").build().unwrap();
         for i in 0..40u64 {
-            let ev = consumer
-                .pull()
-                .wait_timeout(Duration::from_secs(20))
-                .unwrap()
-                .expect("an event");
+            let ev = next_event(&consumer);
             assert_eq!(ev.id(), i);
         }
         child.kill().expect("SIGKILL the service");
