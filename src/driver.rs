@@ -198,6 +198,11 @@ pub trait DriverBackend: Send + Sync {
     fn open_topic(&self, name: &str) -> Result<Arc<dyn TopicBackend>>;
     /// True if the topic exists.
     fn topic_exists(&self, name: &str) -> Result<bool>;
+    /// The backend itself, for operations only its driver offers (see
+    /// [`Driver::backend_as`]); `None` (the default) when there are none.
+    fn as_any(&self) -> Option<&dyn std::any::Any> {
+        None
+    }
     /// Every topic with a JSON description (at least `name` and `num_partitions`).
     fn list_topics(&self) -> Result<BTreeMap<String, Value>>;
 }
@@ -368,6 +373,13 @@ impl Driver {
     /// The backend behind this handle.
     pub fn backend(&self) -> &Arc<dyn DriverBackend> {
         &self.backend
+    }
+
+    /// The backend as its concrete type, for driver-specific operations (for example
+    /// `driver.backend_as::<MofkaDriver>()` to add a partition on a chosen server); `None` if
+    /// this driver is of another type.
+    pub fn backend_as<T: 'static>(&self) -> Option<&T> {
+        self.backend.as_any()?.downcast_ref::<T>()
     }
 
     /// Creates a topic with default components. `options` are driver-specific

@@ -503,6 +503,113 @@ mod with_mofka {
         assert_eq!(other.open_topic("admin-a").unwrap().partitions().len(), 3);
     }
 
+    /// A group of two servers: partitions go round robin over them (as with the C++ driver),
+    /// `add_partition` puts one on a chosen server, the C++ topic option names are accepted,
+    /// and events go through partitions on both servers.
+    #[test]
+    fn partitions_spread_over_the_group_and_can_be_added() {
+        use diaspora_stream::drivers::mofka::{MofkaDriver, PartitionSpec};
+        let Some((first, _dir1)) = mock(WireVersion::CURRENT) else {
+            return;
+        };
+        let (second, _dir2) = mock(WireVersion::CURRENT).unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let group = dir.path().join("group.json");
+        std::fs::write(
+            &group,
+            json!({"members": [
+                {"address": first.address(), "provider_id": 0},
+                {"address": second.address(), "provider_id": 0}
+            ]})
+            .to_string(),
+        )
+        .unwrap();
+        let driver = Driver::new("mofka", &json!({"group_file": group})).unwrap();
+        let mofka = driver
+            .backend_as::<MofkaDriver>()
+            .expect("the mofka driver's own type");
+        assert_eq!(mofka.servers(), [first.address(), second.address()]);
+        // The C++ driver's names for the topic options.
+        driver
+            .create_topic(
+                "spread",
+                &json!({"partitions": 3, "partitions_type": "memory", "partitions_config": {}}),
+            )
+            .unwrap();
+        let servers_of = |topic: &str| -> Vec<String> {
+            driver
+                .open_topic(topic)
+                .unwrap()
+                .partitions()
+                .iter()
+                .map(|p| p.json()["address"].as_str().unwrap().to_string())
+                .collect()
+        };
+        assert_eq!(
+            servers_of("spread"),
+            [first.address(), second.address(), first.address()]
+        );
+        let index = mofka
+            .add_partition(
+                "spread",
+                &PartitionSpec {
+                    server_rank: 1,
+                    ..Default::default()
+                },
+            )
+            .unwrap();
+        assert_eq!(index, 3);
+        assert_eq!(servers_of("spread")[3], second.address());
+        let err = mofka
+            .add_partition(
+                "spread",
+                &PartitionSpec {
+                    server_rank: 2,
+                    ..Default::default()
+                },
+            )
+            .expect_err("no third server");
+        assert!(err.to_string().contains("server_rank 2"), "{err}");
+        assert!(matches!(
+            mofka.add_partition("no-such-topic", &PartitionSpec::default()),
+            Err(Error::TopicNotFound(_))
+        ));
+        for bad in [
+            json!({"partitions": "two"}),
+            json!({"partitions_type": 3}),
+            json!({"partitions_config": []}),
+            json!({"partitions_dependencies": {"data": 1}}),
+            json!({"partitions_pool": false}),
+        ] {
+            assert!(driver.create_topic("spread-bad", &bad).is_err(), "{bad}");
+        }
+        // Events through all four partitions, on both servers.
+        let topic = driver.open_topic("spread").unwrap();
+        let producer = topic.producer().build().unwrap();
+        for i in 0..8u64 {
+            producer.push_to(
+                json!({"i": i}),
+                DataView::from(format!("event-{i}").into_bytes()),
+                (i % 4) as usize,
+            );
+        }
+        producer.flush().wait().unwrap();
+        let consumer = topic.consumer("spread").build().unwrap();
+        let mut seen: Vec<u64> = (0..8)
+            .map(|_| {
+                let ev = next_event(&consumer);
+                let i = ev.metadata().json()["i"].as_u64().unwrap();
+                assert_eq!(ev.data().to_vec(), format!("event-{i}").into_bytes());
+                assert_eq!(ev.partition(), (i % 4) as usize);
+                i
+            })
+            .collect();
+        seen.sort_unstable();
+        assert_eq!(seen, (0..8).collect::<Vec<_>>());
+        assert_eq!(second.partition_len(10), Some(2));
+        assert_eq!(second.partition_len(11), Some(2));
+    }
+
     #[test]
     fn discovery_errors_name_what_failed() {
         let dir = tempfile::tempdir().unwrap();
@@ -561,5 +668,27 @@ mod with_mofka {
                 .as_millis()
         );
         round_trip(&driver, &name);
+        // A partition added afterwards, on the last server of the group, takes events too.
+        use diaspora_stream::drivers::mofka::{MofkaDriver, PartitionSpec};
+        let mofka = driver.backend_as::<MofkaDriver>().unwrap();
+        let spec = PartitionSpec {
+            server_rank: mofka.servers().len() - 1,
+            ..Default::default()
+        };
+        let index = mofka.add_partition(&name, &spec).unwrap();
+        let topic = driver.open_topic(&name).unwrap();
+        assert_eq!(topic.partitions().len(), index + 1);
+        let producer = topic.producer().build().unwrap();
+        let id = producer.push_to(
+            json!({"added": true}),
+            DataView::from(b"new".to_vec()),
+            index,
+        );
+        producer.flush().wait().unwrap();
+        assert_eq!(id.wait().unwrap(), 0);
+        let consumer = topic.consumer("added").targets(&[index]).build().unwrap();
+        let ev = next_event(&consumer);
+        assert_eq!(ev.data().to_vec(), b"new");
+        assert_eq!(ev.partition(), index);
     }
 }

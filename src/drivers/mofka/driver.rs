@@ -12,7 +12,10 @@
 //! | `pack_threshold` | data segments smaller than this many bytes are copied into one contiguous region per batch; larger ones are exposed in place (default 16384; 0 exposes every segment in place) |
 //! | `margo` | the C++ driver's Margo configuration: its `"mercury"` settings (`auth_key`, `ip_subnet`, `na_no_block`, `max_contexts`, `request_post_init`, ... see [`TransportOptions::from_margo`](crate::mercury::TransportOptions::from_margo)) initialise this client's Mercury; its thread settings do not apply (this client runs its own progress thread) |
 //!
-//! Topic options: `num_partitions` (default 1) and `partition_type` (default `"memory"`).
+//! Topic options: `num_partitions` (default 1), `partition_type` (default `"memory"`),
+//! `partition_config`, `partition_dependencies` and `partition_pool`, or the C++ driver's names
+//! for them (`partitions`, `partitions_type`, ...). Partitions go round robin over the group's
+//! servers; [`MofkaDriver::add_partition`] adds one to an existing topic on a chosen server.
 //! Consumer options: `batch_size` events per `recv_batch` (default 128). Producer options:
 //! `producer_name` (default `diaspora-rs-<pid>`), `ack_early` (0.9 only; sent, ignored by
 //! current servers).
@@ -274,6 +277,8 @@ struct Inbox {
 /// State shared by the driver, its topics and the `recv_batch` handler.
 struct Shared {
     caller: Caller,
+    /// The group's servers, in the group file's order (partitions go round robin over them).
+    members: Vec<String>,
     bedrock: String,
     master: (String, u16),
     inboxes: Mutex<HashMap<u64, Arc<Inbox>>>,
@@ -660,6 +665,7 @@ impl MofkaDriver {
         })?;
         let shared = Arc::new(Shared {
             caller,
+            members: members.clone(),
             // Partitions are started by the Bedrock server that holds the master database.
             bedrock: master.0.clone(),
             master,
@@ -759,9 +765,191 @@ fn receive(shared: &Shared, input: &[u8]) -> Result<()> {
     Ok(())
 }
 
+impl MofkaDriver {
+    /// The servers of the service's group, in the group file's order (a partition's
+    /// `server_rank` indexes this list).
+    pub fn servers(&self) -> &[String] {
+        &self.shared.members
+    }
+
+    /// Adds a partition to an existing topic (the C++ driver's `addCustomPartition`): starts a
+    /// Bedrock provider of type `mofka` on server `spec.server_rank` and records it in the
+    /// topic's partition collection. Returns the new partition's index. Topics opened before
+    /// do not see it; open the topic again.
+    pub fn add_partition(&self, topic: &str, spec: &PartitionSpec) -> Result<usize> {
+        check_topic_name(topic)?;
+        if self.shared.list_partitions(topic)?.is_none() {
+            return Err(Error::TopicNotFound(topic.to_string()));
+        }
+        let coll = format!("{KEY_PREFIX}{topic}:partitions");
+        self.start_partition(topic, &coll, spec)
+    }
+
+    /// Starts one partition provider and stores its document; returns its index.
+    fn start_partition(&self, topic: &str, coll: &str, spec: &PartitionSpec) -> Result<usize> {
+        let server = self.shared.members.get(spec.server_rank).ok_or_else(|| {
+            Error::config(
+                "mofka partition",
+                format!(
+                    "server_rank {} is out of range: the group has {} server(s)",
+                    spec.server_rank,
+                    self.shared.members.len()
+                ),
+            )
+        })?;
+        let (master_addr, master_id) = &self.shared.master;
+        let uuid = new_uuid();
+        let mut dependencies = spec.dependencies.clone();
+        dependencies
+            .entry("pool")
+            .or_insert_with(|| Value::from(spec.pool.as_deref().unwrap_or("__primary__")));
+        dependencies.insert(
+            "master_database".into(),
+            Value::from(format!("yokan:{master_id}@{master_addr}")),
+        );
+        let partition_type = if spec.partition_type.is_empty() {
+            "memory"
+        } else {
+            spec.partition_type.as_str()
+        };
+        let config = if spec.config.is_null() {
+            json!({})
+        } else {
+            spec.config.clone()
+        };
+        let description = json!({
+            "name": provider_name(topic, &uuid),
+            "type": "mofka",
+            "config": {"topic": topic, "type": partition_type, "uuid": uuid, "partition": config},
+            "tags": ["mofka:partition"],
+            "dependencies": dependencies,
+        });
+        let started: StartProviderResponse = self.shared.caller.call(
+            server,
+            Rpc::StartProvider.name(),
+            0,
+            &StartProviderRequest {
+                description: description.to_string(),
+            },
+        )?;
+        if !started.success {
+            return Err(mofka_err(format!(
+                "Bedrock at {server} could not start a partition of topic {topic:?}: {}",
+                started.error
+            )));
+        }
+        let doc = json!({
+            "address": server,
+            "provider_id": started.value,
+            "uuid": uuid,
+        })
+        .to_string();
+        let stored: DocStoreResponse = self.shared.yokan(
+            Rpc::DocStoreDirect,
+            &DocStoreDirectRequest {
+                mode: yokan_mode::NO_RDMA,
+                timeout_ms: 0.0,
+                coll_name: HgString::new(coll.to_string()),
+                sizes: vec![doc.len() as u64],
+                docs: doc.into_bytes(),
+            },
+        )?;
+        check_yokan("doc_store", stored.ret)?;
+        Ok(stored.ids.first().copied().unwrap_or(0) as usize)
+    }
+}
+
+/// How [`MofkaDriver::add_partition`] starts a partition: the C++ driver's
+/// `addCustomPartition` arguments.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct PartitionSpec {
+    /// Index of the server in the group file's members ([`MofkaDriver::servers`]).
+    pub server_rank: usize,
+    /// The partition manager's type: `memory` (when empty) or another type the service knows
+    /// (`default` on Mofka 0.9).
+    pub partition_type: String,
+    /// The partition manager's configuration (`{}` when null).
+    pub config: Value,
+    /// Bedrock dependencies of the provider (for example the `metadata` and `data` providers
+    /// a legacy partition uses); `master_database` is always set to the topic's master.
+    pub dependencies: serde_json::Map<String, Value>,
+    /// Argobots pool of the provider on its server (default `__primary__`).
+    pub pool: Option<String>,
+}
+
+/// Reads a topic's partition options, under this driver's names (`num_partitions`,
+/// `partition_type`) or the C++ driver's (`partitions`, `partitions_type`,
+/// `partitions_config`, `partitions_dependencies`, `partitions_pool`).
+fn topic_partition_options(options: &Value) -> Result<(usize, PartitionSpec)> {
+    let bad = |m: String| Error::config("topic", m);
+    let get = |a: &str, b: &str| {
+        options
+            .get(a)
+            .or_else(|| options.get(b))
+            .filter(|v| !v.is_null())
+    };
+    let n = match get("num_partitions", "partitions") {
+        None => 1,
+        Some(v) => v
+            .as_u64()
+            .filter(|n| (1..=1 << 16).contains(n))
+            .ok_or_else(|| {
+                bad(format!(
+                    "\"num_partitions\" must be an integer from 1 to 65536, not {v}"
+                ))
+            })? as usize,
+    };
+    let partition_type = match get("partition_type", "partitions_type") {
+        None => "memory".to_string(),
+        Some(Value::String(t)) if !t.is_empty() => t.clone(),
+        Some(v) => return Err(bad(format!("\"partition_type\" must be a name, not {v}"))),
+    };
+    let config = match get("partition_config", "partitions_config") {
+        None => json!({}),
+        Some(v @ Value::Object(_)) => v.clone(),
+        Some(v) => {
+            return Err(bad(format!(
+                "\"partitions_config\" must be an object, not {v}"
+            )))
+        }
+    };
+    let dependencies = match get("partition_dependencies", "partitions_dependencies") {
+        None => serde_json::Map::new(),
+        Some(Value::Object(m)) if m.values().all(Value::is_string) => m.clone(),
+        Some(v) => {
+            return Err(bad(format!(
+                "\"partitions_dependencies\" must map names to strings, not {v}"
+            )))
+        }
+    };
+    let pool = match get("partition_pool", "partitions_pool") {
+        None => None,
+        Some(Value::String(p)) => Some(p.clone()),
+        Some(v) => {
+            return Err(bad(format!(
+                "\"partitions_pool\" must be a string, not {v}"
+            )))
+        }
+    };
+    Ok((
+        n,
+        PartitionSpec {
+            server_rank: 0,
+            partition_type,
+            config,
+            dependencies,
+            pool,
+        },
+    ))
+}
+
 impl DriverBackend for MofkaDriver {
     fn name(&self) -> &'static str {
         "mofka"
+    }
+
+    fn as_any(&self) -> Option<&dyn std::any::Any> {
+        Some(self)
     }
 
     fn create_topic(
@@ -771,23 +959,7 @@ impl DriverBackend for MofkaDriver {
         components: &TopicComponents,
     ) -> Result<()> {
         check_topic_name(name)?;
-        let n = match options.get("num_partitions") {
-            None | Some(Value::Null) => 1,
-            Some(v) => v
-                .as_u64()
-                .filter(|n| (1..=1 << 16).contains(n))
-                .ok_or_else(|| {
-                    Error::config(
-                        "topic",
-                        format!("\"num_partitions\" must be an integer from 1 to 65536, not {v}"),
-                    )
-                })? as usize,
-        };
-        let partition_type = options
-            .get("partition_type")
-            .and_then(Value::as_str)
-            .unwrap_or("memory")
-            .to_string();
+        let (n, spec) = topic_partition_options(options)?;
         let infos = vec![PartitionInfo::default(); n];
         components.partition_selector.set_partitions(&infos);
         let values = [
@@ -833,47 +1005,14 @@ impl DriverBackend for MofkaDriver {
             return Err(Error::TopicExists(name.to_string()));
         }
         check_yokan("coll_create", status.ret)?;
-        let (master_addr, master_id) = &self.shared.master;
-        for _ in 0..n {
-            let uuid = new_uuid();
-            let description = json!({
-                "name": provider_name(name, &uuid),
-                "type": "mofka",
-                "config": {"topic": name, "type": partition_type, "uuid": uuid, "partition": {}},
-                "tags": ["mofka:partition"],
-                "dependencies": {"master_database": format!("yokan:{master_id}@{master_addr}")},
-            });
-            let started: StartProviderResponse = self.shared.caller.call(
-                &self.shared.bedrock,
-                Rpc::StartProvider.name(),
-                0,
-                &StartProviderRequest {
-                    description: description.to_string(),
-                },
-            )?;
-            if !started.success {
-                return Err(mofka_err(format!(
-                    "Bedrock could not start a partition of topic {name:?}: {}",
-                    started.error
-                )));
-            }
-            let doc = json!({
-                "address": self.shared.bedrock,
-                "provider_id": started.value,
-                "uuid": uuid,
-            })
-            .to_string();
-            let stored: DocStoreResponse = self.shared.yokan(
-                Rpc::DocStoreDirect,
-                &DocStoreDirectRequest {
-                    mode: yokan_mode::NO_RDMA,
-                    timeout_ms: 0.0,
-                    coll_name: HgString::new(coll.clone()),
-                    sizes: vec![doc.len() as u64],
-                    docs: doc.into_bytes(),
-                },
-            )?;
-            check_yokan("doc_store", stored.ret)?;
+        // Like the C++ driver: partitions go round robin over the group's servers.
+        let servers = self.shared.members.len();
+        for i in 0..n {
+            let spec = PartitionSpec {
+                server_rank: i % servers,
+                ..spec.clone()
+            };
+            self.start_partition(name, &coll, &spec)?;
         }
         Ok(())
     }

@@ -23,4 +23,4 @@ mod rpc;
 pub mod wire;
 
 #[cfg(feature = "mofka")]
-pub use driver::MofkaDriver;
+pub use driver::{MofkaDriver, PartitionSpec};
