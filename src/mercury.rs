@@ -671,6 +671,76 @@ impl std::fmt::Debug for Engine {
     }
 }
 
+/// Mercury's shared-memory plugin names its files after the process id
+/// (`/dev/shm/na_sm-<pid>-<n>`, and a directory `/tmp/na_sm-<pid>-<n>`) and fails to start
+/// when they exist. A process killed before it finalised Mercury leaves them behind, and
+/// a later process that gets the same id then cannot use `na+sm`. Before this process's
+/// first engine, the files named after its id and older than the process are removed: no
+/// live process can own them.
+fn remove_stale_sm_files() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        if let Some(started) = process_start_time() {
+            remove_stale_sm_files_in(
+                &[
+                    std::path::Path::new("/dev/shm"),
+                    std::path::Path::new("/tmp"),
+                ],
+                std::process::id(),
+                started,
+            );
+        }
+    });
+}
+
+/// This process's start time, from `/proc` (`None` where there is no `/proc`).
+fn process_start_time() -> Option<std::time::SystemTime> {
+    let stat = std::fs::read_to_string("/proc/stat").ok()?;
+    let boot: u64 = stat
+        .lines()
+        .find_map(|l| l.strip_prefix("btime "))?
+        .trim()
+        .parse()
+        .ok()?;
+    let me = std::fs::read_to_string("/proc/self/stat").ok()?;
+    // Field 22 (start time, in clock ticks since boot), counted after the command name,
+    // which ends at the last ')'.
+    let after = &me[me.rfind(')')? + 2..];
+    let ticks: u64 = after.split_whitespace().nth(19)?.parse().ok()?;
+    // Linux reports these ticks at USER_HZ, 100 per second.
+    Some(std::time::UNIX_EPOCH + Duration::from_secs(boot) + Duration::from_millis(ticks * 10))
+}
+
+/// The work of [`remove_stale_sm_files`], on given directories (for tests).
+fn remove_stale_sm_files_in(dirs: &[&std::path::Path], pid: u32, started: std::time::SystemTime) {
+    let prefix = format!("na_sm-{pid}-");
+    for dir in dirs {
+        let Ok(entries) = std::fs::read_dir(dir) else {
+            continue;
+        };
+        for entry in entries.flatten() {
+            let name = entry.file_name();
+            let Some(rest) = name.to_str().and_then(|n| n.strip_prefix(&prefix)) else {
+                continue;
+            };
+            if rest.is_empty() || !rest.bytes().all(|b| b.is_ascii_digit()) {
+                continue;
+            }
+            let Ok(meta) = entry.path().symlink_metadata() else {
+                continue;
+            };
+            if meta.modified().map_or(true, |m| m >= started) {
+                continue;
+            }
+            let _ = if meta.is_dir() {
+                std::fs::remove_dir_all(entry.path())
+            } else {
+                std::fs::remove_file(entry.path())
+            };
+        }
+    }
+}
+
 /// `HG_Init`, or `HG_Init_opt` when settings are given (its 2.2 layout of `hg_init_info` is
 /// the prefix of the current one, and every field set here belongs to it).
 fn init_class(
@@ -735,6 +805,7 @@ impl Engine {
     pub fn new(info: &str, options: EngineOptions) -> Result<Engine> {
         let c_info = CString::new(info)
             .map_err(|_| Error::InvalidArgument(format!("transport {info:?} contains NUL")))?;
+        remove_stale_sm_files();
         let (class, init_strings) = init_class(&c_info, options.listen, &options.transport)?;
         if class.is_null() {
             return Err(Error::Transport {
@@ -1684,4 +1755,39 @@ pub fn supports(transport: &str) -> bool {
     protocols()
         .iter()
         .any(|(c, p)| c == class && (p == protocol || p.split(';').next() == Some(protocol)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stale_sm_files_of_this_pid_are_removed_and_others_kept() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        std::fs::write(d.join("na_sm-4242-0"), b"old").unwrap();
+        std::fs::create_dir(d.join("na_sm-4242-3")).unwrap();
+        std::fs::write(d.join("na_sm-4242-3").join("sock"), b"").unwrap();
+        std::fs::write(d.join("na_sm-42420-0"), b"other pid").unwrap();
+        std::fs::write(d.join("na_sm-4243-0"), b"other pid").unwrap();
+        std::fs::write(d.join("na_sm-4242-x"), b"not mercury's").unwrap();
+        // Everything above predates a process started now...
+        let started = std::time::SystemTime::now() + Duration::from_secs(2);
+        remove_stale_sm_files_in(&[d], 4242, started);
+        let mut left: Vec<String> = std::fs::read_dir(d)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .collect();
+        left.sort();
+        assert_eq!(left, ["na_sm-4242-x", "na_sm-42420-0", "na_sm-4243-0"]);
+        // ...while files newer than the process are its own and stay.
+        std::fs::write(d.join("na_sm-4242-1"), b"mine").unwrap();
+        remove_stale_sm_files_in(
+            &[d],
+            4242,
+            std::time::SystemTime::now() - Duration::from_secs(60),
+        );
+        assert!(d.join("na_sm-4242-1").exists());
+        assert!(process_start_time().unwrap() <= std::time::SystemTime::now());
+    }
 }
