@@ -647,7 +647,13 @@ mod with_mofka {
             &json!({"group_file": group, "rpc_timeout_ms": 3000}),
         )
         .expect("the second member answers");
-        driver.create_topic("via-second", &json!({})).unwrap();
+        // The unreachable member's turn for a partition passes to the next server.
+        driver
+            .create_topic("via-second", &json!({"num_partitions": 2}))
+            .unwrap();
+        for p in driver.open_topic("via-second").unwrap().partitions() {
+            assert_eq!(p.json()["address"], service.address());
+        }
     }
 
     /// Interop hook: a produce/consume round trip against a real Mofka service.

@@ -787,16 +787,13 @@ impl MofkaDriver {
 
     /// Starts one partition provider and stores its document; returns its index.
     fn start_partition(&self, topic: &str, coll: &str, spec: &PartitionSpec) -> Result<usize> {
-        let server = self.shared.members.get(spec.server_rank).ok_or_else(|| {
-            Error::config(
-                "mofka partition",
-                format!(
-                    "server_rank {} is out of range: the group has {} server(s)",
-                    spec.server_rank,
-                    self.shared.members.len()
-                ),
-            )
-        })?;
+        let (provider_id, uuid) = self.start_provider(topic, spec)?;
+        self.record_partition(coll, spec.server_rank, provider_id, &uuid)
+    }
+
+    /// Starts a partition provider on server `spec.server_rank`: its provider id and uuid.
+    fn start_provider(&self, topic: &str, spec: &PartitionSpec) -> Result<(u16, String)> {
+        let server = self.server(spec.server_rank)?;
         let (master_addr, master_id) = &self.shared.master;
         let uuid = new_uuid();
         let mut dependencies = spec.dependencies.clone();
@@ -838,9 +835,20 @@ impl MofkaDriver {
                 started.error
             )));
         }
+        Ok((started.value, uuid))
+    }
+
+    /// Records a started partition in the topic's collection: its index.
+    fn record_partition(
+        &self,
+        coll: &str,
+        server_rank: usize,
+        provider_id: u16,
+        uuid: &str,
+    ) -> Result<usize> {
         let doc = json!({
-            "address": server,
-            "provider_id": started.value,
+            "address": self.server(server_rank)?,
+            "provider_id": provider_id,
             "uuid": uuid,
         })
         .to_string();
@@ -856,6 +864,19 @@ impl MofkaDriver {
         )?;
         check_yokan("doc_store", stored.ret)?;
         Ok(stored.ids.first().copied().unwrap_or(0) as usize)
+    }
+
+    /// The address of server `rank` of the group.
+    fn server(&self, rank: usize) -> Result<&String> {
+        self.shared.members.get(rank).ok_or_else(|| {
+            Error::config(
+                "mofka partition",
+                format!(
+                    "server_rank {rank} is out of range: the group has {} server(s)",
+                    self.shared.members.len()
+                ),
+            )
+        })
     }
 }
 
@@ -1005,14 +1026,32 @@ impl DriverBackend for MofkaDriver {
             return Err(Error::TopicExists(name.to_string()));
         }
         check_yokan("coll_create", status.ret)?;
-        // Like the C++ driver: partitions go round robin over the group's servers.
+        // Like the C++ driver, partitions go round robin over the group's servers; a server
+        // that cannot be reached (a stale member of the group file) passes its turn on.
         let servers = self.shared.members.len();
         for i in 0..n {
-            let spec = PartitionSpec {
-                server_rank: i % servers,
-                ..spec.clone()
+            let mut unreachable = Vec::new();
+            let started = (0..servers).find_map(|k| {
+                let spec = PartitionSpec {
+                    server_rank: (i + k) % servers,
+                    ..spec.clone()
+                };
+                match self.start_provider(name, &spec) {
+                    Err(e @ Error::Transport { .. }) => {
+                        unreachable.push(e.to_string());
+                        None
+                    }
+                    r => Some((spec.server_rank, r)),
+                }
+            });
+            let Some((rank, started)) = started else {
+                return Err(mofka_err(format!(
+                    "no server of the group could start partition {i} of topic {name:?}: {}",
+                    unreachable.join("; ")
+                )));
             };
-            self.start_partition(name, &coll, &spec)?;
+            let (provider_id, uuid) = started?;
+            self.record_partition(&coll, rank, provider_id, &uuid)?;
         }
         Ok(())
     }
