@@ -136,13 +136,22 @@ pub struct TransportOptions {
     pub max_expected_size: Option<usize>,
     /// Shared-memory prefix for `auto_sm` (`sm_info_string`).
     pub sm_info_string: Option<String>,
+    /// Checksums of RPC headers or payloads (`checksum_level`: `"none"`, `"rpc_headers"`,
+    /// `"rpc_payload"`; needs a Mercury built with checksums).
+    pub checksum_level: Option<String>,
+    /// Address format (`na_addr_format`: `"unspec"`, `"ipv4"`, `"ipv6"`, `"native"`).
+    pub na_addr_format: Option<String>,
+    /// Memory of requests allocated on the device (`na_request_mem_device`).
+    pub na_request_mem_device: bool,
 }
 
 impl TransportOptions {
     /// Reads the `"mercury"` section of a Margo JSON configuration (`margo` is the whole
-    /// configuration, as the C++ drivers take it). Keys of other sections (threads, Argobots
-    /// pools) do not apply to this engine, which runs its own progress thread, and are
-    /// ignored; a `"mercury"` key of the wrong type is an error naming it.
+    /// configuration, as the C++ drivers take it): the keys named by this struct's fields. A
+    /// key of the wrong type or value is an error naming it. Margo's own keys (`address`,
+    /// `listening`, `version`, `input_eager_size`, `output_eager_size`, `log_level`, ...) and
+    /// the other sections (threads, Argobots pools) do not apply to this engine, which runs
+    /// its own progress thread, and are ignored.
     pub fn from_margo(margo: &serde_json::Value) -> Result<TransportOptions> {
         use serde_json::Value;
         let mut t = TransportOptions::default();
@@ -194,6 +203,25 @@ impl TransportOptions {
                 }
                 "na_max_unexpected_size" => t.max_unexpected_size = Some(uint()? as usize),
                 "na_max_expected_size" => t.max_expected_size = Some(uint()? as usize),
+                "na_request_mem_device" => t.na_request_mem_device = boolean()?,
+                "checksum_level" => {
+                    let v = string()?;
+                    if !["none", "rpc_headers", "rpc_payload"].contains(&v.as_str()) {
+                        return Err(bad(
+                            key,
+                            "none, rpc_headers or rpc_payload",
+                            &Value::from(v),
+                        ));
+                    }
+                    t.checksum_level = Some(v);
+                }
+                "na_addr_format" => {
+                    let v = string()?;
+                    if !["unspec", "ipv4", "ipv6", "native"].contains(&v.as_str()) {
+                        return Err(bad(key, "unspec, ipv4, ipv6 or native", &Value::from(v)));
+                    }
+                    t.na_addr_format = Some(v);
+                }
                 // Margo settings of its own engine, or fixed by the address given.
                 _ => {}
             }
@@ -672,25 +700,23 @@ impl std::fmt::Debug for Engine {
 }
 
 /// Mercury's shared-memory plugin names its files after the process id
-/// (`/dev/shm/na_sm-<pid>-<n>`, and a directory `/tmp/na_sm-<pid>-<n>`) and fails to start
-/// when they exist. A process killed before it finalised Mercury leaves them behind, and
-/// a later process that gets the same id then cannot use `na+sm`. Before this process's
-/// first engine, the files named after its id and older than the process are removed: no
-/// live process can own them.
-fn remove_stale_sm_files() {
-    static ONCE: std::sync::Once = std::sync::Once::new();
-    ONCE.call_once(|| {
-        if let Some(started) = process_start_time() {
-            remove_stale_sm_files_in(
-                &[
-                    std::path::Path::new("/dev/shm"),
-                    std::path::Path::new("/tmp"),
-                ],
-                std::process::id(),
-                started,
-            );
-        }
-    });
+/// (`/dev/shm/na_sm-<pid>-<n>`, and a directory `/tmp/na_sm-<pid>-<n>` holding its socket) and
+/// fails to start when they exist. A process killed before it finalised Mercury leaves them
+/// behind, and a later process that gets the same id then cannot use `na+sm`. When starting
+/// `na+sm` fails, the files named after this process's id are removed if they are older than
+/// the process and nothing listens on their socket any more (a live process in another PID
+/// namespace sharing these directories keeps its files), and Mercury is tried once more.
+/// Returns whether anything was removed.
+fn remove_stale_sm_files() -> bool {
+    match process_start_time() {
+        Some(started) => remove_stale_sm_files_in(
+            std::path::Path::new("/dev/shm"),
+            std::path::Path::new("/tmp"),
+            std::process::id(),
+            started,
+        ),
+        None => false,
+    }
 }
 
 /// This process's start time, from `/proc` (`None` where there is no `/proc`).
@@ -712,33 +738,50 @@ fn process_start_time() -> Option<std::time::SystemTime> {
 }
 
 /// The work of [`remove_stale_sm_files`], on given directories (for tests).
-fn remove_stale_sm_files_in(dirs: &[&std::path::Path], pid: u32, started: std::time::SystemTime) {
+fn remove_stale_sm_files_in(
+    shm_dir: &std::path::Path,
+    tmp_dir: &std::path::Path,
+    pid: u32,
+    started: std::time::SystemTime,
+) -> bool {
     let prefix = format!("na_sm-{pid}-");
-    for dir in dirs {
-        let Ok(entries) = std::fs::read_dir(dir) else {
+    let older = |path: &std::path::Path| {
+        path.symlink_metadata()
+            .and_then(|m| m.modified())
+            .is_ok_and(|m| m < started)
+    };
+    let Ok(entries) = std::fs::read_dir(tmp_dir) else {
+        return false;
+    };
+    let mut removed = false;
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        let Some(name) = name.to_str() else {
             continue;
         };
-        for entry in entries.flatten() {
-            let name = entry.file_name();
-            let Some(rest) = name.to_str().and_then(|n| n.strip_prefix(&prefix)) else {
-                continue;
-            };
-            if rest.is_empty() || !rest.bytes().all(|b| b.is_ascii_digit()) {
-                continue;
-            }
-            let Ok(meta) = entry.path().symlink_metadata() else {
-                continue;
-            };
-            if meta.modified().map_or(true, |m| m >= started) {
-                continue;
-            }
-            let _ = if meta.is_dir() {
-                std::fs::remove_dir_all(entry.path())
-            } else {
-                std::fs::remove_file(entry.path())
-            };
+        let Some(rest) = name.strip_prefix(&prefix) else {
+            continue;
+        };
+        if rest.is_empty() || !rest.bytes().all(|b| b.is_ascii_digit()) {
+            continue;
+        }
+        let dir = entry.path();
+        let sock = dir.join("sock");
+        // Stale only if its socket is left with no listener.
+        let refused = matches!(
+            std::os::unix::net::UnixStream::connect(&sock),
+            Err(e) if e.kind() == std::io::ErrorKind::ConnectionRefused
+        );
+        if !refused || !older(&dir) || !older(&sock) {
+            continue;
+        }
+        removed |= std::fs::remove_dir_all(&dir).is_ok();
+        let shm = shm_dir.join(name);
+        if older(&shm) {
+            removed |= std::fs::remove_file(&shm).is_ok();
         }
     }
+    removed
 }
 
 /// `HG_Init`, or `HG_Init_opt` when settings are given (its 2.2 layout of `hg_init_info` is
@@ -767,7 +810,8 @@ fn init_class(
     let ip_subnet = cstring("ip_subnet", &transport.ip_subnet)?;
     let sm_info = cstring("sm_info_string", &transport.sm_info_string)?;
     let ptr = |c: &Option<CString>| c.as_ref().map_or(std::ptr::null(), |c| c.as_ptr());
-    // SAFETY: an all-zero hg_init_info is Mercury's documented "defaults" value.
+    // SAFETY: plain C data; zero fields select Mercury's defaults (Margo starts from zeros
+    // too; a zero `max_contexts` is taken as one).
     let mut init: hg::hg_init_info = unsafe { std::mem::zeroed() };
     init.na_init_info.auth_key = ptr(&auth_key);
     init.na_init_info.ip_subnet = ptr(&ip_subnet);
@@ -782,7 +826,20 @@ fn init_class(
     init.na_init_info.max_unexpected_size = transport.max_unexpected_size.unwrap_or(0);
     init.na_init_info.max_expected_size = transport.max_expected_size.unwrap_or(0);
     init.request_post_init = transport.request_post_init.unwrap_or(0);
-    init.request_post_incr = transport.request_post_incr.unwrap_or(0);
+    // `hg_uint32_t` before Mercury 2.4, `int32_t` since (-1: never grow).
+    init.request_post_incr = transport.request_post_incr.unwrap_or(0) as _;
+    init.na_init_info.request_mem_device = transport.na_request_mem_device;
+    init.checksum_level = match transport.checksum_level.as_deref() {
+        Some("rpc_headers") => hg::HG_CHECKSUM_RPC_HEADERS,
+        Some("rpc_payload") => hg::HG_CHECKSUM_RPC_PAYLOAD,
+        _ => hg::HG_CHECKSUM_NONE,
+    };
+    init.na_init_info.addr_format = match transport.na_addr_format.as_deref() {
+        Some("ipv4") => hg::NA_ADDR_IPV4,
+        Some("ipv6") => hg::NA_ADDR_IPV6,
+        Some("native") => hg::NA_ADDR_NATIVE,
+        _ => hg::NA_ADDR_UNSPEC,
+    };
     init.auto_sm = u8::from(transport.auto_sm);
     init.no_bulk_eager = u8::from(transport.no_bulk_eager);
     init.no_loopback = u8::from(transport.no_loopback);
@@ -805,8 +862,12 @@ impl Engine {
     pub fn new(info: &str, options: EngineOptions) -> Result<Engine> {
         let c_info = CString::new(info)
             .map_err(|_| Error::InvalidArgument(format!("transport {info:?} contains NUL")))?;
-        remove_stale_sm_files();
-        let (class, init_strings) = init_class(&c_info, options.listen, &options.transport)?;
+        let (mut class, mut init_strings) =
+            init_class(&c_info, options.listen, &options.transport)?;
+        let shared_memory = info.starts_with("na+sm") || options.transport.auto_sm;
+        if class.is_null() && shared_memory && remove_stale_sm_files() {
+            (class, init_strings) = init_class(&c_info, options.listen, &options.transport)?;
+        }
         if class.is_null() {
             return Err(Error::Transport {
                 operation: format!("HG_Init({info:?})"),
@@ -1763,31 +1824,40 @@ mod tests {
 
     #[test]
     fn stale_sm_files_of_this_pid_are_removed_and_others_kept() {
-        let dir = tempfile::tempdir().unwrap();
-        let d = dir.path();
-        std::fs::write(d.join("na_sm-4242-0"), b"old").unwrap();
-        std::fs::create_dir(d.join("na_sm-4242-3")).unwrap();
-        std::fs::write(d.join("na_sm-4242-3").join("sock"), b"").unwrap();
-        std::fs::write(d.join("na_sm-42420-0"), b"other pid").unwrap();
-        std::fs::write(d.join("na_sm-4243-0"), b"other pid").unwrap();
-        std::fs::write(d.join("na_sm-4242-x"), b"not mercury's").unwrap();
-        // Everything above predates a process started now...
-        let started = std::time::SystemTime::now() + Duration::from_secs(2);
-        remove_stale_sm_files_in(&[d], 4242, started);
-        let mut left: Vec<String> = std::fs::read_dir(d)
-            .unwrap()
-            .map(|e| e.unwrap().file_name().into_string().unwrap())
-            .collect();
-        left.sort();
-        assert_eq!(left, ["na_sm-4242-x", "na_sm-42420-0", "na_sm-4243-0"]);
-        // ...while files newer than the process are its own and stay.
-        std::fs::write(d.join("na_sm-4242-1"), b"mine").unwrap();
-        remove_stale_sm_files_in(
-            &[d],
-            4242,
-            std::time::SystemTime::now() - Duration::from_secs(60),
+        use std::os::unix::net::UnixListener;
+        let shm = tempfile::tempdir().unwrap();
+        let tmp = tempfile::tempdir().unwrap();
+        let (s, t) = (shm.path(), tmp.path());
+        let plant = |name: &str, listening: bool| {
+            std::fs::write(s.join(name), b"queues").unwrap();
+            std::fs::create_dir(t.join(name)).unwrap();
+            let l = UnixListener::bind(t.join(name).join("sock")).unwrap();
+            listening.then_some(l)
+        };
+        plant("na_sm-4242-0", false); // dead: removed
+        let _live = plant("na_sm-4242-1", true); // someone listens: kept
+        plant("na_sm-42420-0", false); // another id: kept
+        std::fs::write(s.join("na_sm-4242-2"), b"no socket dir").unwrap(); // kept
+        let listing = |d: &std::path::Path| {
+            let mut v: Vec<String> = std::fs::read_dir(d)
+                .unwrap()
+                .map(|e| e.unwrap().file_name().into_string().unwrap())
+                .collect();
+            v.sort();
+            v
+        };
+        // Files newer than the process are its own: nothing goes.
+        let earlier = std::time::SystemTime::now() - Duration::from_secs(60);
+        assert!(!remove_stale_sm_files_in(s, t, 4242, earlier));
+        assert_eq!(listing(t).len(), 3);
+        // For a process started after them, the dead instance's files go.
+        let later = std::time::SystemTime::now() + Duration::from_secs(2);
+        assert!(remove_stale_sm_files_in(s, t, 4242, later));
+        assert_eq!(listing(t), ["na_sm-4242-1", "na_sm-42420-0"]);
+        assert_eq!(
+            listing(s),
+            ["na_sm-4242-1", "na_sm-4242-2", "na_sm-42420-0"]
         );
-        assert!(d.join("na_sm-4242-1").exists());
         assert!(process_start_time().unwrap() <= std::time::SystemTime::now());
     }
 }

@@ -382,6 +382,8 @@ mod with_mercury {
                 "no_bulk_eager": true,
                 "stats": false,
                 "na_max_unexpected_size": 4096,
+                "checksum_level": "none",
+                "na_addr_format": "ipv4",
                 "version": "2.4.1",
                 "address": "ignored"
             }
@@ -394,6 +396,8 @@ mod with_mercury {
         assert_eq!(t.request_post_init, Some(64));
         assert_eq!(t.request_post_incr, Some(-1));
         assert_eq!(t.max_unexpected_size, Some(4096));
+        assert_eq!(t.checksum_level.as_deref(), Some("none"));
+        assert_eq!(t.na_addr_format.as_deref(), Some("ipv4"));
         assert_eq!(
             TransportOptions::from_margo(&json!({"use_progress_thread": false})).unwrap(),
             TransportOptions::default()
@@ -407,6 +411,14 @@ mod with_mercury {
                 "request_post_init",
             ),
             (json!({"mercury": []}), "mercury"),
+            (
+                json!({"mercury": {"checksum_level": "all"}}),
+                "checksum_level",
+            ),
+            (
+                json!({"mercury": {"na_addr_format": "ipv5"}}),
+                "na_addr_format",
+            ),
         ] {
             let err = TransportOptions::from_margo(&bad).expect_err("a wrong type");
             assert!(err.to_string().contains(key), "{bad}: {err}");
@@ -454,6 +466,7 @@ mod with_mercury {
             "ofi+tcp",
             with(TransportOptions {
                 ip_subnet: Some("127.0.0.0/8".into()),
+                na_addr_format: Some("ipv4".into()),
                 ..Default::default()
             }),
         )
