@@ -581,8 +581,21 @@ mod with_mofka {
             json!({"partitions_dependencies": {"data": 1}}),
             json!({"partitions_pool": false}),
         ] {
-            assert!(driver.create_topic("spread-bad", &bad).is_err(), "{bad}");
+            let err = driver
+                .create_topic("spread-bad", &bad)
+                .expect_err("a bad option");
+            let key = bad.as_object().unwrap().keys().next().unwrap().clone();
+            assert!(err.to_string().contains(&key), "{bad}: {err}");
         }
+        // Dependencies as the C++ driver takes them (a name or a list of names), an empty pool
+        // meaning the primary one.
+        driver
+            .create_topic(
+                "spread-deps",
+                &json!({"partitions": 1, "partitions_dependencies": {"extra": ["a", "b"], "other": "c"},
+                        "partitions_pool": ""}),
+            )
+            .unwrap();
         // Events through all four partitions, on both servers.
         let topic = driver.open_topic("spread").unwrap();
         let producer = topic.producer().build().unwrap();

@@ -8,7 +8,7 @@
 //! | `wire_version` | `"0.9"` (default) or `"0.8"`: the `send_batch` layout of the service |
 //! | `address` | Mercury address or transport this client listens on (default: the members' protocol, on the members' host for TCP) |
 //! | `rpc_timeout_ms` | how long a call waits for its response (default 30000) |
-//! | `liveness_ms` | a consumer that gets no event for this long checks that its partitions' servers answer, and fails its pulls with an error naming one that does not (default 5000; 0 disables) |
+//! | `liveness_ms` | a consumer that gets no event for this long asks its partitions' servers a trivial question (all at once, waiting at most `liveness_ms` or `rpc_timeout_ms` if shorter), and fails its pulls with an error naming one that does not answer (default 5000; 0 disables) |
 //! | `pack_threshold` | data segments smaller than this many bytes are copied into one contiguous region per batch; larger ones are exposed in place (default 16384; 0 exposes every segment in place) |
 //! | `margo` | the C++ driver's Margo configuration: its `"mercury"` settings (`auth_key`, `ip_subnet`, `na_no_block`, `max_contexts`, `request_post_init`, ... see [`TransportOptions::from_margo`](crate::mercury::TransportOptions::from_margo)) initialise this client's Mercury; its thread settings do not apply (this client runs its own progress thread) |
 //!
@@ -298,21 +298,23 @@ impl Shared {
             .call(&self.master.0, rpc.name(), self.master.1, body)
     }
 
-    /// Keeps the memory of a cancelled batch exposed for ten call timeouts: cancelling only
-    /// ends this side of the request, and a service still handling it may go on reading the
-    /// batch (over shared memory it reads this process's memory directly), so freeing it at
-    /// once could let the service store reused bytes. Older entries are released here.
+    /// Keeps the memory of a cancelled batch exposed for at least ten call timeouts:
+    /// cancelling only ends this side of the request, and a service still handling it may go
+    /// on reading the batch (over shared memory it reads this process's memory directly), so
+    /// freeing it at once could let the service store reused bytes. Entries are released by
+    /// [`Shared::prune_graveyard`] (on each batch sent) and when the driver goes.
     fn bury(&self, bulks: Vec<LocalBulk>) {
-        let now = Instant::now();
-        let grace = self.caller.timeout.saturating_mul(10);
+        self.prune_graveyard();
+        lock(&self.graveyard).push_back((Instant::now(), bulks));
+    }
+
+    /// Releases the cancelled batches kept longer than ten call timeouts.
+    fn prune_graveyard(&self) {
         let mut graveyard = lock(&self.graveyard);
-        while graveyard
-            .front()
-            .is_some_and(|(t, _)| now.duration_since(*t) > grace)
-        {
+        let grace = self.caller.timeout.saturating_mul(10);
+        while graveyard.front().is_some_and(|(t, _)| t.elapsed() > grace) {
             graveyard.pop_front();
         }
-        graveyard.push_back((now, bulks));
     }
 
     fn new_ctx(&self) -> u64 {
@@ -797,9 +799,14 @@ impl MofkaDriver {
         let (master_addr, master_id) = &self.shared.master;
         let uuid = new_uuid();
         let mut dependencies = spec.dependencies.clone();
-        dependencies
-            .entry("pool")
-            .or_insert_with(|| Value::from(spec.pool.as_deref().unwrap_or("__primary__")));
+        dependencies.entry("pool").or_insert_with(|| {
+            Value::from(
+                spec.pool
+                    .as_deref()
+                    .filter(|p| !p.is_empty())
+                    .unwrap_or("__primary__"),
+            )
+        });
         dependencies.insert(
             "master_database".into(),
             Value::from(format!("yokan:{master_id}@{master_addr}")),
@@ -863,7 +870,12 @@ impl MofkaDriver {
             },
         )?;
         check_yokan("doc_store", stored.ret)?;
-        Ok(stored.ids.first().copied().unwrap_or(0) as usize)
+        let id = stored.ids.first().copied().ok_or_else(|| {
+            mofka_err(format!(
+                "the master database stored a partition of {coll:?} without giving its index"
+            ))
+        })?;
+        Ok(id as usize)
     }
 
     /// The address of server `rank` of the group.
@@ -891,8 +903,9 @@ pub struct PartitionSpec {
     pub partition_type: String,
     /// The partition manager's configuration (`{}` when null).
     pub config: Value,
-    /// Bedrock dependencies of the provider (for example the `metadata` and `data` providers
-    /// a legacy partition uses); `master_database` is always set to the topic's master.
+    /// Bedrock dependencies of the provider, each a provider name or a list of them (for
+    /// example the `metadata` and `data` providers a legacy partition uses);
+    /// `master_database` is always set to the topic's master.
     pub dependencies: serde_json::Map<String, Value>,
     /// Argobots pool of the provider on its server (default `__primary__`).
     pub pool: Option<String>,
@@ -903,11 +916,9 @@ pub struct PartitionSpec {
 /// `partitions_config`, `partitions_dependencies`, `partitions_pool`).
 fn topic_partition_options(options: &Value) -> Result<(usize, PartitionSpec)> {
     let bad = |m: String| Error::config("topic", m);
-    let get = |a: &str, b: &str| {
-        options
-            .get(a)
-            .or_else(|| options.get(b))
-            .filter(|v| !v.is_null())
+    let get = |ours: &str, theirs: &str| {
+        let set = |k: &str| options.get(k).filter(|v| !v.is_null());
+        set(ours).or_else(|| set(theirs))
     };
     let n = match get("num_partitions", "partitions") {
         None => 1,
@@ -916,39 +927,51 @@ fn topic_partition_options(options: &Value) -> Result<(usize, PartitionSpec)> {
             .filter(|n| (1..=1 << 16).contains(n))
             .ok_or_else(|| {
                 bad(format!(
-                    "\"num_partitions\" must be an integer from 1 to 65536, not {v}"
+                    "\"num_partitions\" (or \"partitions\") must be an integer from 1 to \
+                     65536, not {v}"
                 ))
             })? as usize,
     };
     let partition_type = match get("partition_type", "partitions_type") {
         None => "memory".to_string(),
         Some(Value::String(t)) if !t.is_empty() => t.clone(),
-        Some(v) => return Err(bad(format!("\"partition_type\" must be a name, not {v}"))),
+        Some(v) => {
+            return Err(bad(format!(
+                "\"partition_type\" (or \"partitions_type\") must be a name, not {v}"
+            )))
+        }
     };
     let config = match get("partition_config", "partitions_config") {
         None => json!({}),
         Some(v @ Value::Object(_)) => v.clone(),
         Some(v) => {
             return Err(bad(format!(
-                "\"partitions_config\" must be an object, not {v}"
+                "\"partition_config\" (or \"partitions_config\") must be an object, not {v}"
             )))
         }
     };
+    // Like the C++ driver: each dependency is a provider name or a list of them.
+    let dependency = |v: &Value| match v {
+        Value::String(_) => true,
+        Value::Array(a) => a.iter().all(Value::is_string),
+        _ => false,
+    };
     let dependencies = match get("partition_dependencies", "partitions_dependencies") {
         None => serde_json::Map::new(),
-        Some(Value::Object(m)) if m.values().all(Value::is_string) => m.clone(),
+        Some(Value::Object(m)) if m.values().all(dependency) => m.clone(),
         Some(v) => {
             return Err(bad(format!(
-                "\"partitions_dependencies\" must map names to strings, not {v}"
+                "\"partition_dependencies\" (or \"partitions_dependencies\") must map names \
+                 to a provider or a list of providers, not {v}"
             )))
         }
     };
     let pool = match get("partition_pool", "partitions_pool") {
         None => None,
-        Some(Value::String(p)) => Some(p.clone()),
+        Some(Value::String(p)) => (!p.is_empty()).then(|| p.clone()),
         Some(v) => {
             return Err(bad(format!(
-                "\"partitions_pool\" must be a string, not {v}"
+                "\"partition_pool\" (or \"partitions_pool\") must be a string, not {v}"
             )))
         }
     };
@@ -1028,29 +1051,40 @@ impl DriverBackend for MofkaDriver {
         check_yokan("coll_create", status.ret)?;
         // Like the C++ driver, partitions go round robin over the group's servers; a server
         // that cannot be reached (a stale member of the group file) passes its turn on.
+        // A server that cannot be reached at all is skipped for the rest of the topic; one that
+        // does not answer in time is not (it may still start the partition), and fails.
         let servers = self.shared.members.len();
+        let mut unreachable: Vec<(usize, String)> = Vec::new();
         for i in 0..n {
-            let mut unreachable = Vec::new();
-            let started = (0..servers).find_map(|k| {
+            let mut started = None;
+            for k in 0..servers {
+                let rank = (i + k) % servers;
+                if unreachable.iter().any(|(r, _)| *r == rank) {
+                    continue;
+                }
                 let spec = PartitionSpec {
-                    server_rank: (i + k) % servers,
+                    server_rank: rank,
                     ..spec.clone()
                 };
                 match self.start_provider(name, &spec) {
-                    Err(e @ Error::Transport { .. }) => {
-                        unreachable.push(e.to_string());
-                        None
+                    Err(e @ Error::Transport { code, .. })
+                        if code != mercury_sys::HG_TIMEOUT as i32 =>
+                    {
+                        unreachable.push((rank, e.to_string()));
                     }
-                    r => Some((spec.server_rank, r)),
+                    r => {
+                        started = Some((rank, r?));
+                        break;
+                    }
                 }
-            });
-            let Some((rank, started)) = started else {
+            }
+            let Some((rank, (provider_id, uuid))) = started else {
+                let why: Vec<&str> = unreachable.iter().map(|(_, e)| e.as_str()).collect();
                 return Err(mofka_err(format!(
                     "no server of the group could start partition {i} of topic {name:?}: {}",
-                    unreachable.join("; ")
+                    why.join("; ")
                 )));
             };
-            let (provider_id, uuid) = started?;
             self.record_partition(&coll, rank, provider_id, &uuid)?;
         }
         Ok(())
@@ -1494,6 +1528,7 @@ fn serialized(f: impl FnOnce()) {
 /// that sent it: such a completion is deferred to the end of that section, so that outcomes
 /// are reported in a partition's order and a run of failures loops instead of recursing.
 fn send_prepared(shared: &Arc<Shared>, slots: &Arc<PartitionSlots>, ready: ReadyBatch) {
+    shared.prune_graveyard();
     let ReadyBatch {
         bulks,
         payload,
@@ -1510,7 +1545,11 @@ fn send_prepared(shared: &Arc<Shared>, slots: &Arc<PartitionSlots>, ready: Ready
         rpc_id(Rpc::SendBatch.name(), provider_id),
         &payload,
         Box::new(move |reply| {
-            let body: Task = Box::new(move || {
+            // `on_progress`: called by Mercury on the progress thread, where the next batch's
+            // completion cannot run before this one returns, so the next batch may leave
+            // before this outcome is reported. Otherwise (a forward that failed at once, run
+            // later in the sending thread's section), report first to keep the order.
+            let body = move |on_progress: bool| {
                 // Mercury is done with the request: its memory may go, except after a
                 // cancellation, when the service may still be reading it (see `bury`).
                 if completion.timed_out.load(Ordering::SeqCst) {
@@ -1519,20 +1558,28 @@ fn send_prepared(shared: &Arc<Shared>, slots: &Arc<PartitionSlots>, ready: Ready
                     drop(bulks);
                 }
                 let result = reply.and_then(|r| decode_send_batch(version, partition, &r));
-                if let Some(next) = next_slots.complete(partition) {
-                    send_prepared(&next_shared, &next_slots, next);
+                let send_next = || {
+                    if let Some(next) = next_slots.complete(partition) {
+                        send_prepared(&next_shared, &next_slots, next);
+                    }
+                };
+                if on_progress {
+                    send_next();
+                    completion.finish(result);
+                } else {
+                    completion.finish(result);
+                    send_next();
                 }
-                completion.finish(result);
-            });
-            let body = DEFERRED.with(|d| match d.borrow_mut().as_mut() {
-                Some(queue) => {
-                    queue.push_back(body);
-                    None
-                }
-                None => Some(body),
-            });
-            if let Some(body) = body {
-                serialized(body);
+            };
+            let deferred = DEFERRED.with(|d| d.borrow().is_some());
+            if deferred {
+                DEFERRED.with(|d| {
+                    if let Some(queue) = d.borrow_mut().as_mut() {
+                        queue.push_back(Box::new(move || body(false)));
+                    }
+                });
+            } else {
+                serialized(move || body(true));
             }
         }),
     );
@@ -1812,30 +1859,45 @@ impl MofkaReader {
         if self.last_alive.elapsed() < liveness {
             return Ok(());
         }
-        let mut asked: Vec<&str> = Vec::new();
-        let mut failure = None;
+        // One question per server, all in flight at once, each given at most `liveness` (or
+        // the call timeout if shorter) to answer.
+        let shared = &self.topic.shared;
+        let wait = liveness.min(shared.caller.timeout);
+        let payload = super::rpc::encode_request(
+            shared.caller.version,
+            &QueryConfigRequest {
+                script: MASTER_QUERY.to_string(),
+            },
+        );
+        let mut asked: Vec<(usize, &str, Result<crate::future::Future<Bytes>>)> = Vec::new();
         for &p in &self.parts {
             let part = self.topic.partition(p)?;
-            if asked.contains(&part.address.as_str()) {
+            if asked.iter().any(|(_, a, _)| *a == part.address) {
                 continue;
             }
-            asked.push(&part.address);
-            let r: Result<QueryConfigResponse> = self.topic.shared.caller.call(
-                &part.address,
-                Rpc::QueryConfig.name(),
-                0,
-                &QueryConfigRequest {
-                    script: MASTER_QUERY.to_string(),
-                },
-            );
-            if let Err(e) = r {
-                failure = Some(mofka_err(format!(
-                    "partition {p}'s server {} does not answer, the service may be down \
-                     (no event for {} ms; {e})",
-                    part.address,
-                    liveness.as_millis()
-                )));
-                break;
+            let sent = shared.caller.address(&part.address).map(|target| {
+                shared
+                    .caller
+                    .engine
+                    .forward(&target, rpc_id(Rpc::QueryConfig.name(), 0), &payload)
+            });
+            asked.push((p, &part.address, sent));
+        }
+        let deadline = Instant::now() + wait;
+        let mut failure = None;
+        for (p, address, sent) in asked {
+            let answered = sent.and_then(|f| {
+                f.wait_timeout(deadline.saturating_duration_since(Instant::now()))?
+                    .ok_or_else(|| mofka_err(format!("no answer within {wait:?}")))
+            });
+            if let Err(e) = answered {
+                failure.get_or_insert_with(|| {
+                    mofka_err(format!(
+                        "partition {p}'s server {address} does not answer, the service may be \
+                         down (no event for {} ms; {e})",
+                        liveness.as_millis()
+                    ))
+                });
             }
         }
         self.last_alive = Instant::now();
