@@ -109,6 +109,8 @@ pub struct EngineOptions {
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct TransportOptions {
     /// Authorisation key of the network (`auth_key`; e.g. a Slingshot VNI for `ofi+cxi`).
+    /// Unset on `cxi`, Margo's default applies: `"0:0:1"` (the job's VNI) when
+    /// `SLINGSHOT_VNIS` lists several VNIs.
     pub auth_key: Option<String>,
     /// Subnet to pick the interface from (`ip_subnet`).
     pub ip_subnet: Option<String>,
@@ -784,6 +786,15 @@ fn remove_stale_sm_files_in(
     removed
 }
 
+/// The authorisation key Margo picks on Slingshot (`cxi`) when none is given: with several
+/// VNIs in `SLINGSHOT_VNIS` (a comma-separated list), the second one, which the resource
+/// manager allocates to the job (`"0:0:1"`: service and VNI from the environment, index 1);
+/// otherwise none, and libfabric chooses.
+fn cxi_default_auth_key(info: &str, slingshot_vnis: Option<&str>) -> Option<String> {
+    let several = slingshot_vnis.is_some_and(|v| v.contains(','));
+    (info.contains("cxi") && several).then(|| "0:0:1".to_string())
+}
+
 /// `HG_Init`, or `HG_Init_opt` when settings are given (its 2.2 layout of `hg_init_info` is
 /// the prefix of the current one, and every field set here belongs to it).
 fn init_class(
@@ -862,11 +873,15 @@ impl Engine {
     pub fn new(info: &str, options: EngineOptions) -> Result<Engine> {
         let c_info = CString::new(info)
             .map_err(|_| Error::InvalidArgument(format!("transport {info:?} contains NUL")))?;
-        let (mut class, mut init_strings) =
-            init_class(&c_info, options.listen, &options.transport)?;
+        let mut transport = options.transport.clone();
+        if transport.auth_key.is_none() {
+            transport.auth_key =
+                cxi_default_auth_key(info, std::env::var("SLINGSHOT_VNIS").ok().as_deref());
+        }
+        let (mut class, mut init_strings) = init_class(&c_info, options.listen, &transport)?;
         let shared_memory = info.starts_with("na+sm") || options.transport.auto_sm;
         if class.is_null() && shared_memory && remove_stale_sm_files() {
-            (class, init_strings) = init_class(&c_info, options.listen, &options.transport)?;
+            (class, init_strings) = init_class(&c_info, options.listen, &transport)?;
         }
         if class.is_null() {
             return Err(Error::Transport {
@@ -1821,6 +1836,21 @@ pub fn supports(transport: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn cxi_auth_key_follows_margo() {
+        assert_eq!(
+            cxi_default_auth_key("ofi+cxi", Some("16369,16324")).as_deref(),
+            Some("0:0:1")
+        );
+        assert_eq!(
+            cxi_default_auth_key("cxi://cxi0", Some("16369,1,2")).as_deref(),
+            Some("0:0:1")
+        );
+        assert_eq!(cxi_default_auth_key("ofi+cxi", Some("16369")), None);
+        assert_eq!(cxi_default_auth_key("ofi+cxi", None), None);
+        assert_eq!(cxi_default_auth_key("ofi+tcp", Some("1,2")), None);
+    }
 
     #[test]
     fn stale_sm_files_of_this_pid_are_removed_and_others_kept() {
