@@ -1085,6 +1085,19 @@ impl Engine {
         }
     }
 
+    /// Like [`Engine::forward`], with a token that cancels the request (for example when
+    /// its caller stops waiting, so that an unanswered request does not stay in flight).
+    pub fn forward_cancellable(
+        &self,
+        target: &Address,
+        id: u64,
+        payload: &[u8],
+    ) -> (Future<Bytes>, ForwardToken) {
+        let (promise, future) = promise::<Bytes>();
+        let token = self.forward_then(target, id, payload, Box::new(move |r| promise.set(r)));
+        (future, token)
+    }
+
     /// Like [`Engine::forward`], but calls `callback` with the response (or the error) instead
     /// of completing a future. The callback runs on the progress thread: it must be quick and
     /// must not wait for other Mercury operations. It is called exactly once, also when the

@@ -546,4 +546,40 @@ mod with_mercury {
             String::from_utf8_lossy(&out.stderr)
         );
     }
+
+    /// A request nobody answers stays in flight until cancelled: `forward_cancellable`'s token
+    /// ends it, and its future then reports the cancellation instead of waiting forever.
+    #[test]
+    fn an_unanswered_request_can_be_cancelled() {
+        if !supports("na+sm") {
+            eprintln!("skipped: this Mercury has no na+sm plugin");
+            return;
+        }
+        let engine = Engine::new(
+            "na+sm",
+            EngineOptions {
+                listen: true,
+                ..Default::default()
+            },
+        )
+        .unwrap();
+        let held = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let keep = held.clone();
+        let id = margo_rpc_id("diaspora_test_silent", 1);
+        engine
+            .register(id, move |req: Request| keep.lock().unwrap().push(req))
+            .unwrap();
+        let me = engine.lookup(&engine.self_address().unwrap()).unwrap();
+        let (reply, token) = engine.forward_cancellable(&me, id, b"anyone?");
+        assert!(reply
+            .wait_timeout(Duration::from_millis(300))
+            .unwrap()
+            .is_none());
+        token.cancel();
+        let err = reply
+            .wait_timeout(Duration::from_secs(10))
+            .expect_err("a cancelled request fails");
+        assert!(err.to_string().contains("CANCELED"), "{err}");
+        assert_eq!(held.lock().unwrap().len(), 1, "the handler got the request");
+    }
 }

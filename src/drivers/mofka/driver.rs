@@ -1869,26 +1869,31 @@ impl MofkaReader {
                 script: MASTER_QUERY.to_string(),
             },
         );
-        let mut asked: Vec<(usize, &str, Result<crate::future::Future<Bytes>>)> = Vec::new();
+        type Asked = (crate::future::Future<Bytes>, crate::mercury::ForwardToken);
+        let mut asked: Vec<(usize, &str, Result<Asked>)> = Vec::new();
         for &p in &self.parts {
             let part = self.topic.partition(p)?;
             if asked.iter().any(|(_, a, _)| *a == part.address) {
                 continue;
             }
             let sent = shared.caller.address(&part.address).map(|target| {
-                shared
-                    .caller
-                    .engine
-                    .forward(&target, rpc_id(Rpc::QueryConfig.name(), 0), &payload)
+                shared.caller.engine.forward_cancellable(
+                    &target,
+                    rpc_id(Rpc::QueryConfig.name(), 0),
+                    &payload,
+                )
             });
             asked.push((p, &part.address, sent));
         }
         let deadline = Instant::now() + wait;
         let mut failure = None;
         for (p, address, sent) in asked {
-            let answered = sent.and_then(|f| {
+            let answered = sent.and_then(|(f, token)| {
                 f.wait_timeout(deadline.saturating_duration_since(Instant::now()))?
-                    .ok_or_else(|| mofka_err(format!("no answer within {wait:?}")))
+                    .ok_or_else(|| {
+                        token.cancel();
+                        mofka_err(format!("no answer within {wait:?}"))
+                    })
             });
             if let Err(e) = answered {
                 failure.get_or_insert_with(|| {

@@ -121,19 +121,23 @@ impl Caller {
             other => other,
         };
         let target = self.address(address).map_err(context)?;
-        let reply = self
-            .engine
-            .forward(
-                &target,
-                rpc_id(name, provider_id),
-                &encode_request(self.version, body),
-            )
+        let reply = self.engine.forward_cancellable(
+            &target,
+            rpc_id(name, provider_id),
+            &encode_request(self.version, body),
+        );
+        let (reply, token) = reply;
+        let reply = reply
             .wait_timeout(self.timeout)
             .map_err(context)?
-            .ok_or_else(|| Error::Transport {
-                operation: format!("{name} to provider {provider_id} at {address}"),
-                code: mercury_sys::HG_TIMEOUT as i32,
-                message: format!("no response within {:?}", self.timeout),
+            .ok_or_else(|| {
+                // Nobody waits for it any more: do not leave it in flight.
+                token.cancel();
+                Error::Transport {
+                    operation: format!("{name} to provider {provider_id} at {address}"),
+                    code: mercury_sys::HG_TIMEOUT as i32,
+                    message: format!("no response within {:?}", self.timeout),
+                }
             })?;
         decode_response(self.version, &reply, || {
             format!("{name} to provider {provider_id} at {address}")
