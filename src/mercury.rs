@@ -620,6 +620,15 @@ enum ForwardCompletion {
     Callback(ForwardCallback),
 }
 
+impl ForwardCompletion {
+    fn into_callback(self) -> ForwardCallback {
+        match self {
+            ForwardCompletion::Callback(callback) => callback,
+            ForwardCompletion::Promise(promise) => Box::new(move |r| promise.set(r)),
+        }
+    }
+}
+
 struct ForwardState {
     completion: ForwardCompletion,
     inflight: Arc<Inflight>,
@@ -1081,7 +1090,7 @@ impl Engine {
         let (promise, future) = promise::<Bytes>();
         match self.try_forward(target, id, payload, ForwardCompletion::Promise(promise)) {
             Ok(_) => future,
-            Err(e) => Future::failed(e),
+            Err((e, _)) => Future::failed(e),
         }
     }
 
@@ -1109,30 +1118,31 @@ impl Engine {
         payload: &[u8],
         callback: ForwardCallback,
     ) -> ForwardToken {
-        // The callback is kept aside so that it can still be called if the send fails early.
-        let slot: Arc<Mutex<Option<ForwardCallback>>> = Arc::new(Mutex::new(Some(callback)));
-        let inner_slot = slot.clone();
-        let completion = ForwardCompletion::Callback(Box::new(move |r| {
-            let cb = inner_slot.lock().unwrap_or_else(|e| e.into_inner()).take();
-            if let Some(cb) = cb {
-                cb(r);
-            }
-        }));
-        match self.try_forward(target, id, payload, completion) {
-            Ok(handle) => ForwardToken {
-                handle,
-                inflight: Arc::downgrade(&self.inner.inflight),
-            },
-            Err(e) => {
-                let cb = slot.lock().unwrap_or_else(|e| e.into_inner()).take();
-                if let Some(cb) = cb {
-                    cb(Err(e));
-                }
+        self.try_forward_then(target, id, payload, callback)
+            .unwrap_or_else(|(e, callback)| {
+                callback(Err(e));
                 ForwardToken {
                     handle: 0,
                     inflight: Weak::new(),
                 }
-            }
+            })
+    }
+
+    /// Like [`Engine::forward_then`], but a request that cannot be sent is an error returned
+    /// with the callback, which then never runs.
+    pub fn try_forward_then(
+        &self,
+        target: &Address,
+        id: u64,
+        payload: &[u8],
+        callback: ForwardCallback,
+    ) -> std::result::Result<ForwardToken, (Error, ForwardCallback)> {
+        match self.try_forward(target, id, payload, ForwardCompletion::Callback(callback)) {
+            Ok(handle) => Ok(ForwardToken {
+                handle,
+                inflight: Arc::downgrade(&self.inner.inflight),
+            }),
+            Err((e, completion)) => Err((e, completion.into_callback())),
         }
     }
 
@@ -1142,14 +1152,18 @@ impl Engine {
         id: u64,
         payload: &[u8],
         completion: ForwardCompletion,
-    ) -> Result<usize> {
-        self.register_client(id)?;
+    ) -> std::result::Result<usize, (Error, ForwardCompletion)> {
+        if let Err(e) = self.register_client(id) {
+            return Err((e, completion));
+        }
         let mut handle = hg::HG_HANDLE_NULL;
         // SAFETY: context and address are valid; the handle is destroyed by `forward_done` or
         // below on failure.
-        hg_check("HG_Create", unsafe {
+        if let Err(e) = hg_check("HG_Create", unsafe {
             hg::HG_Create(self.inner.context, target.raw, id, &mut handle)
-        })?;
+        }) {
+            return Err((e, completion));
+        }
         let state = Box::new(ForwardState {
             completion,
             inflight: self.inner.inflight.clone(),
@@ -1169,12 +1183,14 @@ impl Engine {
         };
         if ret != hg::HG_SUCCESS {
             // SAFETY: the callback will not run, so the state and the handle are still ours.
-            unsafe {
-                drop(Box::from_raw(arg));
+            let state = unsafe {
+                let state = Box::from_raw(arg);
                 self.inner.inflight.handles().remove(&(handle as usize));
                 hg::HG_Destroy(handle);
-            }
-            return Err(hg_error(format!("HG_Forward(rpc {id:#018x})"), ret));
+                state
+            };
+            let e = hg_error(format!("HG_Forward(rpc {id:#018x})"), ret);
+            return Err((e, state.completion));
         }
         Ok(handle as usize)
     }

@@ -1483,73 +1483,40 @@ impl MofkaTopic {
     }
 }
 
-type Task = Box<dyn FnOnce()>;
-
-thread_local! {
-    /// Batch completions to run when the current [`serialized`] section of this thread ends
-    /// (`None`: no section runs here).
-    static DEFERRED: std::cell::RefCell<Option<VecDeque<Task>>> =
-        const { std::cell::RefCell::new(None) };
-}
-
-/// Runs `f`; the outermost section of a thread then runs, in order, the completions deferred
-/// meanwhile (see [`send_prepared`]), each of which may defer more.
-fn serialized(f: impl FnOnce()) {
-    let outer = DEFERRED.with(|d| {
-        let mut d = d.borrow_mut();
-        let outer = d.is_none();
-        if outer {
-            *d = Some(VecDeque::new());
-        }
-        outer
-    });
-    if !outer {
-        f();
-        return;
-    }
-    struct Reset;
-    impl Drop for Reset {
-        fn drop(&mut self) {
-            DEFERRED.with(|d| *d.borrow_mut() = None);
-        }
-    }
-    let _reset = Reset;
-    f();
-    while let Some(task) = DEFERRED.with(|d| d.borrow_mut().as_mut().and_then(VecDeque::pop_front))
-    {
-        task();
-    }
-}
-
-/// Sends a prepared batch. Its completion sends the partition's next prepared batch (so that
-/// the service is not kept waiting for another thread), then reports this one's outcome.
+/// Sends a prepared batch. When it cannot be sent at all, the partition's next prepared batch
+/// is sent instead, and so on: the batches that failed that way are returned, in order, for
+/// the caller to report after what it must report first.
 ///
-/// A forward that fails at once completes inside `forward_then`, that is inside the section
-/// that sent it: such a completion is deferred to the end of that section, so that outcomes
-/// are reported in a partition's order and a run of failures loops instead of recursing.
-fn send_prepared(shared: &Arc<Shared>, slots: &Arc<PartitionSlots>, ready: ReadyBatch) {
+/// A sent batch's completion (on the progress thread) sends the partition's next prepared
+/// batch before reporting its own outcome, so that the service is not kept waiting for
+/// another thread; the next batch's completion cannot run before this one returns, so
+/// outcomes stay in the partition's order.
+#[must_use]
+fn send_prepared(
+    shared: &Arc<Shared>,
+    slots: &Arc<PartitionSlots>,
+    ready: ReadyBatch,
+) -> Vec<(Arc<PendingBatch>, Error)> {
     shared.prune_graveyard();
-    let ReadyBatch {
-        bulks,
-        payload,
-        target,
-        provider_id,
-        pending,
-    } = ready;
-    let partition = pending.partition;
-    let version = shared.caller.version;
-    let completion = pending.clone();
-    let (next_shared, next_slots) = (shared.clone(), slots.clone());
-    let token = shared.caller.engine.forward_then(
-        &target,
-        rpc_id(Rpc::SendBatch.name(), provider_id),
-        &payload,
-        Box::new(move |reply| {
-            // `on_progress`: called by Mercury on the progress thread, where the next batch's
-            // completion cannot run before this one returns, so the next batch may leave
-            // before this outcome is reported. Otherwise (a forward that failed at once, run
-            // later in the sending thread's section), report first to keep the order.
-            let body = move |on_progress: bool| {
+    let mut failed = Vec::new();
+    let mut next = Some(ready);
+    while let Some(ready) = next.take() {
+        let ReadyBatch {
+            bulks,
+            payload,
+            target,
+            provider_id,
+            pending,
+        } = ready;
+        let partition = pending.partition;
+        let version = shared.caller.version;
+        let completion = pending.clone();
+        let (next_shared, next_slots) = (shared.clone(), slots.clone());
+        let sent = shared.caller.engine.try_forward_then(
+            &target,
+            rpc_id(Rpc::SendBatch.name(), provider_id),
+            &payload,
+            Box::new(move |reply| {
                 // Mercury is done with the request: its memory may go, except after a
                 // cancellation, when the service may still be reading it (see `bury`).
                 if completion.timed_out.load(Ordering::SeqCst) {
@@ -1558,35 +1525,32 @@ fn send_prepared(shared: &Arc<Shared>, slots: &Arc<PartitionSlots>, ready: Ready
                     drop(bulks);
                 }
                 let result = reply.and_then(|r| decode_send_batch(version, partition, &r));
-                let send_next = || {
-                    if let Some(next) = next_slots.complete(partition) {
-                        send_prepared(&next_shared, &next_slots, next);
-                    }
+                let failed = match next_slots.complete(partition) {
+                    Some(next) => send_prepared(&next_shared, &next_slots, next),
+                    None => Vec::new(),
                 };
-                if on_progress {
-                    send_next();
-                    completion.finish(result);
-                } else {
-                    completion.finish(result);
-                    send_next();
+                completion.finish(result);
+                for (batch, e) in failed {
+                    batch.finish(Err(e));
                 }
-            };
-            let deferred = DEFERRED.with(|d| d.borrow().is_some());
-            if deferred {
-                DEFERRED.with(|d| {
-                    if let Some(queue) = d.borrow_mut().as_mut() {
-                        queue.push_back(Box::new(move || body(false)));
-                    }
-                });
-            } else {
-                serialized(move || body(true));
+            }),
+        );
+        match sent {
+            Ok(token) => {
+                *lock(&pending.token) = Some(token);
+                shared
+                    .watchdog
+                    .watch(Instant::now() + shared.caller.timeout, &pending, partition);
             }
-        }),
-    );
-    *lock(&pending.token) = Some(token);
-    shared
-        .watchdog
-        .watch(Instant::now() + shared.caller.timeout, &pending, partition);
+            // Never sent: Mercury holds none of its memory (the callback, dropped here,
+            // owned the bulks).
+            Err((e, _callback)) => {
+                failed.push((pending, e));
+                next = slots.complete(partition);
+            }
+        }
+    }
+    failed
 }
 
 impl TopicBackend for MofkaTopic {
@@ -1653,7 +1617,9 @@ impl TopicBackend for MofkaTopic {
             }),
         };
         if let Some(ready) = self.slots.submit(partition, ready) {
-            serialized(|| send_prepared(&self.shared, &self.slots, ready));
+            for (batch, e) in send_prepared(&self.shared, &self.slots, ready) {
+                batch.finish(Err(e));
+            }
         }
     }
 
