@@ -298,20 +298,24 @@ mod with_mercury {
         client_server_round("ofi+tcp", "ofi+tcp://127.0.0.1");
     }
 
-    #[test]
-    fn self_address_lookup_and_local_bulk_checks() {
+    /// A listening `na+sm` engine, or `None` (with a message) when Mercury lacks the plugin.
+    fn listening_sm_engine() -> Option<Engine> {
         if !supports("na+sm") {
             eprintln!("skipped: this Mercury has no na+sm plugin");
-            return;
+            return None;
         }
-        let engine = Engine::new(
-            "na+sm",
-            EngineOptions {
-                listen: true,
-                ..Default::default()
-            },
-        )
-        .unwrap();
+        let options = EngineOptions {
+            listen: true,
+            ..Default::default()
+        };
+        Some(Engine::new("na+sm", options).expect("an na+sm engine"))
+    }
+
+    #[test]
+    fn self_address_lookup_and_local_bulk_checks() {
+        let Some(engine) = listening_sm_engine() else {
+            return;
+        };
         let me = engine.self_address().unwrap();
         assert!(me.starts_with("na+sm://"), "{me}");
         let addr = engine.lookup(&me).unwrap();
@@ -551,18 +555,9 @@ mod with_mercury {
     /// ends it, and its future then reports the cancellation instead of waiting forever.
     #[test]
     fn an_unanswered_request_can_be_cancelled() {
-        if !supports("na+sm") {
-            eprintln!("skipped: this Mercury has no na+sm plugin");
+        let Some(engine) = listening_sm_engine() else {
             return;
-        }
-        let engine = Engine::new(
-            "na+sm",
-            EngineOptions {
-                listen: true,
-                ..Default::default()
-            },
-        )
-        .unwrap();
+        };
         let held = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
         let keep = held.clone();
         let id = margo_rpc_id("diaspora_test_silent", 1);
