@@ -279,7 +279,7 @@ struct Shared {
     caller: Caller,
     /// The group's servers, in the group file's order (partitions go round robin over them).
     members: Vec<String>,
-    bedrock: String,
+    /// The Yokan provider holding the topics (`mofka:master`): its server and provider id.
     master: (String, u16),
     inboxes: Mutex<HashMap<u64, Arc<Inbox>>>,
     next_ctx: AtomicU64,
@@ -601,7 +601,7 @@ pub struct MofkaDriver {
 impl std::fmt::Debug for MofkaDriver {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("MofkaDriver")
-            .field("bedrock", &self.shared.bedrock)
+            .field("servers", &self.shared.members)
             .field("master", &self.shared.master)
             .finish()
     }
@@ -667,9 +667,7 @@ impl MofkaDriver {
         })?;
         let shared = Arc::new(Shared {
             caller,
-            members: members.clone(),
-            // Partitions are started by the Bedrock server that holds the master database.
-            bedrock: master.0.clone(),
+            members,
             master,
             inboxes: Mutex::new(HashMap::new()),
             next_ctx: AtomicU64::new(1),
