@@ -119,6 +119,20 @@ pub enum Error {
         local: Option<String>,
     },
 
+    /// A lock on a file was not obtained in time (another writer holds it: a hung process, or a
+    /// lock left on a network file system).
+    #[error("{what}: could not lock {path} within {} ms{}", waited.as_millis(), holder.as_ref().map(|h| format!(" (held by {h})")).unwrap_or_else(|| " (the holder is not known)".into()))]
+    LockTimeout {
+        /// What the lock protects (e.g. "partition 3 of topic \"steps\"").
+        what: String,
+        /// The locked file.
+        path: PathBuf,
+        /// How long the caller waited.
+        waited: std::time::Duration,
+        /// The holder, where the platform tells (Linux: `/proc/locks`).
+        holder: Option<String>,
+    },
+
     /// A transport call (Mercury) failed.
     #[error("{operation}: {message} (Mercury code {code})")]
     Transport {

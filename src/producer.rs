@@ -523,6 +523,10 @@ impl Producer {
 
     /// Sends an event to the partition chosen by the topic's partition selector. The future
     /// resolves to the event's id once it is stored, or to the error that prevented it.
+    ///
+    /// Metadata whose top-level object holds the key [`crate::event::CONTROL_KEY`]
+    /// (`"$diaspora"`) is refused with [`Error::InvalidMetadata`]: that key marks the library's
+    /// own control events (end of stream), which only [`Producer::end_of_stream`] writes.
     pub fn push(
         &self,
         metadata: impl Into<Metadata>,
@@ -549,6 +553,15 @@ impl Producer {
         requested: Option<usize>,
     ) -> Future<EventId> {
         let shared = &self.shared;
+        if let Some(obj) = metadata.json().as_object() {
+            if obj.contains_key(crate::event::CONTROL_KEY) {
+                return Future::failed(Error::InvalidMetadata(format!(
+                    "the key {:?} is reserved for the library's control events (end of stream); \
+                     rename it",
+                    crate::event::CONTROL_KEY
+                )));
+            }
+        }
         if shared.pool.thread_count() == 0 {
             let p = match shared.prepare(&metadata, &data, requested) {
                 Ok(p) => p,

@@ -62,10 +62,21 @@ fn topic_names_that_escape_the_root_are_rejected() {
     }
     assert_eq!(
         std::fs::read_dir(tmp.path()).unwrap().count(),
-        1,
-        "nothing created beside root"
+        0,
+        "nothing created, not even the root"
     );
-    assert_eq!(std::fs::read_dir(&root).unwrap().count(), 0);
+    for bad in [
+        "new\nline",
+        "tab\tbed",
+        "bell\u{7}",
+        "esc\u{1b}[31m",
+        "del\u{7f}",
+    ] {
+        let err = d.create_topic(bad, &json!({})).unwrap_err();
+        assert!(matches!(err, Error::InvalidArgument(_)), "{bad:?}: {err}");
+        assert!(err.to_string().contains("control character"), "{err}");
+    }
+    assert!(!root.exists());
 }
 
 #[test]

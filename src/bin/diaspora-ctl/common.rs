@@ -109,16 +109,54 @@ pub fn end_position(backend: &dyn TopicBackend, partition: usize) -> CliResult<u
     Ok(lo + 1)
 }
 
-/// Parses a batch size: a positive integer, or `adaptive` (also `0`).
+/// Parses a batch size: a positive integer, or `adaptive`.
 pub fn parse_batch_size(text: &str) -> Result<diaspora_stream::BatchSize, String> {
-    if text.eq_ignore_ascii_case("adaptive") {
+    if text.trim().eq_ignore_ascii_case("adaptive") {
         return Ok(diaspora_stream::BatchSize::Adaptive);
     }
     match text.trim().parse::<usize>() {
-        Ok(0) => Ok(diaspora_stream::BatchSize::Adaptive),
-        Ok(n) => Ok(diaspora_stream::BatchSize::Fixed(n)),
-        Err(_) => Err(format!(
-            "invalid batch size {text:?} (expected a positive integer or \"adaptive\")"
+        Ok(n) if (1..=MAX_COUNT).contains(&n) => Ok(diaspora_stream::BatchSize::Fixed(n)),
+        _ => Err(format!(
+            "invalid batch size {text:?} (expected an integer from 1 to {MAX_COUNT}, or \
+             \"adaptive\")"
+        )),
+    }
+}
+
+/// The largest count (batch sizes, event counts) the command line accepts.
+pub const MAX_COUNT: usize = 1 << 30;
+
+/// The longest duration the command line accepts, in seconds (one year).
+pub const MAX_SECONDS: f64 = 365.0 * 24.0 * 3600.0;
+
+/// Parses a positive count, at most [`MAX_COUNT`].
+pub fn parse_count(text: &str) -> Result<usize, String> {
+    match text.trim().parse::<u64>() {
+        Ok(n) if n >= 1 && n <= MAX_COUNT as u64 => Ok(n as usize),
+        _ => Err(format!(
+            "invalid count {text:?} (expected an integer from 1 to {MAX_COUNT})"
+        )),
+    }
+}
+
+/// Parses a positive event count (any `u64` from 1).
+pub fn parse_event_count(text: &str) -> Result<u64, String> {
+    match text.trim().parse::<u64>() {
+        Ok(n) if n >= 1 => Ok(n),
+        _ => Err(format!(
+            "invalid count {text:?} (expected an integer from 1 to {})",
+            u64::MAX
+        )),
+    }
+}
+
+/// Parses a duration in seconds: a positive finite number up to [`MAX_SECONDS`].
+pub fn parse_seconds(text: &str) -> Result<f64, String> {
+    match text.trim().parse::<f64>() {
+        Ok(s) if s.is_finite() && s > 0.0 && s <= MAX_SECONDS => Ok(s),
+        _ => Err(format!(
+            "invalid duration {text:?} (expected a number of seconds above 0 and at most \
+             {MAX_SECONDS}, i.e. one year)"
         )),
     }
 }

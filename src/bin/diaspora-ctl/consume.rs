@@ -8,7 +8,10 @@
 //! acknowledged after they have been written to stdout, so a later run with the same consumer
 //! name starts after them.
 
-use crate::common::{end_position, open_driver, open_topic, parse_batch_size, CliError, CliResult};
+use crate::common::{
+    end_position, open_driver, open_topic, parse_batch_size, parse_event_count, parse_seconds,
+    CliError, CliResult,
+};
 use crate::options::Dotted;
 use crate::signals::Shutdown;
 use crate::DriverArgs;
@@ -52,8 +55,8 @@ pub struct ConsumeArgs {
     #[arg(long, value_name = "P,P,...", value_delimiter = ',')]
     partitions: Vec<usize>,
 
-    /// Stop after this many events.
-    #[arg(long, value_name = "N")]
+    /// Stop after this many events (at least 1).
+    #[arg(long, value_name = "N", value_parser = parse_event_count)]
     max: Option<u64>,
 
     /// Acknowledge the printed events (needs --consumer).
@@ -65,8 +68,8 @@ pub struct ConsumeArgs {
     follow: bool,
 
     /// Without --follow, give up (with a warning) when no event arrives for this many seconds
-    /// although the snapshot says more are due.
-    #[arg(long, value_name = "SECONDS", default_value_t = 30.0)]
+    /// although the snapshot says more are due (above 0, at most one year).
+    #[arg(long, value_name = "SECONDS", default_value = "30", value_parser = parse_seconds)]
     idle_timeout: f64,
 
     /// Events fetched per batch: a positive integer, or `adaptive`.
@@ -144,9 +147,6 @@ pub fn run(a: &ConsumeArgs, dotted: &Dotted) -> CliResult<()> {
         return Err(CliError(
             "--ack needs --consumer NAME (positions are stored under that name)".into(),
         ));
-    }
-    if !(a.idle_timeout.is_finite() && a.idle_timeout > 0.0) {
-        return Err(CliError("--idle-timeout must be a positive number".into()));
     }
     let shutdown = Shutdown::install()?;
     let (driver, _) = open_driver(&a.driver, dotted)?;

@@ -71,7 +71,7 @@ pub struct ExportArgs {
     force: bool,
 
     /// Events read per fetch.
-    #[arg(long, value_name = "N", default_value_t = 4096)]
+    #[arg(long, value_name = "N", default_value = "4096", value_parser = crate::common::parse_count)]
     batch_size: usize,
 
     /// Export collectively with the ranks of MPI_COMM_WORLD (run under mpiexec; needs a parallel
@@ -240,9 +240,6 @@ mod imp {
                 .map_err(|e| CliError(format!("--ids: {e}")))?,
             None => IdRange::ALL,
         };
-        if a.batch_size == 0 {
-            return Err(CliError("--batch-size must be positive".into()));
-        }
         if !a.force && a.output.exists() {
             return Err(CliError(format!(
                 "{} already exists (give --force to replace it)",

@@ -52,7 +52,7 @@ Control FIFO commands, one per line:
 OPTIONS is a comma-separated list of key=value:
   format=raw|json    raw (default): a line is the event's metadata as a JSON string, and string
                      metadata is written back as is; json: lines are JSON documents
-  batch_size=N       events per batch (default 128; `adaptive` or 0 for adaptive)
+  batch_size=N       events per batch (default 128; a positive integer, or `adaptive`)
   consumer=NAME      (<- only) consumer name, default: PATH
   ack=true|false     (<- only) acknowledge events once written (default false)
 FIFOs that do not exist are created (and removed at exit). Lines starting with # are ignored.

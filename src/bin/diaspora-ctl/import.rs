@@ -62,7 +62,7 @@ pub struct ImportArgs {
     topic_config: Option<PathBuf>,
 
     /// Events appended per batch.
-    #[arg(long, value_name = "N", default_value_t = 4096)]
+    #[arg(long, value_name = "N", default_value = "4096", value_parser = crate::common::parse_count)]
     batch_size: usize,
 }
 
@@ -85,9 +85,6 @@ pub fn run(a: &ImportArgs, dotted: &Dotted) -> CliResult<()> {
     use std::time::Instant;
 
     let crate::export::Format::Hdf5 = a.format;
-    if a.batch_size == 0 {
-        return Err(CliError("--batch-size must be positive".into()));
-    }
     let topic_options = layered(a.topic_config.as_deref(), "topic config", dotted, "topic")?;
     let name = match &a.topic {
         Some(t) => t.clone(),

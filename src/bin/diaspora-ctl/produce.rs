@@ -22,8 +22,9 @@ Input (stdin), one event per line:
   {\"metadata\": <any JSON>, \"data\": \"<base64>\", \"partition\": <index>}
 \"data\" (default: none) and \"partition\" (default: the topic's partition selector) are optional;
 blank lines are skipped. A malformed line stops the command with an error naming its line number;
-the events of the lines before it are stored, nothing after. The number of events stored is
-printed on stdout.
+nothing of it or after it is written. A storage failure (a full disk, ...) stops reading; the
+error then says which lines were stored, also when partitions fared differently. The number of
+events stored is printed on stdout.
 
 Driver options: --driver.KEY VALUE (see `diaspora-ctl topic create --help` for value typing).
 
@@ -105,6 +106,49 @@ fn parse_line(text: &str, partitions: usize) -> Result<Line, String> {
     })
 }
 
+/// Line numbers as ranges: `1-3, 5, 7-9`.
+fn line_ranges(lines: &[usize]) -> String {
+    let mut out: Vec<String> = Vec::new();
+    let mut i = 0;
+    while i < lines.len() {
+        let mut j = i;
+        while j + 1 < lines.len() && lines[j + 1] == lines[j] + 1 {
+            j += 1;
+        }
+        out.push(if i == j {
+            lines[i].to_string()
+        } else {
+            format!("{}-{}", lines[i], lines[j])
+        });
+        i = j + 1;
+    }
+    out.join(", ")
+}
+
+/// What happened to the pushed lines, in words that are true whatever the partitions did.
+fn stored_report(stored: &[usize], lost: &[usize]) -> String {
+    match (stored.last(), lost.first()) {
+        (_, None) => format!(
+            "{} event(s) from earlier lines were written, nothing after",
+            stored.len()
+        ),
+        (None, Some(_)) => format!("no event was written (lines {} failed)", line_ranges(lost)),
+        (Some(&last_stored), Some(&first_lost)) if last_stored < first_lost => format!(
+            "{} event(s) were written, from lines {}; lines {} and all after them were not",
+            stored.len(),
+            line_ranges(stored),
+            line_ranges(lost)
+        ),
+        _ => format!(
+            "{} event(s) were written, from lines {}; lines {} were NOT written although later \
+             ones were (partitions are written independently)",
+            stored.len(),
+            line_ranges(stored),
+            line_ranges(lost)
+        ),
+    }
+}
+
 /// `produce`.
 pub fn run(a: &ProduceArgs, dotted: &Dotted) -> CliResult<()> {
     let (driver, _) = open_driver(&a.driver, dotted)?;
@@ -115,10 +159,23 @@ pub fn run(a: &ProduceArgs, dotted: &Dotted) -> CliResult<()> {
         .batch_size(a.batch_size)
         .build()
         .map_err(|e| CliError(format!("cannot create a producer: {e}")))?;
-    let mut in_flight: VecDeque<Future<EventId>> = VecDeque::new();
-    let mut written = 0u64;
+    let mut in_flight: VecDeque<(usize, Future<EventId>)> = VecDeque::new();
+    // Line numbers of the events stored and of those that failed, in input order.
+    let mut stored: Vec<usize> = Vec::new();
+    let mut lost: Vec<usize> = Vec::new();
     let mut failure: Option<String> = None;
     let mut storage_failure: Option<String> = None;
+    let settle = |lineno: usize,
+                  f: Future<EventId>,
+                  stored: &mut Vec<usize>,
+                  lost: &mut Vec<usize>,
+                  storage_failure: &mut Option<String>| match f.wait() {
+        Ok(_) => stored.push(lineno),
+        Err(e) => {
+            lost.push(lineno);
+            storage_failure.get_or_insert(format!("line {lineno}: {e}"));
+        }
+    };
     let stdin = std::io::stdin();
     for (i, line) in stdin.lock().lines().enumerate() {
         let lineno = i + 1;
@@ -149,49 +206,40 @@ pub fn run(a: &ProduceArgs, dotted: &Dotted) -> CliResult<()> {
             Some(p) => producer.push_to(ev.metadata, ev.data, p),
             None => producer.push(ev.metadata, ev.data),
         };
-        // Failures detected before batching (e.g. by a custom partition selector) are immediate.
+        // Failures detected before batching (e.g. a reserved key, a custom partition selector)
+        // are immediate.
         if f.completed() {
             if let Err(e) = f.wait() {
                 failure = Some(format!("line {lineno}: {e}"));
                 break;
             }
         }
-        in_flight.push_back(f);
-        while in_flight.front().is_some_and(Future::completed) {
-            if let Some(f) = in_flight.pop_front() {
-                match f.wait() {
-                    Ok(_) => written += 1,
-                    Err(e) => {
-                        storage_failure.get_or_insert(e.to_string());
-                    }
-                }
+        in_flight.push_back((lineno, f));
+        while in_flight.front().is_some_and(|(_, f)| f.completed()) {
+            if let Some((l, f)) = in_flight.pop_front() {
+                settle(l, f, &mut stored, &mut lost, &mut storage_failure);
             }
         }
-        if let Some(e) = &storage_failure {
-            failure = Some(format!("line {lineno}: storing earlier events failed: {e}"));
+        if storage_failure.is_some() {
             break;
         }
     }
     let flushed = producer.flush().wait();
-    for f in in_flight {
-        match f.wait() {
-            Ok(_) => written += 1,
-            Err(e) => {
-                storage_failure.get_or_insert(e.to_string());
-            }
-        }
+    for (l, f) in in_flight {
+        settle(l, f, &mut stored, &mut lost, &mut storage_failure);
     }
     drop(producer);
-    println!("{written}");
-    if let Some(f) = failure {
-        return Err(CliError(format!(
-            "{f} ({written} event(s) from earlier lines were written, nothing after)"
-        )));
-    }
+    stored.sort_unstable();
+    lost.sort_unstable();
+    println!("{}", stored.len());
     if let Some(e) = storage_failure {
         return Err(CliError(format!(
-            "storing events failed: {e} ({written} event(s) were written)"
+            "storing events failed: {e} ({})",
+            stored_report(&stored, &lost)
         )));
+    }
+    if let Some(f) = failure {
+        return Err(CliError(format!("{f} ({})", stored_report(&stored, &lost))));
     }
     flushed.map_err(|e| CliError(format!("flushing the producer failed: {e}")))
 }
@@ -224,5 +272,28 @@ mod tests {
         ] {
             assert!(parse_line(bad, 2).is_err(), "{bad}");
         }
+    }
+
+    #[test]
+    fn reports_say_which_lines_were_stored() {
+        assert_eq!(line_ranges(&[1, 2, 3, 5, 7, 8]), "1-3, 5, 7-8");
+        assert_eq!(line_ranges(&[]), "");
+        let r = stored_report(&[1, 2, 3], &[]);
+        assert!(
+            r.starts_with("3 event(s)") && r.contains("nothing after"),
+            "{r}"
+        );
+        let r = stored_report(&[1, 2], &[3, 4]);
+        assert!(
+            r.contains("lines 1-2") && r.contains("lines 3-4 and all after"),
+            "{r}"
+        );
+        let r = stored_report(&[1, 3], &[2]);
+        assert!(
+            r.contains("lines 1, 3") && r.contains("lines 2 were NOT"),
+            "{r}"
+        );
+        let r = stored_report(&[], &[1]);
+        assert!(r.contains("no event was written"), "{r}");
     }
 }

@@ -76,6 +76,149 @@ pub struct InfoArgs {
     name: String,
 }
 
+/// Options of `topic check`.
+#[derive(Args, Debug)]
+pub struct CheckArgs {
+    #[command(flatten)]
+    driver: DriverArgs,
+
+    /// Name of the topic.
+    #[arg(value_name = "TOPIC")]
+    name: String,
+}
+
+/// Options of `topic repair`.
+#[derive(Args, Debug)]
+pub struct RepairArgs {
+    #[command(flatten)]
+    driver: DriverArgs,
+
+    /// Name of the topic.
+    #[arg(value_name = "TOPIC")]
+    name: String,
+
+    /// Carry the repairs out (without it, only say what would be done).
+    #[arg(long)]
+    apply: bool,
+}
+
+/// The files driver of `args`, or a clear refusal for other drivers.
+fn files_driver(
+    args: &DriverArgs,
+    dotted: &Dotted,
+    command: &str,
+) -> CliResult<diaspora_stream::Driver> {
+    let (driver, _) = open_driver(args, dotted)?;
+    if driver
+        .backend_as::<diaspora_stream::drivers::files::FilesDriver>()
+        .is_none()
+    {
+        return Err(CliError(format!(
+            "`topic {command}` works on the files driver only, not on {:?}",
+            driver.backend().name()
+        )));
+    }
+    Ok(driver)
+}
+
+/// One partition's report, as lines of text.
+fn partition_report(c: &diaspora_stream::drivers::files::PartitionCheck, dry_run: bool) -> String {
+    let mut text = format!(
+        "partition {}: {} event(s), {} verified against checksums: {}\n",
+        c.partition,
+        c.events,
+        c.verified,
+        if c.is_clean() { "ok" } else { "DAMAGED" }
+    );
+    for p in &c.problems {
+        text.push_str(&format!("  problem: {p}\n"));
+    }
+    for n in &c.notes {
+        text.push_str(&format!("  note: {n}\n"));
+    }
+    for r in &c.repairs {
+        let verb = if dry_run {
+            "repair would"
+        } else {
+            "repair can"
+        };
+        text.push_str(&format!("  {verb}: {r}\n"));
+    }
+    text
+}
+
+fn topic_report(r: &diaspora_stream::drivers::files::TopicCheck) -> String {
+    let mut text = String::new();
+    for p in &r.problems {
+        text.push_str(&format!("topic {:?}: problem: {p}\n", r.topic));
+    }
+    let events: u64 = r.partitions.iter().map(|p| p.events).sum();
+    text.push_str(&format!(
+        "topic {:?}: {} partition(s), {events} readable event(s): {}\n",
+        r.topic,
+        r.partitions.len(),
+        if r.is_clean() { "ok" } else { "DAMAGED" }
+    ));
+    text
+}
+
+/// `topic check`: reports on stdout, exits 1 when something is wrong.
+pub fn check(a: &CheckArgs, dotted: &Dotted) -> CliResult<()> {
+    let driver = files_driver(&a.driver, dotted, "check")?;
+    let files = driver
+        .backend_as::<diaspora_stream::drivers::files::FilesDriver>()
+        .ok_or_else(|| CliError("not a files driver".into()))?;
+    let report = files
+        .check_topic(&a.name, |c| {
+            let _ = print_stdout(&partition_report(c, false));
+        })
+        .map_err(|e| match e {
+            Error::TopicNotFound(_) => CliError(format!("topic {:?} does not exist", a.name)),
+            e => CliError(format!("cannot check topic {:?}: {e}", a.name)),
+        })?;
+    print_stdout(&topic_report(&report))?;
+    if report.is_clean() {
+        Ok(())
+    } else {
+        Err(CliError(format!(
+            "topic {:?} is damaged (see above; `diaspora-ctl topic repair` says what it can fix)",
+            a.name
+        )))
+    }
+}
+
+/// `topic repair`: a dry run unless --apply.
+pub fn repair(a: &RepairArgs, dotted: &Dotted) -> CliResult<()> {
+    let driver = files_driver(&a.driver, dotted, "repair")?;
+    let files = driver
+        .backend_as::<diaspora_stream::drivers::files::FilesDriver>()
+        .ok_or_else(|| CliError("not a files driver".into()))?;
+    let report = files
+        .repair_topic(&a.name, a.apply, |c| {
+            let _ = print_stdout(&partition_report(c, !a.apply));
+        })
+        .map_err(|e| match e {
+            Error::TopicNotFound(_) => CliError(format!("topic {:?} does not exist", a.name)),
+            e => CliError(format!("cannot repair topic {:?}: {e}", a.name)),
+        })?;
+    print_stdout(&topic_report(&report))?;
+    let planned = report.partitions.iter().any(|p| !p.repairs.is_empty());
+    if !a.apply {
+        if planned {
+            print_stdout("dry run: nothing was changed; run again with --apply to repair\n")?;
+        }
+        return Ok(());
+    }
+    if report.is_clean() {
+        Ok(())
+    } else {
+        Err(CliError(format!(
+            "topic {:?} still has damage that repair cannot undo (see above)",
+            a.name
+        )))
+    }
+}
+
 /// The configuration of one component from its type, file and `--<prefix>.*` options; `None`
 /// when none of them is given (the default component is used).
 fn component_config(

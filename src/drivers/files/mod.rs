@@ -12,24 +12,37 @@
 //!         index      32-byte records: metadata offset, metadata size, data offset, data size
 //!         metadata   serialized metadata records, back to back (default: u64 length + JSON)
 //!         data       data parts, back to back
+//!         checksums  (ours) CRC-32C and sizes of each event, see `sums`
 //!     consumers/c-<name>.offsets               acknowledged positions (ours; see `offsets`)
+//!     diaspora-topic.json                      (ours) partition count and checksum setting
 //! ```
 //!
-//! Event `i` of a partition is index record `i`; only complete records count.
+//! Event `i` of a partition is index record `i`; events are stored back to back, and only
+//! records that follow on from the previous one count (see `partition` for torn and corrupt
+//! records). The C++ reference ignores the files marked "ours", so topics stay usable by it.
 //!
 //! # Differences from the reference (all compatible with its files)
 //!
 //! * Appends take an exclusive lock and re-read the tail, so many writers in many processes can
 //!   share a partition and every push learns its real id (see `partition`).
 //! * Batches of any size (writes are split below the kernel's iovec limit).
-//! * Torn tails left by killed writers are ignored by readers and repaired by the next writer.
-//! * Consumer positions are persisted; topic names that would escape the root are rejected;
-//!   topic creation is atomic (built aside, then renamed into place).
+//! * Torn tails (partial or zeroed records, records past the end of the files) left by killed
+//!   writers or crashed machines are ignored by readers and removed by the next writer.
+//! * Checksums (topic option `checksums`, on by default): consumers detect flipped bits, changed
+//!   offsets and swapped records; `check` and `repair` (also `diaspora-ctl topic check|repair`)
+//!   report damage and rebuild lost index records.
+//! * The partition count is stored with the topic, so a deleted partition folder is an error.
+//! * Readers never create or change a file (except their own consumer positions).
+//! * Consumer positions are persisted; topic names that would escape the root or hold control
+//!   characters are rejected; topic creation is atomic (built aside, then renamed into place).
 
+mod check;
 mod config;
 mod offsets;
 mod partition;
+mod sums;
 
+pub use check::{PartitionCheck, RepairAction, TopicCheck};
 pub use config::{FilesConfig, FlushBehavior};
 
 use crate::components::TopicComponents;
@@ -38,7 +51,7 @@ use crate::error::{Error, Result};
 use crate::metadata::PartitionInfo;
 use crate::types::EventId;
 use offsets::OffsetStore;
-use partition::PartitionFiles;
+use partition::{PartitionFiles, PartitionSettings};
 use serde_json::{json, Value};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -49,6 +62,44 @@ const COMPONENT_FILES: [(&str, &str); 3] = [
     ("serializer", "serializer.json"),
     ("partition_selector", "partition-selector.json"),
 ];
+
+/// This library's description of a topic it created (absent from the C++ reference's topics).
+const TOPIC_FILE: &str = "diaspora-topic.json";
+
+/// What [`TOPIC_FILE`] holds.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct TopicFacts {
+    /// The partition count, when known (topics created by this library).
+    pub num_partitions: Option<usize>,
+    /// Writers keep checksum files.
+    pub checksums: bool,
+}
+
+/// Reads the topic's description; a topic without one (C++ reference) has no checksums.
+pub(crate) fn read_topic_facts(topic_dir: &Path) -> Result<TopicFacts> {
+    let path = topic_dir.join(TOPIC_FILE);
+    let text = match std::fs::read(&path) {
+        Ok(t) => t,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            return Ok(TopicFacts {
+                num_partitions: None,
+                checksums: false,
+            })
+        }
+        Err(e) => return Err(Error::io("read", &path, e)),
+    };
+    let v: Value = serde_json::from_slice(&text)
+        .map_err(|e| Error::corrupt(&path, 0, format!("not valid JSON: {e}")))?;
+    let n = v
+        .get("num_partitions")
+        .and_then(Value::as_u64)
+        .filter(|&n| n >= 1)
+        .ok_or_else(|| Error::corrupt(&path, 0, "no positive \"num_partitions\""))?;
+    Ok(TopicFacts {
+        num_partitions: Some(n as usize),
+        checksums: v.get("checksums").and_then(Value::as_bool).unwrap_or(false),
+    })
+}
 
 /// The files driver.
 #[derive(Debug)]
@@ -72,8 +123,10 @@ pub(crate) fn check_topic_name(name: &str) -> Result<()> {
     if name.contains('/') || name.contains('\\') {
         return bad("it contains a path separator");
     }
-    if name.contains('\0') {
-        return bad("it contains a NUL byte");
+    if let Some(c) = name.chars().find(|c| c.is_control()) {
+        return bad(&format!(
+            "it contains the control character {c:?} (names appear in logs and listings)"
+        ));
     }
     if name.starts_with(".diaspora-tmp-") {
         return bad("the prefix .diaspora-tmp- is reserved");
@@ -121,11 +174,10 @@ fn partition_indices(partitions_dir: &Path) -> Result<Vec<usize>> {
 }
 
 impl FilesDriver {
-    /// Creates the driver from its options (see [`FilesConfig`]); creates `root_path`.
+    /// Creates the driver from its options (see [`FilesConfig`]). Nothing is created on disk
+    /// until a topic is: `root_path` is made by the first `create_topic`.
     pub fn new(options: &Value) -> Result<Self> {
         let config = FilesConfig::from_json(options)?;
-        std::fs::create_dir_all(&config.root_path)
-            .map_err(|e| Error::io("create root directory", &config.root_path, e))?;
         Ok(FilesDriver { config })
     }
 
@@ -137,6 +189,48 @@ impl FilesDriver {
     fn topic_dir(&self, name: &str) -> Result<PathBuf> {
         check_topic_name(name)?;
         Ok(self.config.root_path.join(name))
+    }
+
+    /// Whether the topic folder exists; an error (permissions, ...) is not a "no".
+    fn topic_dir_exists(&self, name: &str) -> Result<Option<PathBuf>> {
+        let dir = self.topic_dir(name)?;
+        match std::fs::metadata(&dir) {
+            Ok(m) if m.is_dir() => Ok(Some(dir)),
+            Ok(_) => Ok(None),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                // A missing root is no topic; an unreadable one is an error.
+                match std::fs::metadata(&self.config.root_path) {
+                    Err(e2) if e2.kind() != std::io::ErrorKind::NotFound => Err(Error::io(
+                        "look up the topic in",
+                        &self.config.root_path,
+                        e2,
+                    )),
+                    _ => Ok(None),
+                }
+            }
+            Err(e) => Err(Error::io("look up the topic folder", &dir, e)),
+        }
+    }
+
+    fn partition_settings(&self, facts: &TopicFacts) -> PartitionSettings {
+        PartitionSettings {
+            use_file_locking: self.config.use_file_locking,
+            flush_behavior: self.config.flush_behavior,
+            lock_timeout: self.config.lock_timeout,
+            checksums: facts.checksums,
+            verify: self.config.verify_checksums,
+        }
+    }
+}
+
+fn parse_checksums(options: &Value) -> Result<bool> {
+    match options.get("checksums") {
+        None | Some(Value::Null) => Ok(true),
+        Some(Value::Bool(b)) => Ok(*b),
+        Some(v) => Err(Error::config(
+            "topic",
+            format!("\"checksums\" must be a boolean, not {v}"),
+        )),
     }
 }
 
@@ -158,6 +252,10 @@ impl DriverBackend for FilesDriver {
         "files"
     }
 
+    fn as_any(&self) -> Option<&dyn std::any::Any> {
+        Some(self)
+    }
+
     fn create_topic(
         &self,
         name: &str,
@@ -169,6 +267,9 @@ impl DriverBackend for FilesDriver {
             return Err(Error::TopicExists(name.to_string()));
         }
         let n = parse_num_partitions(options)?;
+        let checksums = parse_checksums(options)?;
+        std::fs::create_dir_all(&self.config.root_path)
+            .map_err(|e| Error::io("create root directory", &self.config.root_path, e))?;
         // Build the topic aside and move it into place in one rename, so that concurrent
         // creators cannot both succeed and readers never see a half-made topic.
         let tmp = self.config.root_path.join(format!(
@@ -185,7 +286,26 @@ impl DriverBackend for FilesDriver {
                 let pdir = tmp.join("partitions").join(format!("{p:08}"));
                 std::fs::create_dir_all(&pdir)
                     .map_err(|e| Error::io("create directory", &pdir, e))?;
+                // The C++ reference makes these when a topic is first opened; here readers
+                // never create files, so they are made with the topic.
+                let mut files = vec![partition::DATA_FILE, partition::METADATA_FILE];
+                files.push(partition::INDEX_FILE);
+                if checksums {
+                    files.push(partition::SUMS_FILE);
+                }
+                for f in files {
+                    let path = pdir.join(f);
+                    std::fs::File::create(&path).map_err(|e| Error::io("create", &path, e))?;
+                }
             }
+            let facts = json!({
+                "format": 1,
+                "num_partitions": n,
+                "checksums": checksums,
+            });
+            let path = tmp.join(TOPIC_FILE);
+            std::fs::write(&path, crate::json::to_pretty_string(&facts, 2))
+                .map_err(|e| Error::io("write", &path, e))?;
             let infos = vec![PartitionInfo::default(); n];
             components.partition_selector.set_partitions(&infos);
             write_component(&tmp, "validator.json", &components.validator.metadata())?;
@@ -233,10 +353,10 @@ impl DriverBackend for FilesDriver {
     }
 
     fn open_topic(&self, name: &str) -> Result<Arc<dyn TopicBackend>> {
-        let dir = self.topic_dir(name)?;
-        if !dir.is_dir() {
+        let Some(dir) = self.topic_dir_exists(name)? else {
             return Err(Error::TopicNotFound(name.to_string()));
-        }
+        };
+        let facts = read_topic_facts(&dir)?;
         let configs: Vec<Value> = COMPONENT_FILES
             .iter()
             .map(|(kind, file)| read_component(&dir, kind, file))
@@ -251,30 +371,17 @@ impl DriverBackend for FilesDriver {
                 format!("partitions directory of topic {name:?} is missing"),
             ));
         }
-        let indices = partition_indices(&pdir)?;
-        let Some(&max) = indices.last() else {
-            return Err(Error::corrupt(
-                &pdir,
-                0,
-                format!("topic {name:?} has no partition"),
-            ));
-        };
-        let mut partitions = Vec::with_capacity(max + 1);
-        for p in 0..=max {
-            let path = pdir.join(format!("{p:08}"));
-            if !path.is_dir() {
-                return Err(Error::corrupt(
-                    &path,
-                    0,
-                    format!("partition {p} of topic {name:?} is missing"),
-                ));
-            }
-            partitions.push(PartitionFiles::open(
-                &path,
-                self.config.use_file_locking,
-                self.config.flush_behavior,
-            )?);
-        }
+        let count = partition_count(name, &pdir, &facts)?;
+        let settings = self.partition_settings(&facts);
+        let partitions = (0..count)
+            .map(|p| {
+                PartitionFiles::new(
+                    &pdir.join(format!("{p:08}")),
+                    format!("partition {p} of topic {name:?}"),
+                    settings,
+                )
+            })
+            .collect();
         Ok(Arc::new(FilesTopic {
             name: name.to_string(),
             components,
@@ -284,7 +391,7 @@ impl DriverBackend for FilesDriver {
     }
 
     fn topic_exists(&self, name: &str) -> Result<bool> {
-        Ok(self.topic_dir(name)?.is_dir())
+        Ok(self.topic_dir_exists(name)?.is_some())
     }
 
     fn list_topics(&self) -> Result<BTreeMap<String, Value>> {
@@ -306,9 +413,16 @@ impl DriverBackend for FilesDriver {
             if !pdir.is_dir() {
                 continue;
             }
+            let count = match read_topic_facts(&dir) {
+                Ok(TopicFacts {
+                    num_partitions: Some(n),
+                    ..
+                }) => n,
+                _ => partition_indices(&pdir)?.len(),
+            };
             let mut desc = json!({
                 "name": name,
-                "num_partitions": partition_indices(&pdir)?.len(),
+                "num_partitions": count,
                 "path": dir.to_string_lossy(),
             });
             for (kind, file) in COMPONENT_FILES {
@@ -320,6 +434,45 @@ impl DriverBackend for FilesDriver {
         }
         Ok(out)
     }
+}
+
+/// The number of partitions of a topic, checking that each partition folder is there.
+pub(crate) fn partition_count(name: &str, pdir: &Path, facts: &TopicFacts) -> Result<usize> {
+    let indices = partition_indices(pdir)?;
+    let count = match (facts.num_partitions, indices.last()) {
+        (Some(n), _) => n,
+        (None, Some(&max)) => max + 1,
+        (None, None) => {
+            return Err(Error::corrupt(
+                pdir,
+                0,
+                format!("topic {name:?} has no partition"),
+            ))
+        }
+    };
+    for p in 0..count {
+        let path = pdir.join(format!("{p:08}"));
+        if !path.is_dir() {
+            return Err(Error::corrupt(
+                &path,
+                0,
+                format!(
+                    "partition {p} of topic {name:?} is missing (the topic has {count} partitions)"
+                ),
+            ));
+        }
+    }
+    if let Some(&extra) = indices.iter().find(|&&i| i >= count) {
+        return Err(Error::corrupt(
+            pdir.join(format!("{extra:08}")),
+            0,
+            format!(
+                "topic {name:?} was created with {count} partitions but has a folder for \
+                 partition {extra}"
+            ),
+        ));
+    }
+    Ok(count)
 }
 
 /// An open files-driver topic.

@@ -1,23 +1,54 @@
-//! One partition's three files: `index`, `metadata` and `data`.
+//! One partition's files: `index`, `metadata`, `data` and (ours) `checksums`.
 //!
-//! Appends run under an exclusive `flock` on the index file (when enabled) and always start by
-//! re-reading the tail of the log from the files themselves, so any number of writer handles, in
-//! any number of processes, append one after the other and each batch learns its true first id.
-//! A batch writes its metadata and data first and its index records last: a reader (which trusts
-//! only complete index records) never sees an event before its bytes are there. A writer killed in
-//! the middle leaves either a partial index record or bytes past the last indexed event; readers
-//! ignore both, and the next writer truncates the partial record and overwrites the stray bytes.
+//! # Writers
+//!
+//! Appends run under an exclusive `flock` on the index file (when enabled, waited for at most
+//! `lock_timeout`) and always start by re-reading the tail of the log from the files themselves,
+//! so any number of writer handles, in any number of processes, append one after the other and
+//! each batch learns its true first id. A batch writes its metadata and data first, then its
+//! checksum records, and its index records last: a reader never sees an event before its bytes
+//! are there.
+//!
+//! # The valid log
+//!
+//! Events are stored back to back: record `i` starts where record `i - 1` ends, in both the
+//! metadata and the data file, and its metadata is never empty (every serializer writes at least
+//! its length prefix). A record that breaks this is either
+//!
+//! * **torn**: all zero (a tail the file system extended but never filled) or pointing past the
+//!   end of the files (payload lost in a machine crash). Torn records at the end of the index
+//!   are the end of the log: readers ignore them and the next writer truncates them;
+//! * **corrupt**: anything else (a changed offset, swapped records, torn records followed by
+//!   good ones). Readers deliver the events before it and then fail with an error naming the
+//!   file, the offset and the event; writers refuse to append after a corrupt last record.
+//!
+//! So a writer never writes over bytes that an intact event points to.
+//!
+//! # Checksums
+//!
+//! With a checksum file (see `sums`), readers also verify the CRC-32C of each event's metadata
+//! and, when they read all of it, its data, and report a mismatch naming the event and the file.
+//! A writer that finds more checksum records than index records (a crash between the two writes,
+//! or a truncated index) verifies the bytes they describe and restores their index records.
+//!
+//! # Readers create nothing
+//!
+//! Files are opened read-only and on demand by readers: a partition without files is empty (the
+//! C++ reference creates them only when a topic is opened), a partition whose index is missing
+//! while its metadata is not is an error. Writers open the files for writing, creating them.
 
 use super::config::FlushBehavior;
+use super::sums::{crc_of, SumRecord, SUM_RECORD_SIZE};
 use crate::driver::{EventBatch, StoredEvent};
 use crate::error::{Error, Result};
 use crate::types::EventId;
 use bytes::Bytes;
 use std::fs::{File, OpenOptions};
 use std::io::IoSlice;
-use std::os::unix::fs::FileExt;
+use std::os::unix::fs::{FileExt, MetadataExt};
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::{Duration, Instant};
 
 /// Size of one index record: metadata offset, metadata size, data offset, data size (u64 LE).
 pub(crate) const INDEX_RECORD_SIZE: u64 = 32;
@@ -27,6 +58,12 @@ const MAX_IOVECS: usize = 1024;
 
 /// A fetch reads at most this many data bytes at once (larger events are read one by one).
 const MAX_FETCH_DATA_BYTES: u64 = 64 << 20;
+
+/// File names inside a partition folder.
+pub(crate) const INDEX_FILE: &str = "index";
+pub(crate) const METADATA_FILE: &str = "metadata";
+pub(crate) const DATA_FILE: &str = "data";
+pub(crate) const SUMS_FILE: &str = "checksums";
 
 /// A decoded index record.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -59,52 +96,130 @@ impl IndexRecord {
         }
     }
 
-    fn metadata_end(&self) -> Option<u64> {
-        self.metadata_offset.checked_add(self.metadata_size)
-    }
-
-    fn data_end(&self) -> Option<u64> {
-        self.data_offset.checked_add(self.data_size)
+    /// Where the next event starts (metadata, data); saturating, overflow is caught by
+    /// [`classify`].
+    pub(crate) fn ends(&self) -> (u64, u64) {
+        (
+            self.metadata_offset.saturating_add(self.metadata_size),
+            self.data_offset.saturating_add(self.data_size),
+        )
     }
 }
 
-struct NamedFile {
-    file: File,
-    path: PathBuf,
+/// Why an index record is not an event.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) enum BadRecord {
+    /// All zero: a tail the file system extended but never filled. The end of the log when only
+    /// such records follow; readers ignore it.
+    Zeroed(String),
+    /// Pointing past the end of the files: the payload was lost (a machine crash with buffered
+    /// writes). Readers report it, since the event may have been acknowledged.
+    PastEnd(String),
+    /// Anything else.
+    Corrupt(String),
+}
+
+impl BadRecord {
+    pub(crate) fn reason(&self) -> &str {
+        match self {
+            BadRecord::Zeroed(r) | BadRecord::PastEnd(r) | BadRecord::Corrupt(r) => r,
+        }
+    }
+
+    /// What a writer may drop from the end of the index.
+    pub(crate) fn is_torn(&self) -> bool {
+        !matches!(self, BadRecord::Corrupt(_))
+    }
+}
+
+/// Checks record `id` given where the previous event ended and the files' lengths.
+pub(crate) fn classify(
+    id: u64,
+    r: &IndexRecord,
+    prev_ends: (u64, u64),
+    metadata_len: u64,
+    data_len: u64,
+) -> Option<BadRecord> {
+    if *r
+        == (IndexRecord {
+            metadata_offset: 0,
+            metadata_size: 0,
+            data_offset: 0,
+            data_size: 0,
+        })
+    {
+        return Some(BadRecord::Zeroed(format!(
+            "index record of event {id} is all zero"
+        )));
+    }
+    let md_end = r.metadata_offset.checked_add(r.metadata_size);
+    let data_end = r.data_offset.checked_add(r.data_size);
+    if md_end.is_none() || data_end.is_none() {
+        return Some(BadRecord::Corrupt(format!(
+            "index record of event {id} has offsets that overflow: {r:?}"
+        )));
+    }
+    if (r.metadata_offset, r.data_offset) != prev_ends {
+        return Some(BadRecord::Corrupt(format!(
+            "event {id} does not follow the previous event: it claims metadata at {} and data at \
+             {}, but the previous event ends at {} and {}",
+            r.metadata_offset, r.data_offset, prev_ends.0, prev_ends.1
+        )));
+    }
+    if r.metadata_size == 0 {
+        return Some(BadRecord::Corrupt(format!("event {id} has empty metadata")));
+    }
+    if md_end.is_some_and(|e| e > metadata_len) {
+        return Some(BadRecord::PastEnd(format!(
+            "event {id} claims metadata bytes [{}, +{}) but the metadata file has {metadata_len}",
+            r.metadata_offset, r.metadata_size
+        )));
+    }
+    if data_end.is_some_and(|e| e > data_len) {
+        return Some(BadRecord::PastEnd(format!(
+            "event {id} claims data bytes [{}, +{}) but the data file has {data_len}",
+            r.data_offset, r.data_size
+        )));
+    }
+    None
+}
+
+/// A file and its path, for error messages.
+pub(crate) struct NamedFile {
+    pub(crate) file: File,
+    pub(crate) path: PathBuf,
 }
 
 impl NamedFile {
-    fn open(path: PathBuf) -> Result<NamedFile> {
-        let file = match OpenOptions::new()
+    /// Opens an existing file read-only; `None` when it does not exist.
+    pub(crate) fn open_existing(path: PathBuf) -> Result<Option<NamedFile>> {
+        match File::open(&path) {
+            Ok(file) => Ok(Some(NamedFile { file, path })),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(Error::io("open for reading", &path, e)),
+        }
+    }
+
+    /// Opens a file for reading and writing, creating it if needed.
+    pub(crate) fn open_writable(path: PathBuf) -> Result<NamedFile> {
+        let file = OpenOptions::new()
             .read(true)
             .write(true)
             .create(true)
             .truncate(false)
             .open(&path)
-        {
-            Ok(f) => f,
-            // Read-only file systems and read-only copies can still be consumed.
-            Err(e)
-                if matches!(
-                    e.kind(),
-                    std::io::ErrorKind::PermissionDenied | std::io::ErrorKind::ReadOnlyFilesystem
-                ) && path.exists() =>
-            {
-                File::open(&path).map_err(|e| Error::io("open", &path, e))?
-            }
-            Err(e) => return Err(Error::io("open", &path, e)),
-        };
+            .map_err(|e| Error::io("open for writing", &path, e))?;
         Ok(NamedFile { file, path })
     }
 
-    fn len(&self) -> Result<u64> {
+    pub(crate) fn len(&self) -> Result<u64> {
         self.file
             .metadata()
             .map(|m| m.len())
             .map_err(|e| Error::io("stat", &self.path, e))
     }
 
-    fn read_exact_at(&self, buf: &mut [u8], offset: u64, what: &str) -> Result<()> {
+    pub(crate) fn read_exact_at(&self, buf: &mut [u8], offset: u64, what: &str) -> Result<()> {
         self.file.read_exact_at(buf, offset).map_err(|e| {
             if e.kind() == std::io::ErrorKind::UnexpectedEof {
                 Error::corrupt(
@@ -118,10 +233,16 @@ impl NamedFile {
         })
     }
 
-    fn write_all_at(&self, buf: &[u8], offset: u64) -> Result<()> {
+    pub(crate) fn write_all_at(&self, buf: &[u8], offset: u64) -> Result<()> {
         self.file
             .write_all_at(buf, offset)
             .map_err(|e| Error::io("write to", &self.path, e))
+    }
+
+    pub(crate) fn set_len(&self, len: u64, what: &'static str) -> Result<()> {
+        self.file
+            .set_len(len)
+            .map_err(|e| Error::io(what, &self.path, e))
     }
 
     /// Writes the slices back to back from `offset`, at most `MAX_IOVECS` per system call.
@@ -146,128 +267,557 @@ impl NamedFile {
         Ok(())
     }
 
-    fn sync(&self) -> Result<()> {
+    pub(crate) fn sync(&self) -> Result<()> {
         self.file
             .sync_data()
             .map_err(|e| Error::io("sync", &self.path, e))
     }
+
+    /// Takes the exclusive `flock`, waiting at most `timeout`.
+    pub(crate) fn lock(&self, timeout: Duration, what: &str) -> Result<()> {
+        let deadline = Instant::now() + timeout;
+        let mut pause = Duration::from_micros(20);
+        loop {
+            match self.file.try_lock() {
+                Ok(()) => return Ok(()),
+                Err(std::fs::TryLockError::WouldBlock) => {}
+                Err(std::fs::TryLockError::Error(e)) => {
+                    return Err(Error::io(
+                        "lock (flock; mount the file system with flock support, or set \
+                         use_file_locking=false with a single writer per partition)",
+                        &self.path,
+                        e,
+                    ))
+                }
+            }
+            let now = Instant::now();
+            if now >= deadline {
+                return Err(Error::LockTimeout {
+                    what: what.to_string(),
+                    path: self.path.clone(),
+                    waited: timeout,
+                    holder: lock_holder(&self.file),
+                });
+            }
+            std::thread::sleep(pause.min(deadline - now));
+            pause = (pause * 2).min(Duration::from_millis(2));
+        }
+    }
+
+    pub(crate) fn unlock(&self) {
+        let _ = self.file.unlock();
+    }
 }
 
-/// Open files of one partition.
+/// The process holding a `flock` on `file`, from `/proc/locks` (Linux), as "process N (name)".
+pub(crate) fn lock_holder(file: &File) -> Option<String> {
+    let meta = file.metadata().ok()?;
+    let dev = meta.dev();
+    let (major, minor) = (rustix::fs::major(dev), rustix::fs::minor(dev));
+    let want = format!("{major:02x}:{minor:02x}:{}", meta.ino());
+    let locks = std::fs::read_to_string("/proc/locks").ok()?;
+    let inode = format!(":{}", meta.ino());
+    // "1: FLOCK  ADVISORY  WRITE 12345 08:01:1234567 0 EOF" (blocked waiters have "->"). Some
+    // file systems (overlays) show another device number than stat: then the inode decides.
+    let holders: Vec<(bool, &str)> = locks
+        .lines()
+        .filter_map(|line| {
+            let fields: Vec<&str> = line.split_whitespace().collect();
+            if fields.len() < 6 || fields[1] != "FLOCK" || fields.contains(&"->") {
+                return None;
+            }
+            let exact = fields[5].eq_ignore_ascii_case(&want);
+            (exact || fields[5].ends_with(&inode)).then_some((exact, fields[4]))
+        })
+        .collect();
+    let pid = holders
+        .iter()
+        .find(|h| h.0)
+        .or_else(|| (holders.len() == 1).then(|| &holders[0]))?
+        .1;
+    let name = std::fs::read_to_string(format!("/proc/{pid}/comm"))
+        .map(|s| format!(" ({})", s.trim()))
+        .unwrap_or_default();
+    Some(format!("process {pid}{name}"))
+}
+
+/// Settings of one partition, from the driver's options and the topic's description.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct PartitionSettings {
+    pub use_file_locking: bool,
+    pub flush_behavior: FlushBehavior,
+    pub lock_timeout: Duration,
+    /// Writers keep a checksum file.
+    pub checksums: bool,
+    /// Readers verify checksums.
+    pub verify: bool,
+}
+
+/// The open files of a partition.
+pub(crate) struct OpenFiles {
+    pub(crate) index: NamedFile,
+    pub(crate) metadata: NamedFile,
+    pub(crate) data: NamedFile,
+    pub(crate) sums: Option<NamedFile>,
+    pub(crate) writable: bool,
+}
+
+impl OpenFiles {
+    /// Opens the files of `dir` read-only; `None` for a partition without files.
+    pub(crate) fn open_read_only(dir: &Path) -> Result<Option<OpenFiles>> {
+        let index = NamedFile::open_existing(dir.join(INDEX_FILE))?;
+        let metadata = NamedFile::open_existing(dir.join(METADATA_FILE))?;
+        let data = NamedFile::open_existing(dir.join(DATA_FILE))?;
+        let sums = NamedFile::open_existing(dir.join(SUMS_FILE))?;
+        let Some(index) = index else {
+            let md_len = metadata.as_ref().map(NamedFile::len).transpose()?;
+            if let Some(n) = md_len.filter(|&n| n > 0) {
+                return Err(Error::corrupt(
+                    dir.join(INDEX_FILE),
+                    0,
+                    format!(
+                        "the index is missing while the metadata file holds {n} bytes \
+                         (`diaspora-ctl topic check` tells what can be recovered)"
+                    ),
+                ));
+            }
+            return Ok(None);
+        };
+        let index_len = index.len()?;
+        let missing = |name: &str| {
+            Error::corrupt(
+                dir.join(name),
+                0,
+                format!("the {name} file is missing while the index holds {index_len} bytes"),
+            )
+        };
+        let (metadata, data) = match (metadata, data) {
+            (Some(m), Some(d)) => (m, d),
+            (m, d) if index_len < INDEX_RECORD_SIZE => {
+                // An index without events: the other files may not be there yet.
+                let _ = (m, d);
+                return Ok(None);
+            }
+            (None, _) => return Err(missing(METADATA_FILE)),
+            (_, None) => return Err(missing(DATA_FILE)),
+        };
+        Ok(Some(OpenFiles {
+            index,
+            metadata,
+            data,
+            sums,
+            writable: false,
+        }))
+    }
+
+    pub(crate) fn open_writable(dir: &Path, checksums: bool) -> Result<OpenFiles> {
+        if !dir.is_dir() {
+            return Err(Error::corrupt(
+                dir,
+                0,
+                "the partition folder is missing".to_string(),
+            ));
+        }
+        let sums_path = dir.join(SUMS_FILE);
+        let index_path = dir.join(INDEX_FILE);
+        if !index_path.exists() {
+            // Creating an empty index over stored events would hand their bytes to the next
+            // batch; with checksums the index is rebuilt from them instead (see recover_tail).
+            let len = |name: &str| {
+                std::fs::metadata(dir.join(name))
+                    .map(|m| m.len())
+                    .unwrap_or(0)
+            };
+            let md = len(METADATA_FILE);
+            if md > 0 && len(SUMS_FILE) < SUM_RECORD_SIZE {
+                return Err(Error::corrupt(
+                    index_path,
+                    0,
+                    format!(
+                        "the index is missing while the metadata file holds {md} bytes; not \
+                         appending (`diaspora-ctl topic check` tells what can be recovered)"
+                    ),
+                ));
+            }
+        }
+        Ok(OpenFiles {
+            data: NamedFile::open_writable(dir.join(DATA_FILE))?,
+            metadata: NamedFile::open_writable(dir.join(METADATA_FILE))?,
+            sums: if checksums || sums_path.exists() {
+                Some(NamedFile::open_writable(sums_path)?)
+            } else {
+                None
+            },
+            index: NamedFile::open_writable(dir.join(INDEX_FILE))?,
+            writable: true,
+        })
+    }
+
+    /// Reads index records `[from, from + count)`.
+    pub(crate) fn read_records(&self, from: u64, count: u64) -> Result<Vec<IndexRecord>> {
+        let mut raw = vec![0u8; (count * INDEX_RECORD_SIZE) as usize];
+        self.index
+            .read_exact_at(&mut raw, from * INDEX_RECORD_SIZE, "index records")?;
+        Ok(raw
+            .chunks_exact(INDEX_RECORD_SIZE as usize)
+            .map(IndexRecord::decode)
+            .collect())
+    }
+
+    /// Reads the checksum records `[from, from + count)` that exist (fewer at the file's end);
+    /// `None` for a record that fails its own check.
+    pub(crate) fn read_sums(&self, from: u64, count: u64) -> Result<Vec<Option<SumRecord>>> {
+        let Some(sums) = &self.sums else {
+            return Ok(Vec::new());
+        };
+        let have = sums.len()? / SUM_RECORD_SIZE;
+        let count = have.saturating_sub(from).min(count);
+        if count == 0 {
+            return Ok(Vec::new());
+        }
+        let mut raw = vec![0u8; (count * SUM_RECORD_SIZE) as usize];
+        sums.read_exact_at(&mut raw, from * SUM_RECORD_SIZE, "checksum records")?;
+        Ok(raw
+            .chunks_exact(SUM_RECORD_SIZE as usize)
+            .map(SumRecord::decode)
+            .collect())
+    }
+
+    /// True when every index record from `from` to the end of the index is all zero.
+    pub(crate) fn only_zeros_from(&self, from: u64) -> Result<bool> {
+        let total = self.index.len()? / INDEX_RECORD_SIZE;
+        let mut at = from;
+        while at < total {
+            let n = (total - at).min(4096);
+            let mut raw = vec![0u8; (n * INDEX_RECORD_SIZE) as usize];
+            self.index
+                .read_exact_at(&mut raw, at * INDEX_RECORD_SIZE, "index records")?;
+            if raw.iter().any(|&b| b != 0) {
+                return Ok(false);
+            }
+            at += n;
+        }
+        Ok(true)
+    }
+}
+
+/// One partition: its folder and, once needed, its open files.
 pub(crate) struct PartitionFiles {
-    index: NamedFile,
-    metadata: NamedFile,
-    data: NamedFile,
-    use_file_locking: bool,
-    flush_behavior: FlushBehavior,
+    dir: PathBuf,
+    /// "partition P of topic \"T\"", for messages.
+    label: String,
+    settings: PartitionSettings,
+    files: RwLock<Option<Arc<OpenFiles>>>,
     /// Serializes appends through this handle (the flock only excludes other open files).
     append_lock: Mutex<()>,
 }
 
 /// Where the next batch goes.
-struct Tail {
-    num_events: u64,
-    metadata_end: u64,
-    data_end: u64,
+pub(crate) struct Tail {
+    pub(crate) num_events: u64,
+    pub(crate) metadata_end: u64,
+    pub(crate) data_end: u64,
+}
+
+/// Checks one event's bytes against its checksum record; the error names file and event.
+fn verify_event(
+    label: &str,
+    files: &OpenFiles,
+    id: u64,
+    r: &IndexRecord,
+    sum: Option<SumRecord>,
+    metadata: &[u8],
+    data: Option<&[u8]>,
+) -> Result<()> {
+    let sums_path = || {
+        files
+            .sums
+            .as_ref()
+            .map(|s| s.path.clone())
+            .unwrap_or_default()
+    };
+    let Some(sum) = sum else {
+        return Err(Error::corrupt(
+            sums_path(),
+            id * SUM_RECORD_SIZE,
+            format!("{label}: the checksum record of event {id} is damaged"),
+        ));
+    };
+    if (sum.metadata_size, sum.data_size) != (r.metadata_size, r.data_size) {
+        return Err(Error::corrupt(
+            &files.index.path,
+            id * INDEX_RECORD_SIZE,
+            format!(
+                "{label}: event {id} has {} metadata and {} data bytes in the index but {} and {} \
+                 in its checksum record",
+                r.metadata_size, r.data_size, sum.metadata_size, sum.data_size
+            ),
+        ));
+    }
+    let Some((md_crc, data_crc)) = sum.crcs else {
+        return Ok(());
+    };
+    let got = crc32c::crc32c(metadata);
+    if got != md_crc {
+        return Err(Error::corrupt(
+            &files.metadata.path,
+            r.metadata_offset,
+            format!(
+                "{label}: checksum mismatch in the metadata of event {id} (stored crc32c \
+                 {md_crc:08x}, computed {got:08x})"
+            ),
+        ));
+    }
+    if let Some(data) = data {
+        let got = crc32c::crc32c(data);
+        if got != data_crc {
+            return Err(Error::corrupt(
+                &files.data.path,
+                r.data_offset,
+                format!(
+                    "{label}: checksum mismatch in the data of event {id} (stored crc32c \
+                     {data_crc:08x}, computed {got:08x})"
+                ),
+            ));
+        }
+    }
+    Ok(())
 }
 
 impl PartitionFiles {
-    /// Opens (creating if needed) the files in `dir`.
-    pub(crate) fn open(
-        dir: &Path,
-        use_file_locking: bool,
-        flush_behavior: FlushBehavior,
-    ) -> Result<Self> {
-        Ok(PartitionFiles {
-            data: NamedFile::open(dir.join("data"))?,
-            metadata: NamedFile::open(dir.join("metadata"))?,
-            index: NamedFile::open(dir.join("index"))?,
-            use_file_locking,
-            flush_behavior,
+    /// A partition in `dir`; no file is opened or created yet.
+    pub(crate) fn new(dir: &Path, label: String, settings: PartitionSettings) -> Self {
+        PartitionFiles {
+            dir: dir.to_path_buf(),
+            label,
+            settings,
+            files: RwLock::new(None),
             append_lock: Mutex::new(()),
-        })
+        }
     }
 
-    /// Number of complete events in the index.
+    /// The files for reading: the cached ones, or opened read-only. `None`: no files yet.
+    fn reader(&self) -> Result<Option<Arc<OpenFiles>>> {
+        if let Some(f) = &*self.files.read().unwrap_or_else(|e| e.into_inner()) {
+            return Ok(Some(f.clone()));
+        }
+        let Some(opened) = OpenFiles::open_read_only(&self.dir)? else {
+            return Ok(None);
+        };
+        let mut slot = self.files.write().unwrap_or_else(|e| e.into_inner());
+        Ok(Some(slot.get_or_insert_with(|| Arc::new(opened)).clone()))
+    }
+
+    /// The files for writing (opened, and created, on first use).
+    fn writer(&self) -> Result<Arc<OpenFiles>> {
+        if let Some(f) = &*self.files.read().unwrap_or_else(|e| e.into_inner()) {
+            if f.writable {
+                return Ok(f.clone());
+            }
+        }
+        let opened = Arc::new(OpenFiles::open_writable(
+            &self.dir,
+            self.settings.checksums,
+        )?);
+        let mut slot = self.files.write().unwrap_or_else(|e| e.into_inner());
+        match &*slot {
+            Some(f) if f.writable => Ok(f.clone()),
+            _ => {
+                *slot = Some(opened.clone());
+                Ok(opened)
+            }
+        }
+    }
+
+    /// Number of index records (complete ones; a torn tail is counted until a writer drops it).
     pub(crate) fn num_events(&self) -> Result<u64> {
-        Ok(self.index.len()? / INDEX_RECORD_SIZE)
-    }
-
-    fn read_record(&self, id: u64) -> Result<IndexRecord> {
-        let mut b = [0u8; INDEX_RECORD_SIZE as usize];
-        self.index
-            .read_exact_at(&mut b, id * INDEX_RECORD_SIZE, "an index record")?;
-        Ok(IndexRecord::decode(&b))
+        match self.reader()? {
+            Some(f) => Ok(f.index.len()? / INDEX_RECORD_SIZE),
+            None => Ok(0),
+        }
     }
 
     /// Finds the end of the valid log and repairs what a crashed writer left behind. Must be
     /// called with the append lock (and the flock) held.
-    fn recover_tail(&self) -> Result<Tail> {
-        let index_len = self.index.len()?;
-        let metadata_len = self.metadata.len()?;
-        let data_len = self.data.len()?;
+    pub(crate) fn recover_tail(&self, f: &OpenFiles) -> Result<Tail> {
+        let index_len = f.index.len()?;
+        let metadata_len = f.metadata.len()?;
+        let data_len = f.data.len()?;
         let mut n = index_len / INDEX_RECORD_SIZE;
-        // Drop trailing records whose bytes are not all there (only possible after a crash of the
-        // machine with `buffered` durability): readers would otherwise fail on them.
-        let mut last = None;
+        // Drop trailing torn records; refuse to append after a corrupt one.
+        let mut ends = (0, 0);
         while n > 0 {
-            let r = self.read_record(n - 1)?;
-            let complete = r.metadata_end().is_some_and(|e| e <= metadata_len)
-                && r.data_end().is_some_and(|e| e <= data_len);
-            if complete {
-                last = Some(r);
-                break;
+            let recs = f.read_records(n.saturating_sub(2), n.min(2))?;
+            let r = recs[recs.len() - 1];
+            let prev = if recs.len() == 2 {
+                recs[0].ends()
+            } else {
+                (0, 0)
+            };
+            match classify(n - 1, &r, prev, metadata_len, data_len) {
+                None => {
+                    ends = r.ends();
+                    break;
+                }
+                Some(bad) if bad.is_torn() => n -= 1,
+                Some(bad) => {
+                    let why = bad.reason();
+                    return Err(Error::corrupt(
+                        &f.index.path,
+                        (n - 1) * INDEX_RECORD_SIZE,
+                        format!(
+                            "{}: {why}; not appending after it (`diaspora-ctl topic check` \
+                             reports the damage)",
+                            self.label
+                        ),
+                    ));
+                }
             }
-            n -= 1;
         }
         if n * INDEX_RECORD_SIZE != index_len {
-            self.index
-                .file
-                .set_len(n * INDEX_RECORD_SIZE)
-                .map_err(|e| Error::io("truncate the torn tail of", &self.index.path, e))?;
+            f.index
+                .set_len(n * INDEX_RECORD_SIZE, "truncate the torn tail of")?;
         }
-        Ok(match last {
-            Some(r) => Tail {
-                num_events: n,
-                metadata_end: r.metadata_offset + r.metadata_size,
-                data_end: r.data_offset + r.data_size,
-            },
-            None => Tail {
-                num_events: 0,
-                metadata_end: 0,
-                data_end: 0,
-            },
-        })
+        let mut tail = Tail {
+            num_events: n,
+            metadata_end: ends.0,
+            data_end: ends.1,
+        };
+        if let Some(sums) = &f.sums {
+            self.reconcile_sums(f, sums, &mut tail, metadata_len, data_len)?;
+        }
+        Ok(tail)
+    }
+
+    /// Brings the checksum file in line with the index: restores events that have verified
+    /// checksum records but no index record, gives events appended by a writer without
+    /// checksums a record without CRCs, drops the rest.
+    fn reconcile_sums(
+        &self,
+        f: &OpenFiles,
+        sums: &NamedFile,
+        tail: &mut Tail,
+        metadata_len: u64,
+        data_len: u64,
+    ) -> Result<()> {
+        let have = sums.len()? / SUM_RECORD_SIZE;
+        let n = tail.num_events;
+        if have < n {
+            let mut out = Vec::with_capacity(((n - have) * SUM_RECORD_SIZE) as usize);
+            for r in f.read_records(have, n - have)? {
+                SumRecord {
+                    metadata_size: r.metadata_size,
+                    data_size: r.data_size,
+                    crcs: None,
+                }
+                .encode(&mut out);
+            }
+            sums.write_all_at(&out, have * SUM_RECORD_SIZE)?;
+        } else if have > n {
+            // Roll forward what verifies: these events were completely written.
+            let mut restored = Vec::new();
+            let beyond = f.read_sums(n, have - n)?;
+            for (k, sum) in beyond.iter().enumerate() {
+                let Some(sum) = sum else { break };
+                let Some((md_crc, data_crc)) = sum.crcs else {
+                    break;
+                };
+                let r = IndexRecord {
+                    metadata_offset: tail.metadata_end,
+                    metadata_size: sum.metadata_size,
+                    data_offset: tail.data_end,
+                    data_size: sum.data_size,
+                };
+                let id = n + k as u64;
+                if classify(
+                    id,
+                    &r,
+                    (r.metadata_offset, r.data_offset),
+                    metadata_len,
+                    data_len,
+                )
+                .is_some()
+                    || r.data_size > MAX_FETCH_DATA_BYTES * 16
+                {
+                    break;
+                }
+                let mut md = vec![0u8; r.metadata_size as usize];
+                f.metadata
+                    .read_exact_at(&mut md, r.metadata_offset, "metadata")?;
+                let mut data = vec![0u8; r.data_size as usize];
+                f.data.read_exact_at(&mut data, r.data_offset, "data")?;
+                if crc32c::crc32c(&md) != md_crc || crc32c::crc32c(&data) != data_crc {
+                    break;
+                }
+                r.encode(&mut restored);
+                (tail.metadata_end, tail.data_end) = r.ends();
+                tail.num_events += 1;
+            }
+            let stop = (tail.num_events - n) as usize;
+            if stop + 1 < beyond.len() && beyond[stop + 1].is_some() {
+                // A bad record followed by good ones is damage, not a torn tail: appending would
+                // write over the events after it.
+                return Err(Error::corrupt(
+                    &sums.path,
+                    tail.num_events * SUM_RECORD_SIZE,
+                    format!(
+                        "event {} past the end of the index does not match its checksum record \
+                         while later events have records; not appending (`diaspora-ctl topic \
+                         check` reports the damage, `repair` restores what verifies)",
+                        tail.num_events
+                    ),
+                ));
+            }
+            if !restored.is_empty() {
+                f.index.write_all_at(&restored, n * INDEX_RECORD_SIZE)?;
+            }
+            if tail.num_events < have {
+                sums.set_len(
+                    tail.num_events * SUM_RECORD_SIZE,
+                    "truncate the torn tail of",
+                )?;
+            }
+        }
+        let len = sums.len()?;
+        if len % SUM_RECORD_SIZE != 0 {
+            sums.set_len(len - len % SUM_RECORD_SIZE, "truncate the torn tail of")?;
+        }
+        Ok(())
     }
 
     /// Appends a batch; returns the id of its first event.
     pub(crate) fn append_batch(&self, batch: &EventBatch) -> Result<EventId> {
-        let _guard = self.append_lock.lock().unwrap_or_else(|e| e.into_inner());
-        if self.use_file_locking {
-            self.index.file.lock().map_err(|e| {
-                Error::io(
-                    "lock (flock; mount the file system with flock support, or set \
-                     use_file_locking=false with a single writer per partition)",
-                    &self.index.path,
-                    e,
-                )
-            })?;
+        if let Some(i) = (0..batch.len()).find(|&i| batch.metadata_of(i).is_empty()) {
+            return Err(Error::InvalidArgument(format!(
+                "files driver: event {i} of the batch serialized to empty metadata, which the \
+                 format cannot store (every event needs at least one metadata byte)"
+            )));
         }
-        let result = self.append_locked(batch);
-        if self.use_file_locking {
-            let _ = self.index.file.unlock();
+        let files = self.writer()?;
+        let _guard = self.append_lock.lock().unwrap_or_else(|e| e.into_inner());
+        if self.settings.use_file_locking {
+            files.index.lock(self.settings.lock_timeout, &self.label)?;
+        }
+        let result = self.append_locked(&files, batch);
+        if self.settings.use_file_locking {
+            files.index.unlock();
         }
         result
     }
 
-    fn append_locked(&self, batch: &EventBatch) -> Result<EventId> {
-        let tail = self.recover_tail()?;
+    fn append_locked(&self, f: &OpenFiles, batch: &EventBatch) -> Result<EventId> {
+        let tail = self.recover_tail(f)?;
         let mut records = Vec::with_capacity(batch.len() * INDEX_RECORD_SIZE as usize);
+        let mut sums = Vec::new();
+        if f.sums.is_some() {
+            sums.reserve(batch.len() * SUM_RECORD_SIZE as usize);
+        }
         let mut data_slices: Vec<&[u8]> = Vec::with_capacity(batch.len());
         let mut md_off = tail.metadata_end;
         let mut data_off = tail.data_end;
         for i in 0..batch.len() {
-            let md_size = batch.metadata_of(i).len() as u64;
+            let md = batch.metadata_of(i);
+            let md_size = md.len() as u64;
             let view = batch.data_of(i);
             let data_size = view.size() as u64;
             IndexRecord {
@@ -277,37 +827,70 @@ impl PartitionFiles {
                 data_size,
             }
             .encode(&mut records);
+            if f.sums.is_some() {
+                SumRecord {
+                    metadata_size: md_size,
+                    data_size,
+                    crcs: Some((
+                        crc32c::crc32c(md),
+                        crc_of(view.segments().iter().map(|b| &b[..])),
+                    )),
+                }
+                .encode(&mut sums);
+            }
             md_off += md_size;
             data_off += data_size;
             data_slices.extend(view.segments().iter().map(|b| &b[..]));
         }
-        self.metadata
+        f.metadata
             .write_all_at(batch.metadata_bytes(), tail.metadata_end)?;
-        self.data.write_vectored_at(&data_slices, tail.data_end)?;
-        if self.flush_behavior == FlushBehavior::Immediate {
-            self.metadata.sync()?;
-            self.data.sync()?;
+        f.data.write_vectored_at(&data_slices, tail.data_end)?;
+        if self.settings.flush_behavior == FlushBehavior::Immediate {
+            f.metadata.sync()?;
+            f.data.sync()?;
+        }
+        let sums_offset = tail.num_events * SUM_RECORD_SIZE;
+        if let Some(file) = &f.sums {
+            if let Err(e) = file.write_all_at(&sums, sums_offset) {
+                let _ = file.file.set_len(sums_offset);
+                return Err(e);
+            }
+            if self.settings.flush_behavior == FlushBehavior::Immediate {
+                file.sync()?;
+            }
         }
         let index_offset = tail.num_events * INDEX_RECORD_SIZE;
-        if let Err(e) = self.index.write_all_at(&records, index_offset) {
-            // Never leave part of this batch visible.
-            let _ = self.index.file.set_len(index_offset);
+        if let Err(e) = f.index.write_all_at(&records, index_offset) {
+            // Never leave part of this batch visible, nor restorable from its checksums.
+            let _ = f.index.file.set_len(index_offset);
+            if let Some(file) = &f.sums {
+                let _ = file.file.set_len(sums_offset);
+            }
             return Err(e);
         }
-        if self.flush_behavior == FlushBehavior::Immediate {
-            self.index.sync()?;
+        if self.settings.flush_behavior == FlushBehavior::Immediate {
+            f.index.sync()?;
         }
         Ok(tail.num_events)
     }
 
     /// Forces written batches to stable storage unless the policy is `buffered`.
     pub(crate) fn sync(&self) -> Result<()> {
-        if self.flush_behavior == FlushBehavior::Buffered {
+        if self.settings.flush_behavior == FlushBehavior::Buffered {
             return Ok(());
         }
-        self.metadata.sync()?;
-        self.data.sync()?;
-        self.index.sync()
+        let Some(f) = self.reader()? else {
+            return Ok(());
+        };
+        if !f.writable {
+            return Ok(());
+        }
+        f.metadata.sync()?;
+        f.data.sync()?;
+        if let Some(s) = &f.sums {
+            s.sync()?;
+        }
+        f.index.sync()
     }
 
     /// Reads up to `max_events` events from `from`.
@@ -317,56 +900,49 @@ impl PartitionFiles {
         max_events: usize,
         with_data: bool,
     ) -> Result<Vec<StoredEvent>> {
-        let available = self.num_events()?;
+        let Some(f) = self.reader()? else {
+            return Ok(Vec::new());
+        };
+        let available = f.index.len()? / INDEX_RECORD_SIZE;
         if from >= available || max_events == 0 {
             return Ok(Vec::new());
         }
         let count = (available - from).min(max_events as u64);
-        let mut raw = vec![0u8; (count * INDEX_RECORD_SIZE) as usize];
-        self.index
-            .read_exact_at(&mut raw, from * INDEX_RECORD_SIZE, "index records")?;
-        let records: Vec<IndexRecord> = raw
-            .chunks_exact(INDEX_RECORD_SIZE as usize)
-            .map(IndexRecord::decode)
-            .collect();
-        let metadata_len = self.metadata.len()?;
-        let data_len = self.data.len()?;
-        // Deliver the good events before a damaged record; the damaged one is reported when it
-        // is the first one asked for.
-        let mut records = records;
-        for (i, r) in records.iter().enumerate() {
+        // The previous record tells where this one must start.
+        let first = from.saturating_sub(1);
+        let mut records = f.read_records(first, count + (from - first))?;
+        let prev_ends = if from > 0 {
+            records.remove(0).ends()
+        } else {
+            (0, 0)
+        };
+        let metadata_len = f.metadata.len()?;
+        let data_len = f.data.len()?;
+        // Deliver the good events before a bad record; a torn tail is the end of the log, and
+        // anything else is reported when it is the first event asked for.
+        let mut ends = prev_ends;
+        for i in 0..records.len() {
             let id = from + i as u64;
-            let problem = if r.metadata_end().is_none_or(|e| e > metadata_len) {
-                Some(format!(
-                    "event {id} claims metadata bytes [{}, +{}) but {} has {metadata_len} bytes",
-                    r.metadata_offset,
-                    r.metadata_size,
-                    self.metadata.path.display()
-                ))
-            } else if r.data_end().is_none_or(|e| e > data_len) {
-                Some(format!(
-                    "event {id} claims data bytes [{}, +{}) but {} has {data_len} bytes",
-                    r.data_offset,
-                    r.data_size,
-                    self.data.path.display()
-                ))
-            } else {
-                None
+            let Some(bad) = classify(id, &records[i], ends, metadata_len, data_len) else {
+                ends = records[i].ends();
+                continue;
             };
-            if let Some(reason) = problem {
-                if i == 0 {
-                    return Err(Error::corrupt(
-                        &self.index.path,
-                        id * INDEX_RECORD_SIZE,
-                        reason,
-                    ));
-                }
-                records.truncate(i);
-                break;
+            let torn_tail = matches!(bad, BadRecord::Zeroed(_)) && f.only_zeros_from(id)?;
+            if i == 0 && !torn_tail {
+                return Err(Error::corrupt(
+                    &f.index.path,
+                    id * INDEX_RECORD_SIZE,
+                    format!("{}: {}", self.label, bad.reason()),
+                ));
             }
+            records.truncate(i);
+            break;
+        }
+        if records.is_empty() {
+            return Ok(Vec::new());
         }
         let metadata = read_span(
-            &self.metadata,
+            &f.metadata,
             &records,
             |r| (r.metadata_offset, r.metadata_size),
             "metadata",
@@ -377,7 +953,7 @@ impl PartitionFiles {
             let start = records[0].data_offset;
             for r in &records {
                 let end = r.data_offset + r.data_size;
-                if data_count > 0 && (r.data_offset < start || end - start > MAX_FETCH_DATA_BYTES) {
+                if data_count > 0 && end - start > MAX_FETCH_DATA_BYTES {
                     break;
                 }
                 data_count += 1;
@@ -385,7 +961,7 @@ impl PartitionFiles {
         }
         let data = if data_count > 0 {
             Some(read_span(
-                &self.data,
+                &f.data,
                 &records[..data_count],
                 |r| (r.data_offset, r.data_size),
                 "data",
@@ -393,6 +969,28 @@ impl PartitionFiles {
         } else {
             None
         };
+        if self.settings.verify && f.sums.is_some() {
+            let sums = f.read_sums(from, records.len() as u64)?;
+            for (i, sum) in sums.into_iter().enumerate() {
+                let id = from + i as u64;
+                let checked = verify_event(
+                    &self.label,
+                    &f,
+                    id,
+                    &records[i],
+                    sum,
+                    &metadata[i],
+                    data.as_ref().and_then(|d| d.get(i)).map(|b| &b[..]),
+                );
+                if let Err(e) = checked {
+                    if i == 0 {
+                        return Err(e);
+                    }
+                    records.truncate(i);
+                    break;
+                }
+            }
+        }
         let events = records
             .iter()
             .enumerate()
@@ -408,25 +1006,33 @@ impl PartitionFiles {
         Ok(events)
     }
 
-    /// Reads byte ranges of one event's data into `dst`.
+    /// Reads byte ranges of one event's data into `dst`. Reading all of an event's data checks
+    /// it against its checksum.
     pub(crate) fn read_data(
         &self,
         event: &StoredEvent,
         ranges: &[(u64, u64)],
         dst: &mut [&mut [u8]],
     ) -> Result<()> {
-        let data_len = self.data.len()?;
+        let Some(f) = self.reader()? else {
+            return Err(Error::corrupt(
+                self.dir.join(DATA_FILE),
+                event.data_location,
+                format!("event {} has data but the partition has no files", event.id),
+            ));
+        };
+        let data_len = f.data.len()?;
         if event
             .data_location
             .checked_add(event.data_size)
             .is_none_or(|e| e > data_len)
         {
             return Err(Error::corrupt(
-                &self.data.path,
+                &f.data.path,
                 event.data_location,
                 format!(
-                    "event {} has {} data bytes past the end of the file",
-                    event.id, event.data_size
+                    "{}: event {} has {} data bytes past the end of the file",
+                    self.label, event.id, event.data_size
                 ),
             ));
         }
@@ -442,7 +1048,7 @@ impl PartitionFiles {
             // Many small ranges close together: one read and a copy beats one call per range.
             if ranges.len() > 1 && last.0 >= first.0 && (span <= 64 << 10 || span <= 2 * total) {
                 let mut buf = vec![0u8; span as usize];
-                self.data
+                f.data
                     .read_exact_at(&mut buf, event.data_location + first.0, "event data")?;
                 let shifted: Vec<(u64, u64)> =
                     ranges.iter().map(|&(o, s)| (o - first.0, s)).collect();
@@ -467,11 +1073,39 @@ impl PartitionFiles {
                     continue;
                 }
                 let n = room.min(left);
-                self.data
+                f.data
                     .read_exact_at(&mut dst[seg][pos..pos + n], file_off, "event data")?;
                 pos += n;
                 file_off += n as u64;
                 left -= n;
+            }
+        }
+        // The whole data part, in order: check it.
+        if self.settings.verify && event.data_size > 0 && ranges == [(0, event.data_size)] {
+            if let Some(sum) = f.read_sums(event.id, 1)?.into_iter().next() {
+                let mut crc = 0;
+                let mut left = event.data_size as usize;
+                for d in dst.iter() {
+                    let n = d.len().min(left);
+                    crc = crc32c::crc32c_append(crc, &d[..n]);
+                    left -= n;
+                }
+                let expected = sum.and_then(|s| s.crcs.map(|c| c.1));
+                if sum.is_none() || expected.is_some_and(|e| e != crc) {
+                    return Err(Error::corrupt(
+                        &f.data.path,
+                        event.data_location,
+                        format!(
+                            "{}: checksum mismatch in the data of event {} (stored crc32c {}, \
+                             computed {crc:08x})",
+                            self.label,
+                            event.id,
+                            expected
+                                .map(|e| format!("{e:08x}"))
+                                .unwrap_or_else(|| "unreadable".into())
+                        ),
+                    ));
+                }
             }
         }
         Ok(())

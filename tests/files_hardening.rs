@@ -1,0 +1,578 @@
+//! Files driver under damage: zeroed index tails, reads that must not write, lost index records,
+//! checksums, forged control events, lock timeouts. Each test reproduces one way data used to be
+//! lost, hidden or silently wrong.
+
+use diaspora_stream::drivers::files::{FilesDriver, RepairAction};
+use diaspora_stream::{DataView, Driver, Error, TopicHandle};
+use serde_json::{json, Value};
+use std::collections::BTreeMap;
+use std::fs::OpenOptions;
+use std::os::unix::fs::FileExt;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+fn driver(root: &Path) -> Driver {
+    Driver::new("files", &json!({"root_path": root})).unwrap()
+}
+
+fn driver_with(root: &Path, extra: Value) -> Driver {
+    let mut options = json!({"root_path": root});
+    for (k, v) in extra.as_object().unwrap() {
+        options[k] = v.clone();
+    }
+    Driver::new("files", &options).unwrap()
+}
+
+fn pfile(root: &Path, topic: &str, p: usize, file: &str) -> PathBuf {
+    root.join(topic)
+        .join("partitions")
+        .join(format!("{p:08}"))
+        .join(file)
+}
+
+fn data_of(i: u64) -> Vec<u8> {
+    (0..(10 + i * 3)).map(|k| (k + i * 7) as u8).collect()
+}
+
+/// Pushes events `range` (metadata `{"i": i}`, data `data_of(i)`) and returns their ids.
+fn produce(topic: &TopicHandle, range: std::ops::Range<u64>) -> Vec<u64> {
+    let producer = topic.producer().build().unwrap();
+    let futures: Vec<_> = range
+        .map(|i| producer.push(json!({ "i": i }), DataView::from(data_of(i))))
+        .collect();
+    producer.flush().wait().unwrap();
+    futures.into_iter().map(|f| f.wait().unwrap()).collect()
+}
+
+/// Reads partition 0 with a fresh anonymous consumer until nothing comes: (events as (i, data)
+/// pairs, errors).
+fn read_all(topic: &TopicHandle) -> (Vec<(u64, Vec<u8>)>, Vec<Error>) {
+    let consumer = topic.consumer("").build().unwrap();
+    let mut evs = Vec::new();
+    let mut errs = Vec::new();
+    loop {
+        match consumer.pull().wait_timeout(Duration::from_millis(300)) {
+            Ok(Some(ev)) => {
+                if ev.is_end_of_stream() {
+                    break;
+                }
+                evs.push((
+                    ev.metadata().json()["i"].as_u64().unwrap(),
+                    ev.data().to_vec(),
+                ));
+            }
+            Ok(None) => break,
+            Err(e) => {
+                errs.push(e);
+                break;
+            }
+        }
+    }
+    (evs, errs)
+}
+
+fn assert_intact(evs: &[(u64, Vec<u8>)], n: u64) {
+    assert_eq!(
+        evs.len() as u64,
+        n,
+        "{:?}",
+        evs.iter().map(|e| e.0).collect::<Vec<_>>()
+    );
+    for (k, (i, data)) in evs.iter().enumerate() {
+        assert_eq!(*i, k as u64);
+        assert_eq!(data, &data_of(k as u64), "data of event {k}");
+    }
+}
+
+/// Every file under `dir` with its content.
+fn snapshot(dir: &Path) -> BTreeMap<PathBuf, Vec<u8>> {
+    let mut out = BTreeMap::new();
+    if !dir.exists() {
+        return out;
+    }
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.is_dir() {
+            out.extend(snapshot(&path));
+        } else {
+            out.insert(path.clone(), std::fs::read(&path).unwrap());
+        }
+    }
+    out
+}
+
+fn grow(path: &Path, by: u64) {
+    let f = OpenOptions::new().write(true).open(path).unwrap();
+    let len = f.metadata().unwrap().len();
+    f.set_len(len + by).unwrap();
+}
+
+fn files_backend(d: &Driver) -> &FilesDriver {
+    d.backend_as::<FilesDriver>().unwrap()
+}
+
+#[test]
+fn zeroed_index_tail_is_ignored_and_never_overwrites_events() {
+    for checksums in [true, false] {
+        for zero_records in [1u64, 5] {
+            let tmp = tempfile::tempdir().unwrap();
+            let d = driver(tmp.path());
+            d.create_topic("z", &json!({ "checksums": checksums }))
+                .unwrap();
+            let topic = d.open_topic("z").unwrap();
+            assert_eq!(produce(&topic, 0..3), vec![0, 1, 2]);
+            // `truncate -s +32*k index`, as a crash can leave it.
+            grow(&pfile(tmp.path(), "z", 0, "index"), 32 * zero_records);
+            let (evs, errs) = read_all(&d.open_topic("z").unwrap());
+            assert!(errs.is_empty(), "{errs:?}");
+            assert_intact(&evs, 3);
+            // The next writer drops the zeroed tail and appends after event 2.
+            assert_eq!(produce(&d.open_topic("z").unwrap(), 3..4), vec![3]);
+            assert_eq!(
+                std::fs::metadata(pfile(tmp.path(), "z", 0, "index"))
+                    .unwrap()
+                    .len(),
+                4 * 32
+            );
+            let (evs, errs) = read_all(&d.open_topic("z").unwrap());
+            assert!(errs.is_empty(), "{errs:?}");
+            assert_intact(&evs, 4);
+        }
+    }
+}
+
+#[test]
+fn zeroed_record_followed_by_events_is_an_error_not_an_end() {
+    let tmp = tempfile::tempdir().unwrap();
+    let d = driver(tmp.path());
+    d.create_topic("z", &json!({})).unwrap();
+    let topic = d.open_topic("z").unwrap();
+    produce(&topic, 0..4);
+    // Zero record 1 in place: events 2 and 3 follow it.
+    let index = OpenOptions::new()
+        .write(true)
+        .open(pfile(tmp.path(), "z", 0, "index"))
+        .unwrap();
+    index.write_all_at(&[0u8; 32], 32).unwrap();
+    let (evs, errs) = read_all(&topic);
+    assert_eq!(evs.len(), 1);
+    let msg = errs[0].to_string();
+    assert!(
+        msg.contains("index") && msg.contains("offset 32") && msg.contains("event 1"),
+        "{msg}"
+    );
+    // The check names the events that the damage makes unreadable.
+    let report = files_backend(&d).check_topic("z", |_| {}).unwrap();
+    assert!(!report.is_clean());
+    let text = format!("{:?}", report.partitions[0].problems);
+    assert!(text.contains("events 1 to 3"), "{text}");
+}
+
+#[test]
+fn readers_create_nothing() {
+    let tmp = tempfile::tempdir().unwrap();
+    // A missing root: opening fails and nothing is created.
+    let root = tmp.path().join("absent");
+    let d = driver(&root);
+    assert!(matches!(
+        d.open_topic("t").unwrap_err(),
+        Error::TopicNotFound(_)
+    ));
+    assert!(!d.topic_exists("t").unwrap());
+    assert!(d.list_topics().unwrap().is_empty());
+    assert!(!root.exists(), "a reader created the root");
+
+    // A partition whose files are missing (a C++ topic never opened by a writer): empty, and
+    // consuming creates no file.
+    let d = driver(tmp.path());
+    d.create_topic("t", &json!({"num_partitions": 2})).unwrap();
+    for f in ["index", "metadata", "data", "checksums"] {
+        std::fs::remove_file(pfile(tmp.path(), "t", 1, f)).unwrap();
+    }
+    {
+        let topic = d.open_topic("t").unwrap();
+        let producer = topic.producer().build().unwrap();
+        for i in 0..3 {
+            producer.push_to(json!({ "i": i }), DataView::from(data_of(i)), 0);
+        }
+        producer.flush().wait().unwrap();
+    }
+    let before = snapshot(&tmp.path().join("t"));
+    let topic = d.open_topic("t").unwrap();
+    let consumer = topic.consumer("reader").build().unwrap();
+    let mut n = 0;
+    while let Ok(Some(ev)) = consumer.pull().wait_timeout(Duration::from_millis(300)) {
+        n += 1;
+        ev.acknowledge().unwrap();
+    }
+    assert_eq!(n, 3);
+    drop(consumer);
+    let mut after = snapshot(&tmp.path().join("t"));
+    // Only the consumer's own positions may appear.
+    after.retain(|p, _| !p.starts_with(tmp.path().join("t").join("consumers")));
+    assert_eq!(
+        before.keys().collect::<Vec<_>>(),
+        after.keys().collect::<Vec<_>>()
+    );
+    assert!(before == after, "a reader changed a file");
+    assert!(!pfile(tmp.path(), "t", 1, "index").exists());
+
+    // A missing index while metadata is there: an error naming the file, no empty index.
+    std::fs::remove_file(pfile(tmp.path(), "t", 0, "index")).unwrap();
+    let (evs, errs) = read_all(&d.open_topic("t").unwrap());
+    assert!(evs.is_empty());
+    let msg = errs[0].to_string();
+    assert!(
+        msg.contains("index is missing") && msg.contains("00000000"),
+        "{msg}"
+    );
+    assert!(!pfile(tmp.path(), "t", 0, "index").exists());
+}
+
+#[test]
+fn missing_index_without_checksums_stops_writers() {
+    let tmp = tempfile::tempdir().unwrap();
+    let d = driver(tmp.path());
+    d.create_topic("t", &json!({"checksums": false})).unwrap();
+    produce(&d.open_topic("t").unwrap(), 0..3);
+    std::fs::remove_file(pfile(tmp.path(), "t", 0, "index")).unwrap();
+    let md_before = std::fs::read(pfile(tmp.path(), "t", 0, "metadata")).unwrap();
+    let topic = d.open_topic("t").unwrap();
+    let producer = topic.producer().build().unwrap();
+    let err = producer
+        .push(json!({"i": 9}), DataView::from("x"))
+        .wait()
+        .unwrap_err();
+    assert!(err.to_string().contains("index is missing"), "{err}");
+    drop(producer);
+    assert_eq!(
+        std::fs::read(pfile(tmp.path(), "t", 0, "metadata")).unwrap(),
+        md_before,
+        "stored metadata was overwritten"
+    );
+}
+
+#[test]
+fn deleted_partition_folder_is_an_error_naming_it() {
+    let tmp = tempfile::tempdir().unwrap();
+    let d = driver(tmp.path());
+    d.create_topic("t", &json!({"num_partitions": 4})).unwrap();
+    std::fs::remove_dir_all(tmp.path().join("t/partitions/00000003")).unwrap();
+    let err = d.open_topic("t").err().unwrap().to_string();
+    assert!(
+        err.contains("partition 3") && err.contains("has 4 partitions"),
+        "{err}"
+    );
+    assert_eq!(d.list_topics().unwrap()["t"]["num_partitions"], 4);
+    let report = files_backend(&d).check_topic("t", |_| {}).unwrap();
+    assert!(
+        report.problems[0].contains("partition 3 is missing"),
+        "{report:?}"
+    );
+}
+
+#[test]
+fn truncated_index_is_reported_and_restored() {
+    let tmp = tempfile::tempdir().unwrap();
+    let d = driver(tmp.path());
+    d.create_topic("t", &json!({})).unwrap();
+    produce(&d.open_topic("t").unwrap(), 0..10);
+    let index = pfile(tmp.path(), "t", 0, "index");
+    OpenOptions::new()
+        .write(true)
+        .open(&index)
+        .unwrap()
+        .set_len(4 * 32 + 7)
+        .unwrap();
+    let (evs, errs) = read_all(&d.open_topic("t").unwrap());
+    assert!(errs.is_empty(), "{errs:?}");
+    assert_intact(&evs, 4);
+    let files = files_backend(&d);
+    let report = files.check_topic("t", |_| {}).unwrap();
+    assert!(!report.is_clean());
+    let p = &report.partitions[0];
+    assert_eq!(p.events, 4);
+    assert_eq!(p.verified, 4);
+    assert!(p.problems[0].contains("6 event(s) after event 3"), "{p:?}");
+    assert!(p
+        .repairs
+        .contains(&RepairAction::RestoreFromChecksums { events: 6 }));
+    // A dry run changes nothing.
+    let before = snapshot(&tmp.path().join("t"));
+    files.repair_topic("t", false, |_| {}).unwrap();
+    assert!(before == snapshot(&tmp.path().join("t")));
+    let after = files.repair_topic("t", true, |_| {}).unwrap();
+    assert!(after.is_clean(), "{after:?}");
+    assert_eq!(after.partitions[0].events, 10);
+    let (evs, errs) = read_all(&d.open_topic("t").unwrap());
+    assert!(errs.is_empty(), "{errs:?}");
+    assert_intact(&evs, 10);
+}
+
+#[test]
+fn writer_restores_lost_index_records_before_appending() {
+    let tmp = tempfile::tempdir().unwrap();
+    let d = driver(tmp.path());
+    d.create_topic("t", &json!({})).unwrap();
+    produce(&d.open_topic("t").unwrap(), 0..10);
+    OpenOptions::new()
+        .write(true)
+        .open(pfile(tmp.path(), "t", 0, "index"))
+        .unwrap()
+        .set_len(2 * 32)
+        .unwrap();
+    assert_eq!(produce(&d.open_topic("t").unwrap(), 10..11), vec![10]);
+    let (evs, errs) = read_all(&d.open_topic("t").unwrap());
+    assert!(errs.is_empty(), "{errs:?}");
+    assert_intact(&evs, 11);
+    // And a lost index altogether.
+    std::fs::remove_file(pfile(tmp.path(), "t", 0, "index")).unwrap();
+    let report = files_backend(&d).check_topic("t", |_| {}).unwrap();
+    assert!(report.partitions[0]
+        .repairs
+        .contains(&RepairAction::RestoreFromChecksums { events: 11 }));
+    let after = files_backend(&d).repair_topic("t", true, |_| {}).unwrap();
+    assert!(after.is_clean(), "{after:?}");
+    let (evs, _) = read_all(&d.open_topic("t").unwrap());
+    assert_intact(&evs, 11);
+}
+
+#[test]
+fn dataless_events_of_topics_without_checksums_are_restored_from_metadata() {
+    let tmp = tempfile::tempdir().unwrap();
+    let d = driver(tmp.path());
+    d.create_topic("t", &json!({"checksums": false})).unwrap();
+    let topic = d.open_topic("t").unwrap();
+    let producer = topic.producer().build().unwrap();
+    for i in 0..6 {
+        producer.push(json!({ "i": i }), DataView::new());
+    }
+    producer.flush().wait().unwrap();
+    drop(producer);
+    OpenOptions::new()
+        .write(true)
+        .open(pfile(tmp.path(), "t", 0, "index"))
+        .unwrap()
+        .set_len(32)
+        .unwrap();
+    let files = files_backend(&d);
+    let report = files.check_topic("t", |_| {}).unwrap();
+    assert!(report.partitions[0]
+        .repairs
+        .contains(&RepairAction::RestoreFromMetadata { events: 5 }));
+    assert!(files.repair_topic("t", true, |_| {}).unwrap().is_clean());
+    let consumer = d.open_topic("t").unwrap().consumer("").build().unwrap();
+    let mut ids = Vec::new();
+    while let Ok(Some(ev)) = consumer.pull().wait_timeout(Duration::from_millis(300)) {
+        ids.push(ev.metadata().json()["i"].as_u64().unwrap());
+    }
+    assert_eq!(ids, (0..6).collect::<Vec<_>>());
+}
+
+#[test]
+fn checksums_catch_flipped_bits_changed_offsets_and_swapped_records() {
+    let flip = |path: PathBuf, at: u64| {
+        let f = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open(path)
+            .unwrap();
+        let mut b = [0u8; 1];
+        f.read_exact_at(&mut b, at).unwrap();
+        f.write_all_at(&[b[0] ^ 0x10], at).unwrap();
+    };
+    type Damage = Box<dyn Fn(&Path)>;
+    let cases: Vec<(&str, Damage, &[&str])> = vec![
+        (
+            "data bit",
+            Box::new(move |root: &Path| flip(pfile(root, "t", 0, "data"), 60)),
+            &["checksum mismatch in the data of event", "data"],
+        ),
+        (
+            "metadata bit",
+            Box::new(move |root: &Path| flip(pfile(root, "t", 0, "metadata"), 30)),
+            &["checksum mismatch in the metadata of event", "metadata"],
+        ),
+        (
+            "changed offset",
+            Box::new(move |root: &Path| flip(pfile(root, "t", 0, "index"), 2 * 32 + 16)),
+            &["event 2 does not follow", "index"],
+        ),
+        (
+            "swapped records",
+            Box::new(move |root: &Path| {
+                let f = OpenOptions::new()
+                    .read(true)
+                    .write(true)
+                    .open(pfile(root, "t", 0, "index"))
+                    .unwrap();
+                let mut a = [0u8; 32];
+                let mut b = [0u8; 32];
+                f.read_exact_at(&mut a, 32).unwrap();
+                f.read_exact_at(&mut b, 64).unwrap();
+                f.write_all_at(&b, 32).unwrap();
+                f.write_all_at(&a, 64).unwrap();
+            }),
+            &["event 1 does not follow"],
+        ),
+    ];
+    for (what, damage, needles) in cases {
+        let tmp = tempfile::tempdir().unwrap();
+        let d = driver(tmp.path());
+        d.create_topic("t", &json!({})).unwrap();
+        produce(&d.open_topic("t").unwrap(), 0..5);
+        damage(tmp.path());
+        let (evs, errs) = read_all(&d.open_topic("t").unwrap());
+        assert!(evs.len() < 5, "{what}: every event delivered");
+        let msg = errs
+            .first()
+            .unwrap_or_else(|| panic!("{what}: no error"))
+            .to_string();
+        for n in needles {
+            assert!(msg.contains(n), "{what}: {msg}");
+        }
+        assert!(
+            msg.contains("partition 0") || msg.contains("00000000"),
+            "{what}: {msg}"
+        );
+        assert!(
+            !files_backend(&d)
+                .check_topic("t", |_| {})
+                .unwrap()
+                .is_clean(),
+            "{what}: check found nothing"
+        );
+    }
+}
+
+#[test]
+fn verification_can_be_turned_off_and_old_topics_have_none() {
+    let tmp = tempfile::tempdir().unwrap();
+    let d = driver(tmp.path());
+    d.create_topic("t", &json!({})).unwrap();
+    produce(&d.open_topic("t").unwrap(), 0..3);
+    let data = pfile(tmp.path(), "t", 0, "data");
+    let f = OpenOptions::new().write(true).open(&data).unwrap();
+    f.write_all_at(&[0xFF], 0).unwrap();
+    // With verification off the flipped byte is delivered as is.
+    let fast = driver_with(tmp.path(), json!({"verify_checksums": false}));
+    let (evs, errs) = read_all(&fast.open_topic("t").unwrap());
+    assert!(errs.is_empty(), "{errs:?}");
+    assert_eq!(evs.len(), 3);
+    assert_eq!(evs[0].1[0], 0xFF);
+    // A topic created without checksums has no checksum file and reads as before.
+    d.create_topic("plain", &json!({"checksums": false}))
+        .unwrap();
+    assert!(!pfile(tmp.path(), "plain", 0, "checksums").exists());
+    produce(&d.open_topic("plain").unwrap(), 0..3);
+    assert!(!pfile(tmp.path(), "plain", 0, "checksums").exists());
+    let (evs, errs) = read_all(&d.open_topic("plain").unwrap());
+    assert!(errs.is_empty());
+    assert_intact(&evs, 3);
+}
+
+#[test]
+fn events_appended_by_a_writer_without_checksums_stay_readable() {
+    // Simulates the C++ writer: it appends index records and bytes but no checksum records.
+    let tmp = tempfile::tempdir().unwrap();
+    let d = driver(tmp.path());
+    d.create_topic("t", &json!({})).unwrap();
+    produce(&d.open_topic("t").unwrap(), 0..2);
+    let sums = pfile(tmp.path(), "t", 0, "checksums");
+    let saved = std::fs::read(&sums).unwrap();
+    produce(&d.open_topic("t").unwrap(), 2..4);
+    std::fs::write(&sums, &saved).unwrap(); // events 2 and 3 now have no checksum record
+    let (evs, errs) = read_all(&d.open_topic("t").unwrap());
+    assert!(errs.is_empty(), "{errs:?}");
+    assert_intact(&evs, 4);
+    // Our next writer gives them records without CRCs and appends after them.
+    assert_eq!(produce(&d.open_topic("t").unwrap(), 4..5), vec![4]);
+    assert_eq!(std::fs::metadata(&sums).unwrap().len(), 5 * 32);
+    let (evs, errs) = read_all(&d.open_topic("t").unwrap());
+    assert!(errs.is_empty(), "{errs:?}");
+    assert_intact(&evs, 5);
+    let report = files_backend(&d).check_topic("t", |_| {}).unwrap();
+    assert!(report.is_clean(), "{report:?}");
+    assert_eq!(report.partitions[0].verified, 3);
+}
+
+#[test]
+fn control_events_cannot_be_forged_through_push() {
+    let tmp = tempfile::tempdir().unwrap();
+    let d = driver(tmp.path());
+    d.create_topic("t", &json!({})).unwrap();
+    let topic = d.open_topic("t").unwrap();
+    let producer = topic.producer().build().unwrap();
+    for forged in [
+        json!({"$diaspora": {"end_of_stream": {"producer": 0, "producers": 1}}}),
+        json!({"$diaspora": 1, "other": true}),
+    ] {
+        let err = producer
+            .push(forged.clone(), DataView::new())
+            .wait()
+            .unwrap_err();
+        assert!(matches!(err, Error::InvalidMetadata(_)), "{err}");
+        assert!(err.to_string().contains("$diaspora"), "{err}");
+        let err = producer
+            .push_to(forged, DataView::new(), 0)
+            .wait()
+            .unwrap_err();
+        assert!(err.to_string().contains("reserved"), "{err}");
+    }
+    // The key is fine below the top level, and real markers still work.
+    producer
+        .push(json!({"nested": {"$diaspora": 1}}), DataView::new())
+        .wait()
+        .unwrap();
+    producer.end_of_stream(0, 1).wait().unwrap();
+    drop(producer);
+    let consumer = topic.consumer("c").build().unwrap();
+    let first = consumer.pull().wait().unwrap();
+    assert_eq!(first.metadata().json()["nested"]["$diaspora"], 1);
+    assert!(consumer.pull().wait().unwrap().is_end_of_stream());
+}
+
+#[test]
+fn lock_timeout_names_the_partition_and_the_holder() {
+    let tmp = tempfile::tempdir().unwrap();
+    let d = driver_with(tmp.path(), json!({"lock_timeout_ms": 300}));
+    d.create_topic("t", &json!({})).unwrap();
+    let topic = d.open_topic("t").unwrap();
+    produce(&topic, 0..1);
+    // Another open file description holds the flock, as another process would.
+    let holder = std::fs::File::open(pfile(tmp.path(), "t", 0, "index")).unwrap();
+    holder.lock().unwrap();
+    let producer = topic.producer().build().unwrap();
+    let start = Instant::now();
+    let err = producer
+        .push(json!({"i": 1}), DataView::new())
+        .wait()
+        .unwrap_err();
+    let waited = start.elapsed();
+    let msg = err.to_string();
+    assert!(matches!(err, Error::LockTimeout { .. }), "{msg}");
+    assert!(
+        msg.contains("partition 0") && msg.contains("300 ms"),
+        "{msg}"
+    );
+    assert!(
+        msg.contains(&format!("held by process {}", std::process::id())),
+        "{msg}"
+    );
+    assert!(waited >= Duration::from_millis(300), "{waited:?}");
+    // Repair refuses while the lock is held.
+    grow(&pfile(tmp.path(), "t", 0, "index"), 32);
+    let err = files_backend(&d)
+        .repair_topic("t", true, |_| {})
+        .unwrap_err();
+    assert!(matches!(err, Error::LockTimeout { .. }), "{err}");
+    holder.unlock().unwrap();
+    // Released: the stuck batch is gone (it failed), the next one goes through.
+    assert_eq!(
+        producer
+            .push(json!({"i": 1}), DataView::from(data_of(1)))
+            .wait()
+            .unwrap(),
+        1
+    );
+}
