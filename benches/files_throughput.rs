@@ -1,10 +1,12 @@
 //! Producer and consumer throughput of the files driver.
 //!
-//! `cargo bench --bench files_throughput [-- EVENTS] [object]` writes EVENTS events (default
-//! 2,000,000) of 64 B metadata + 256 B data with batches of 128 from one thread, then reads them
-//! back with one consumer taking the full data, and prints events/s for both (median of 3 runs,
-//! after one untimed warm-up run). Files go to a temporary directory (set `DIASPORA_BENCH_DIR` to
-//! choose where, e.g. a parallel file system).
+//! `cargo bench --bench files_throughput [-- EVENTS] [object] [data=BYTES]` writes EVENTS events
+//! (default 2,000,000) of 64 B metadata + 256 B data (or BYTES) with batches of 128 from one
+//! thread, then reads them back with one consumer taking the full data, and prints events/s for
+//! both (median of 3 runs, after one untimed warm-up run). Every run is made twice in a row, on a
+//! topic with checksums (the default: written by the producer, verified by the consumer) and on
+//! one without, and the cost of checksums is printed. Files go to a temporary directory (set
+//! `DIASPORA_BENCH_DIR` to choose where, e.g. a parallel file system).
 //!
 //! By default the metadata is a 64-byte JSON string, as in the C++ reference's benchmark; with
 //! `object` it is a JSON object of about the same serialized size, built per event.
@@ -25,15 +27,21 @@ fn main() {
         .find_map(|a| a.parse().ok())
         .unwrap_or(2_000_000);
     let object = std::env::args().any(|a| a == "object");
+    let data_size: usize = std::env::args()
+        .find_map(|a| {
+            a.strip_prefix("data=")
+                .map(|n| n.parse().expect("data=BYTES"))
+        })
+        .unwrap_or(256);
     let base = std::env::var_os("DIASPORA_BENCH_DIR")
         .map(std::path::PathBuf::from)
         .unwrap_or_else(std::env::temp_dir);
     let tmp = tempfile::tempdir_in(base).expect("temporary directory");
     let driver = Driver::new("files", &json!({"root_path": tmp.path()})).unwrap();
 
-    // 64 MiB of data, handed out as 256-byte slices (shared, not copied).
+    // 64 MiB of data, handed out as slices (shared, not copied).
     let pool = Bytes::from(
-        (0..64usize << 20)
+        (0..(64usize << 20).max(2 * data_size))
             .map(|i| (i % 251) as u8)
             .collect::<Vec<u8>>(),
     );
@@ -49,50 +57,86 @@ fn main() {
     };
     let md_len = serde_json::to_string(&metadata(1_000_000)).unwrap().len() + 8;
     println!(
-        "files_throughput: {events} events, {} B {} metadata + 256 B data, batch 128, median of {RUNS} runs",
+        "files_throughput: {events} events, {} B {} metadata + {data_size} B data, batch 128, \
+         median of {RUNS} runs, with and without checksums",
         md_len - 8,
         if object { "object" } else { "string" }
     );
 
-    let mut produce_rates = Vec::new();
-    let mut last_topic = None;
-    for run in 0..=RUNS {
-        let name = format!("bench-{run}");
-        driver
-            .create_topic(&name, &json!({"num_partitions": 1}))
-            .unwrap();
-        let topic = driver.open_topic(&name).unwrap();
-        let elapsed = produce(&topic, events, &pool, &metadata);
-        if run > 0 {
-            produce_rates.push(events as f64 / elapsed.as_secs_f64());
+    let modes = [("checksums", true), ("no checksums", false)];
+    let mut produce_rates = [Vec::new(), Vec::new()];
+    let mut last_topics: [Option<String>; 2] = [None, None];
+    // Modes alternate, and which goes first changes from run to run.
+    let order = |run: usize| {
+        if run.is_multiple_of(2) {
+            [0, 1]
+        } else {
+            [1, 0]
         }
-        if let Some(old) = last_topic.replace(name) {
-            std::fs::remove_dir_all(tmp.path().join(old)).unwrap();
+    };
+    for run in 0..=RUNS {
+        for m in order(run) {
+            let checksums = modes[m].1;
+            let name = format!("bench-{run}-{m}");
+            driver
+                .create_topic(&name, &json!({"num_partitions": 1, "checksums": checksums}))
+                .unwrap();
+            let topic = driver.open_topic(&name).unwrap();
+            let elapsed = produce(&topic, events, &pool, data_size, &metadata);
+            if run > 0 {
+                produce_rates[m].push(events as f64 / elapsed.as_secs_f64());
+            }
+            if let Some(old) = last_topics[m].replace(name) {
+                std::fs::remove_dir_all(tmp.path().join(old)).unwrap();
+            }
         }
     }
-    report("producer", &mut produce_rates, md_len + 256);
+    let produced: Vec<f64> = modes
+        .iter()
+        .zip(produce_rates.iter_mut())
+        .map(|((label, _), rates)| report(&format!("producer, {label}"), rates, md_len + data_size))
+        .collect();
+    println!(
+        "producer: checksums cost {:.1} % (median with / median without)",
+        (1.0 - produced[0] / produced[1]) * 100.0
+    );
     if std::env::args().any(|a| a == "produce-only") {
         return;
     }
 
-    let topic = driver.open_topic(last_topic.as_deref().unwrap()).unwrap();
-    let mut consume_rates = Vec::new();
+    let topics: Vec<_> = last_topics
+        .iter()
+        .map(|t| driver.open_topic(t.as_deref().unwrap()).unwrap())
+        .collect();
+    let mut consume_rates = [Vec::new(), Vec::new()];
     for run in 0..=RUNS {
-        let elapsed = consume(&topic, &format!("reader-{run}"), events);
-        if run > 0 {
-            consume_rates.push(events as f64 / elapsed.as_secs_f64());
+        for m in order(run) {
+            let topic = &topics[m];
+            let elapsed = consume(topic, &format!("reader-{run}"), events, data_size);
+            if run > 0 {
+                consume_rates[m].push(events as f64 / elapsed.as_secs_f64());
+            }
         }
     }
-    report("consumer", &mut consume_rates, md_len + 256);
+    let consumed: Vec<f64> = modes
+        .iter()
+        .zip(consume_rates.iter_mut())
+        .map(|((label, _), rates)| report(&format!("consumer, {label}"), rates, md_len + data_size))
+        .collect();
+    println!(
+        "consumer: checksums cost {:.1} % (median with / median without)",
+        (1.0 - consumed[0] / consumed[1]) * 100.0
+    );
 }
 
 fn produce(
     topic: &TopicHandle,
     events: usize,
     pool: &Bytes,
+    data_size: usize,
     metadata: &dyn Fn(usize) -> Value,
 ) -> Duration {
-    let slices = pool.len() / 256;
+    let slices = pool.len() / data_size.max(1);
     let producer = topic
         .producer()
         .batch_size(BatchSize::Fixed(128))
@@ -102,8 +146,8 @@ fn produce(
     let start = Instant::now();
     let mut last = None;
     for i in 0..events {
-        let at = (i % slices) * 256;
-        last = Some(producer.push(metadata(i), DataView::from(pool.slice(at..at + 256))));
+        let at = (i % slices) * data_size;
+        last = Some(producer.push(metadata(i), DataView::from(pool.slice(at..at + data_size))));
     }
     producer.flush().wait().unwrap();
     let elapsed = start.elapsed();
@@ -111,7 +155,7 @@ fn produce(
     elapsed
 }
 
-fn consume(topic: &TopicHandle, name: &str, events: usize) -> Duration {
+fn consume(topic: &TopicHandle, name: &str, events: usize, data_size: usize) -> Duration {
     let consumer = topic
         .consumer(name)
         .batch_size(BatchSize::Fixed(1024))
@@ -130,21 +174,23 @@ fn consume(topic: &TopicHandle, name: &str, events: usize) -> Duration {
         std::hint::black_box(ev.metadata());
     }
     let elapsed = start.elapsed();
-    assert_eq!(bytes, events * 256);
+    assert_eq!(bytes, events * data_size);
     elapsed
 }
 
-fn report(what: &str, rates: &mut [f64], event_bytes: usize) {
+/// Prints the runs and returns their median.
+fn report(what: &str, rates: &mut [f64], event_bytes: usize) -> f64 {
     rates.sort_by(f64::total_cmp);
     let median = rates[rates.len() / 2];
     println!(
-        "{what}: median {:.3} M events/s ({:.0} MiB/s); runs: {}",
+        "{what}: median {:.4} M events/s ({:.0} MiB/s); runs: {}",
         median / 1e6,
         median * event_bytes as f64 / (1 << 20) as f64,
         rates
             .iter()
-            .map(|r| format!("{:.3}", r / 1e6))
+            .map(|r| format!("{:.4}", r / 1e6))
             .collect::<Vec<_>>()
             .join(", ")
     );
+    median
 }

@@ -13,7 +13,7 @@ use super::partition::{
     classify, IndexRecord, NamedFile, OpenFiles, PartitionFiles, PartitionSettings, DATA_FILE,
     INDEX_FILE, INDEX_RECORD_SIZE, METADATA_FILE, SUMS_FILE,
 };
-use super::sums::{SumRecord, SUM_RECORD_SIZE};
+use super::sums::{crc, Crc, SumRecord, SUM_RECORD_SIZE};
 use super::{partition_indices, read_topic_facts, FilesDriver, TopicFacts};
 use crate::error::{Error, Result};
 use std::path::{Path, PathBuf};
@@ -344,7 +344,7 @@ fn check_partition(partition: usize, dir: &Path, framed: bool) -> Result<Partiti
     if metadata_len > next_ends.0 || data_len > next_ends.1 {
         out.notes.push(format!(
             "{} metadata and {} data bytes past the last event cannot be attributed to events{} \
-             (a writer killed mid-batch leaves such bytes; the next batch overwrites them)",
+             (left by a batch that failed or a writer killed mid-batch; the next batch overwrites them)",
             metadata_len.saturating_sub(next_ends.0),
             data_len.saturating_sub(next_ends.1),
             if has_sums {
@@ -454,14 +454,14 @@ fn check_event(
     files
         .metadata
         .read_exact_at(&mut md, r.metadata_offset, "metadata")?;
-    if crc32c::crc32c(&md) != md_crc {
+    if crc(&md) != md_crc {
         return Ok(Err(format!(
             "metadata checksum mismatch ({} at offset {})",
             files.metadata.path.display(),
             r.metadata_offset
         )));
     }
-    let mut crc = 0;
+    let mut digest = Crc::new();
     let mut buf = vec![0u8; (r.data_size as usize).min(1 << 20)];
     let mut at = 0u64;
     while at < r.data_size {
@@ -469,10 +469,10 @@ fn check_event(
         files
             .data
             .read_exact_at(&mut buf[..n], r.data_offset + at, "data")?;
-        crc = crc32c::crc32c_append(crc, &buf[..n]);
+        digest.update(&buf[..n]);
         at += n as u64;
     }
-    if crc != data_crc {
+    if digest.finish() != data_crc {
         return Ok(Err(format!(
             "data checksum mismatch ({} at offset {})",
             files.data.path.display(),

@@ -38,6 +38,8 @@
 
 mod check;
 mod config;
+mod file;
+mod index;
 mod offsets;
 mod partition;
 mod sums;

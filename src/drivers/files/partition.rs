@@ -38,23 +38,16 @@
 //! while its metadata is not is an error. Writers open the files for writing, creating them.
 
 use super::config::FlushBehavior;
-use super::sums::{crc_of, SumRecord, SUM_RECORD_SIZE};
+pub(crate) use super::file::NamedFile;
+pub(crate) use super::index::{classify, BadRecord, IndexRecord, INDEX_RECORD_SIZE};
+use super::sums::{crc, crc_of, Crc, SumRecord, SUM_RECORD_SIZE};
 use crate::driver::{EventBatch, StoredEvent};
 use crate::error::{Error, Result};
 use crate::types::EventId;
 use bytes::Bytes;
-use std::fs::{File, OpenOptions};
-use std::io::IoSlice;
-use std::os::unix::fs::{FileExt, MetadataExt};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, RwLock};
-use std::time::{Duration, Instant};
-
-/// Size of one index record: metadata offset, metadata size, data offset, data size (u64 LE).
-pub(crate) const INDEX_RECORD_SIZE: u64 = 32;
-
-/// Linux accepts at most this many iovecs per `pwritev`.
-const MAX_IOVECS: usize = 1024;
+use std::time::Duration;
 
 /// A fetch reads at most this many data bytes at once (larger events are read one by one).
 const MAX_FETCH_DATA_BYTES: u64 = 64 << 20;
@@ -64,282 +57,6 @@ pub(crate) const INDEX_FILE: &str = "index";
 pub(crate) const METADATA_FILE: &str = "metadata";
 pub(crate) const DATA_FILE: &str = "data";
 pub(crate) const SUMS_FILE: &str = "checksums";
-
-/// A decoded index record.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) struct IndexRecord {
-    pub metadata_offset: u64,
-    pub metadata_size: u64,
-    pub data_offset: u64,
-    pub data_size: u64,
-}
-
-impl IndexRecord {
-    pub(crate) fn decode(b: &[u8]) -> IndexRecord {
-        let f = |i: usize| u64::from_le_bytes(b[i * 8..i * 8 + 8].try_into().unwrap_or([0; 8]));
-        IndexRecord {
-            metadata_offset: f(0),
-            metadata_size: f(1),
-            data_offset: f(2),
-            data_size: f(3),
-        }
-    }
-
-    pub(crate) fn encode(&self, out: &mut Vec<u8>) {
-        for v in [
-            self.metadata_offset,
-            self.metadata_size,
-            self.data_offset,
-            self.data_size,
-        ] {
-            out.extend_from_slice(&v.to_le_bytes());
-        }
-    }
-
-    /// Where the next event starts (metadata, data); saturating, overflow is caught by
-    /// [`classify`].
-    pub(crate) fn ends(&self) -> (u64, u64) {
-        (
-            self.metadata_offset.saturating_add(self.metadata_size),
-            self.data_offset.saturating_add(self.data_size),
-        )
-    }
-}
-
-/// Why an index record is not an event.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub(crate) enum BadRecord {
-    /// All zero: a tail the file system extended but never filled. The end of the log when only
-    /// such records follow; readers ignore it.
-    Zeroed(String),
-    /// Pointing past the end of the files: the payload was lost (a machine crash with buffered
-    /// writes). Readers report it, since the event may have been acknowledged.
-    PastEnd(String),
-    /// Anything else.
-    Corrupt(String),
-}
-
-impl BadRecord {
-    pub(crate) fn reason(&self) -> &str {
-        match self {
-            BadRecord::Zeroed(r) | BadRecord::PastEnd(r) | BadRecord::Corrupt(r) => r,
-        }
-    }
-
-    /// What a writer may drop from the end of the index.
-    pub(crate) fn is_torn(&self) -> bool {
-        !matches!(self, BadRecord::Corrupt(_))
-    }
-}
-
-/// Checks record `id` given where the previous event ended and the files' lengths.
-pub(crate) fn classify(
-    id: u64,
-    r: &IndexRecord,
-    prev_ends: (u64, u64),
-    metadata_len: u64,
-    data_len: u64,
-) -> Option<BadRecord> {
-    if *r
-        == (IndexRecord {
-            metadata_offset: 0,
-            metadata_size: 0,
-            data_offset: 0,
-            data_size: 0,
-        })
-    {
-        return Some(BadRecord::Zeroed(format!(
-            "index record of event {id} is all zero"
-        )));
-    }
-    let md_end = r.metadata_offset.checked_add(r.metadata_size);
-    let data_end = r.data_offset.checked_add(r.data_size);
-    if md_end.is_none() || data_end.is_none() {
-        return Some(BadRecord::Corrupt(format!(
-            "index record of event {id} has offsets that overflow: {r:?}"
-        )));
-    }
-    if (r.metadata_offset, r.data_offset) != prev_ends {
-        return Some(BadRecord::Corrupt(format!(
-            "event {id} does not follow the previous event: it claims metadata at {} and data at \
-             {}, but the previous event ends at {} and {}",
-            r.metadata_offset, r.data_offset, prev_ends.0, prev_ends.1
-        )));
-    }
-    if r.metadata_size == 0 {
-        return Some(BadRecord::Corrupt(format!("event {id} has empty metadata")));
-    }
-    if md_end.is_some_and(|e| e > metadata_len) {
-        return Some(BadRecord::PastEnd(format!(
-            "event {id} claims metadata bytes [{}, +{}) but the metadata file has {metadata_len}",
-            r.metadata_offset, r.metadata_size
-        )));
-    }
-    if data_end.is_some_and(|e| e > data_len) {
-        return Some(BadRecord::PastEnd(format!(
-            "event {id} claims data bytes [{}, +{}) but the data file has {data_len}",
-            r.data_offset, r.data_size
-        )));
-    }
-    None
-}
-
-/// A file and its path, for error messages.
-pub(crate) struct NamedFile {
-    pub(crate) file: File,
-    pub(crate) path: PathBuf,
-}
-
-impl NamedFile {
-    /// Opens an existing file read-only; `None` when it does not exist.
-    pub(crate) fn open_existing(path: PathBuf) -> Result<Option<NamedFile>> {
-        match File::open(&path) {
-            Ok(file) => Ok(Some(NamedFile { file, path })),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-            Err(e) => Err(Error::io("open for reading", &path, e)),
-        }
-    }
-
-    /// Opens a file for reading and writing, creating it if needed.
-    pub(crate) fn open_writable(path: PathBuf) -> Result<NamedFile> {
-        let file = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create(true)
-            .truncate(false)
-            .open(&path)
-            .map_err(|e| Error::io("open for writing", &path, e))?;
-        Ok(NamedFile { file, path })
-    }
-
-    pub(crate) fn len(&self) -> Result<u64> {
-        self.file
-            .metadata()
-            .map(|m| m.len())
-            .map_err(|e| Error::io("stat", &self.path, e))
-    }
-
-    pub(crate) fn read_exact_at(&self, buf: &mut [u8], offset: u64, what: &str) -> Result<()> {
-        self.file.read_exact_at(buf, offset).map_err(|e| {
-            if e.kind() == std::io::ErrorKind::UnexpectedEof {
-                Error::corrupt(
-                    &self.path,
-                    offset,
-                    format!("file ends before the {} bytes of {what}", buf.len()),
-                )
-            } else {
-                Error::io("read", &self.path, e)
-            }
-        })
-    }
-
-    pub(crate) fn write_all_at(&self, buf: &[u8], offset: u64) -> Result<()> {
-        self.file
-            .write_all_at(buf, offset)
-            .map_err(|e| Error::io("write to", &self.path, e))
-    }
-
-    pub(crate) fn set_len(&self, len: u64, what: &'static str) -> Result<()> {
-        self.file
-            .set_len(len)
-            .map_err(|e| Error::io(what, &self.path, e))
-    }
-
-    /// Writes the slices back to back from `offset`, at most `MAX_IOVECS` per system call.
-    fn write_vectored_at(&self, slices: &[&[u8]], mut offset: u64) -> Result<()> {
-        for chunk in slices.chunks(MAX_IOVECS) {
-            let mut iov: Vec<IoSlice<'_>> = chunk.iter().map(|s| IoSlice::new(s)).collect();
-            let mut rest: &mut [IoSlice<'_>] = &mut iov;
-            while !rest.is_empty() {
-                let n = rustix::io::pwritev(&self.file, rest, offset)
-                    .map_err(|e| Error::io("write to", &self.path, e.into()))?;
-                if n == 0 {
-                    return Err(Error::io(
-                        "write to",
-                        &self.path,
-                        std::io::Error::new(std::io::ErrorKind::WriteZero, "wrote 0 bytes"),
-                    ));
-                }
-                offset += n as u64;
-                IoSlice::advance_slices(&mut rest, n);
-            }
-        }
-        Ok(())
-    }
-
-    pub(crate) fn sync(&self) -> Result<()> {
-        self.file
-            .sync_data()
-            .map_err(|e| Error::io("sync", &self.path, e))
-    }
-
-    /// Takes the exclusive `flock`, waiting at most `timeout`.
-    pub(crate) fn lock(&self, timeout: Duration, what: &str) -> Result<()> {
-        let deadline = Instant::now() + timeout;
-        let mut pause = Duration::from_micros(20);
-        loop {
-            match self.file.try_lock() {
-                Ok(()) => return Ok(()),
-                Err(std::fs::TryLockError::WouldBlock) => {}
-                Err(std::fs::TryLockError::Error(e)) => {
-                    return Err(Error::io(
-                        "lock (flock; mount the file system with flock support, or set \
-                         use_file_locking=false with a single writer per partition)",
-                        &self.path,
-                        e,
-                    ))
-                }
-            }
-            let now = Instant::now();
-            if now >= deadline {
-                return Err(Error::LockTimeout {
-                    what: what.to_string(),
-                    path: self.path.clone(),
-                    waited: timeout,
-                    holder: lock_holder(&self.file),
-                });
-            }
-            std::thread::sleep(pause.min(deadline - now));
-            pause = (pause * 2).min(Duration::from_millis(2));
-        }
-    }
-
-    pub(crate) fn unlock(&self) {
-        let _ = self.file.unlock();
-    }
-}
-
-/// The process holding a `flock` on `file`, from `/proc/locks` (Linux), as "process N (name)".
-pub(crate) fn lock_holder(file: &File) -> Option<String> {
-    let meta = file.metadata().ok()?;
-    let dev = meta.dev();
-    let (major, minor) = (rustix::fs::major(dev), rustix::fs::minor(dev));
-    let want = format!("{major:02x}:{minor:02x}:{}", meta.ino());
-    let locks = std::fs::read_to_string("/proc/locks").ok()?;
-    let inode = format!(":{}", meta.ino());
-    // "1: FLOCK  ADVISORY  WRITE 12345 08:01:1234567 0 EOF" (blocked waiters have "->"). Some
-    // file systems (overlays) show another device number than stat: then the inode decides.
-    let holders: Vec<(bool, &str)> = locks
-        .lines()
-        .filter_map(|line| {
-            let fields: Vec<&str> = line.split_whitespace().collect();
-            if fields.len() < 6 || fields[1] != "FLOCK" || fields.contains(&"->") {
-                return None;
-            }
-            let exact = fields[5].eq_ignore_ascii_case(&want);
-            (exact || fields[5].ends_with(&inode)).then_some((exact, fields[4]))
-        })
-        .collect();
-    let pid = holders
-        .iter()
-        .find(|h| h.0)
-        .or_else(|| (holders.len() == 1).then(|| &holders[0]))?
-        .1;
-    let name = std::fs::read_to_string(format!("/proc/{pid}/comm"))
-        .map(|s| format!(" ({})", s.trim()))
-        .unwrap_or_default();
-    Some(format!("process {pid}{name}"))
-}
 
 /// Settings of one partition, from the driver's options and the topic's description.
 #[derive(Clone, Copy, Debug)]
@@ -519,7 +236,8 @@ pub(crate) struct Tail {
     pub(crate) data_end: u64,
 }
 
-/// Checks one event's bytes against its checksum record; the error names file and event.
+/// Checks one event's sizes and metadata against its checksum record (the data is checked as it
+/// is read); the error names file and event.
 fn verify_event(
     label: &str,
     files: &OpenFiles,
@@ -527,7 +245,6 @@ fn verify_event(
     r: &IndexRecord,
     sum: Option<SumRecord>,
     metadata: &[u8],
-    data: Option<&[u8]>,
 ) -> Result<()> {
     let sums_path = || {
         files
@@ -554,10 +271,10 @@ fn verify_event(
             ),
         ));
     }
-    let Some((md_crc, data_crc)) = sum.crcs else {
+    let Some((md_crc, _)) = sum.crcs else {
         return Ok(());
     };
-    let got = crc32c::crc32c(metadata);
+    let got = crc(metadata);
     if got != md_crc {
         return Err(Error::corrupt(
             &files.metadata.path,
@@ -567,19 +284,6 @@ fn verify_event(
                  {md_crc:08x}, computed {got:08x})"
             ),
         ));
-    }
-    if let Some(data) = data {
-        let got = crc32c::crc32c(data);
-        if got != data_crc {
-            return Err(Error::corrupt(
-                &files.data.path,
-                r.data_offset,
-                format!(
-                    "{label}: checksum mismatch in the data of event {id} (stored crc32c \
-                     {data_crc:08x}, computed {got:08x})"
-                ),
-            ));
-        }
     }
     Ok(())
 }
@@ -746,7 +450,7 @@ impl PartitionFiles {
                     .read_exact_at(&mut md, r.metadata_offset, "metadata")?;
                 let mut data = vec![0u8; r.data_size as usize];
                 f.data.read_exact_at(&mut data, r.data_offset, "data")?;
-                if crc32c::crc32c(&md) != md_crc || crc32c::crc32c(&data) != data_crc {
+                if crc(&md) != md_crc || crc(&data) != data_crc {
                     break;
                 }
                 r.encode(&mut restored);
@@ -831,10 +535,7 @@ impl PartitionFiles {
                 SumRecord {
                     metadata_size: md_size,
                     data_size,
-                    crcs: Some((
-                        crc32c::crc32c(md),
-                        crc_of(view.segments().iter().map(|b| &b[..])),
-                    )),
+                    crcs: Some((crc(md), crc_of(view.segments().iter().map(|b| &b[..])))),
                 }
                 .encode(&mut sums);
             }
@@ -959,37 +660,44 @@ impl PartitionFiles {
                 data_count += 1;
             }
         }
-        let data = if data_count > 0 {
-            Some(read_span(
-                &f.data,
-                &records[..data_count],
-                |r| (r.data_offset, r.data_size),
-                "data",
-            )?)
+        let sums = if self.settings.verify && f.sums.is_some() {
+            Some(f.read_sums(from, records.len() as u64)?)
         } else {
             None
         };
-        if self.settings.verify && f.sums.is_some() {
-            let sums = f.read_sums(from, records.len() as u64)?;
-            for (i, sum) in sums.into_iter().enumerate() {
-                let id = from + i as u64;
-                let checked = verify_event(
+        // The first event that fails verification, with the error.
+        let mut failed: Option<(usize, Error)> = None;
+        if let Some(sums) = &sums {
+            for (i, sum) in sums.iter().enumerate() {
+                if let Err(e) = verify_event(
                     &self.label,
                     &f,
-                    id,
+                    from + i as u64,
                     &records[i],
-                    sum,
+                    *sum,
                     &metadata[i],
-                    data.as_ref().and_then(|d| d.get(i)).map(|b| &b[..]),
-                );
-                if let Err(e) = checked {
-                    if i == 0 {
-                        return Err(e);
-                    }
-                    records.truncate(i);
+                ) {
+                    failed = Some((i, e));
                     break;
                 }
             }
+        }
+        let data_count = data_count.min(failed.as_ref().map_or(usize::MAX, |f| f.0));
+        let data = if data_count > 0 {
+            let (data, bad) =
+                self.read_data_span(&f, from, &records[..data_count], sums.as_deref())?;
+            if let Some(bad) = bad {
+                failed = Some(bad);
+            }
+            Some(data)
+        } else {
+            None
+        };
+        if let Some((i, e)) = failed {
+            if i == 0 {
+                return Err(e);
+            }
+            records.truncate(i);
         }
         let events = records
             .iter()
@@ -1004,6 +712,95 @@ impl PartitionFiles {
             })
             .collect();
         Ok(events)
+    }
+
+    /// Reads the data of `records` (back to back in the file) into one buffer and returns one
+    /// slice per event. With checksum records, each event is verified as soon as its bytes are
+    /// read, while they are still in the processor's cache (a second pass over tens of MiB
+    /// would come from memory); reading stops at the first mismatch, which is returned with its
+    /// position.
+    #[allow(clippy::type_complexity)]
+    fn read_data_span(
+        &self,
+        f: &OpenFiles,
+        from: EventId,
+        records: &[IndexRecord],
+        sums: Option<&[Option<SumRecord>]>,
+    ) -> Result<(Vec<Bytes>, Option<(usize, Error)>)> {
+        const CHUNK: usize = 1 << 20;
+        let start = records[0].data_offset;
+        let end = records[records.len() - 1].ends().1;
+        let mut buf = vec![0u8; (end - start) as usize];
+        let expected = |i: usize| sums.and_then(|s| s.get(i).copied().flatten()?.crcs.map(|c| c.1));
+        let mismatch = |i: usize, want: u32, got: u32| {
+            Error::corrupt(
+                &f.data.path,
+                records[i].data_offset,
+                format!(
+                    "{}: checksum mismatch in the data of event {} (stored crc32c {want:08x}, \
+                     computed {got:08x})",
+                    self.label,
+                    from + i as u64
+                ),
+            )
+        };
+        let mut bad = None;
+        let mut k = 0;
+        'read: while k < records.len() {
+            let at = (records[k].data_offset - start) as usize;
+            let size = |i: usize| records[i].data_size as usize;
+            if size(k) > CHUNK {
+                // A large event: read and check it a chunk at a time.
+                let mut digest = Crc::new();
+                let mut done = 0;
+                while done < size(k) {
+                    let n = (size(k) - done).min(CHUNK);
+                    let part = &mut buf[at + done..at + done + n];
+                    f.data
+                        .read_exact_at(part, start + (at + done) as u64, "event data")?;
+                    digest.update(part);
+                    done += n;
+                }
+                if let Some(want) = expected(k) {
+                    let got = digest.finish();
+                    if got != want {
+                        bad = Some((k, mismatch(k, want, got)));
+                        break 'read;
+                    }
+                }
+                k += 1;
+                continue;
+            }
+            // Small events: as many as fit in a chunk, with one read.
+            let mut j = k;
+            let mut group = 0;
+            while j < records.len() && size(j) <= CHUNK && (j == k || group + size(j) <= CHUNK) {
+                group += size(j);
+                j += 1;
+            }
+            f.data
+                .read_exact_at(&mut buf[at..at + group], start + at as u64, "event data")?;
+            for i in k..j {
+                if let Some(want) = expected(i) {
+                    let o = (records[i].data_offset - start) as usize;
+                    let got = crc(&buf[o..o + size(i)]);
+                    if got != want {
+                        bad = Some((i, mismatch(i, want, got)));
+                        break 'read;
+                    }
+                }
+            }
+            k = j;
+        }
+        let buf = Bytes::from(buf);
+        let slices = records
+            .iter()
+            .map(|r| {
+                let o = (r.data_offset - start) as usize;
+                buf.slice(o..o + r.data_size as usize)
+            })
+            .collect();
+        Ok((slices, bad))
     }
 
     /// Reads byte ranges of one event's data into `dst`. Reading all of an event's data checks
@@ -1083,13 +880,12 @@ impl PartitionFiles {
         // The whole data part, in order: check it.
         if self.settings.verify && event.data_size > 0 && ranges == [(0, event.data_size)] {
             if let Some(sum) = f.read_sums(event.id, 1)?.into_iter().next() {
-                let mut crc = 0;
                 let mut left = event.data_size as usize;
-                for d in dst.iter() {
+                let crc = crc_of(dst.iter().map(|d| {
                     let n = d.len().min(left);
-                    crc = crc32c::crc32c_append(crc, &d[..n]);
                     left -= n;
-                }
+                    &d[..n]
+                }));
                 let expected = sum.and_then(|s| s.crcs.map(|c| c.1));
                 if sum.is_none() || expected.is_some_and(|e| e != crc) {
                     return Err(Error::corrupt(

@@ -45,7 +45,7 @@ impl SumRecord {
         out.extend_from_slice(&m.to_le_bytes());
         out.extend_from_slice(&d.to_le_bytes());
         out.extend_from_slice(&flags.to_le_bytes());
-        let crc = crc32c::crc32c(&out[start..]);
+        let crc = crc(&out[start..]);
         out.extend_from_slice(&crc.to_le_bytes());
     }
 
@@ -53,7 +53,7 @@ impl SumRecord {
     pub(crate) fn decode(b: &[u8]) -> Option<SumRecord> {
         let u64_at = |i: usize| u64::from_le_bytes(b[i..i + 8].try_into().unwrap_or([0; 8]));
         let u32_at = |i: usize| u32::from_le_bytes(b[i..i + 4].try_into().unwrap_or([0; 4]));
-        if b.len() < SUM_RECORD_SIZE as usize || crc32c::crc32c(&b[..28]) != u32_at(28) {
+        if b.len() < SUM_RECORD_SIZE as usize || crc(&b[..28]) != u32_at(28) {
             return None;
         }
         let flags = u32_at(24);
@@ -65,11 +65,43 @@ impl SumRecord {
     }
 }
 
+/// CRC-32C (Castagnoli, also named CRC-32/ISCSI) of `bytes`. `crc-fast` picks the fastest code
+/// the processor runs (VPCLMULQDQ, PCLMULQDQ, SSE 4.2, NEON, or a table), at 20-90 GB/s.
+pub(crate) fn crc(bytes: &[u8]) -> u32 {
+    crc_fast::checksum(crc_fast::CrcAlgorithm::Crc32Iscsi, bytes) as u32
+}
+
+/// CRC-32C computed piece by piece.
+pub(crate) struct Crc(crc_fast::Digest);
+
+impl Crc {
+    pub(crate) fn new() -> Self {
+        Crc(crc_fast::Digest::new(crc_fast::CrcAlgorithm::Crc32Iscsi))
+    }
+
+    pub(crate) fn update(&mut self, bytes: &[u8]) {
+        self.0.update(bytes);
+    }
+
+    pub(crate) fn finish(&self) -> u32 {
+        self.0.finalize() as u32
+    }
+}
+
 /// CRC-32C of several slices, as if they were one.
 pub(crate) fn crc_of<'a>(parts: impl IntoIterator<Item = &'a [u8]>) -> u32 {
-    parts
-        .into_iter()
-        .fold(0, crc32c::crc32c_append)
+    let mut parts = parts.into_iter();
+    let Some(first) = parts.next() else {
+        return crc(&[]);
+    };
+    let Some(second) = parts.next() else {
+        return crc(first);
+    };
+    let mut c = Crc::new();
+    c.update(first);
+    c.update(second);
+    parts.for_each(|p| c.update(p));
+    c.finish()
 }
 
 #[cfg(test)]
@@ -102,7 +134,10 @@ mod tests {
 
     #[test]
     fn crc_of_parts_is_crc_of_whole() {
-        let whole = crc32c::crc32c(b"hello world");
+        // The check value of CRC-32C, and a known vector (RFC 3720, 32 bytes of zeros).
+        assert_eq!(crc(b"123456789"), 0xE306_9283);
+        assert_eq!(crc(&[0u8; 32]), 0x8A91_36AA);
+        let whole = crc(b"hello world");
         assert_eq!(crc_of([&b"hello"[..], b" ", b"world"]), whole);
         assert_eq!(crc_of([&b"hello world"[..]]), whole);
     }
