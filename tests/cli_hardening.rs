@@ -5,7 +5,8 @@
 //! The permission, read-only and full-disk tests need to run the tool as another user (`setpriv`,
 //! when the tests run as root) or in a user and mount namespace (`unshare -rm`, to mount a small
 //! tmpfs or a read-only bind mount without privileges). Where the machine refuses either, the test
-//! prints why and checks nothing else.
+//! prints why and checks nothing else, unless `DIASPORA_REQUIRE_NAMESPACES` is set (CI sets it):
+//! then the refusal fails the test.
 
 #[path = "cli_support/mod.rs"]
 mod support;
@@ -15,6 +16,14 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 use std::process::{Command, Output, Stdio};
 use support::*;
+
+/// Reports a test that cannot run here; fails instead when CI requires these tests to run.
+fn skip(why: &str) {
+    if std::env::var_os("DIASPORA_REQUIRE_NAMESPACES").is_some() {
+        panic!("{why}, and DIASPORA_REQUIRE_NAMESPACES is set");
+    }
+    eprintln!("skipped: {why}");
+}
 
 fn index_of(root: &Path, topic: &str, p: usize) -> std::path::PathBuf {
     root.join(topic)
@@ -288,7 +297,7 @@ fn permission_problems_say_so() {
         std::fs::set_permissions(p, std::fs::Permissions::from_mode(0o444)).unwrap();
     }
     let Some(o) = as_nobody(&join(&d, &["produce", "--topic", "t"]), &lines(5..6)) else {
-        eprintln!("skipped: cannot run the tool as another user here (setpriv)");
+        skip("cannot run the tool as another user here (setpriv)");
         return;
     };
     assert_fails_with(&o, &["permission denied", "open for writing", "00000000"]);
@@ -353,11 +362,11 @@ echo "rc=$?" >&2
             ("IN", input.to_str().unwrap()),
         ],
     ) else {
-        eprintln!("skipped: no user and mount namespaces here (unshare -rm)");
+        skip("no user and mount namespaces here (unshare -rm)");
         return;
     };
     if o.status.code() == Some(99) {
-        eprintln!("skipped: read-only bind mounts are refused here");
+        skip("read-only bind mounts are refused here");
         return;
     }
     let err = stderr(&o);
@@ -429,7 +438,7 @@ echo "rc=$?" >&2
             ("IN", in_path.to_str().unwrap()),
         ],
     ) else {
-        eprintln!("skipped: no user and mount namespaces here (unshare -rm)");
+        skip("no user and mount namespaces here (unshare -rm)");
         return;
     };
     assert_ne!(o.status.code(), Some(99), "tmpfs mount failed");

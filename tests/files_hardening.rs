@@ -338,7 +338,7 @@ fn writer_restores_lost_index_records_before_appending() {
 }
 
 #[test]
-fn dataless_events_of_topics_without_checksums_are_restored_from_metadata() {
+fn lost_index_of_dataless_partition_without_checksums_is_rebuilt_from_metadata() {
     let tmp = tempfile::tempdir().unwrap();
     let d = driver(tmp.path());
     d.create_topic("t", &json!({"checksums": false})).unwrap();
@@ -349,17 +349,12 @@ fn dataless_events_of_topics_without_checksums_are_restored_from_metadata() {
     }
     producer.flush().wait().unwrap();
     drop(producer);
-    OpenOptions::new()
-        .write(true)
-        .open(pfile(tmp.path(), "t", 0, "index"))
-        .unwrap()
-        .set_len(32)
-        .unwrap();
+    std::fs::remove_file(pfile(tmp.path(), "t", 0, "index")).unwrap();
     let files = files_backend(&d);
     let report = files.check_topic("t", |_| {}).unwrap();
     assert!(report.partitions[0]
         .repairs
-        .contains(&RepairAction::RestoreFromMetadata { events: 5 }));
+        .contains(&RepairAction::RestoreFromMetadata { events: 6 }));
     assert!(files.repair_topic("t", true, |_| {}).unwrap().is_clean());
     let consumer = d.open_topic("t").unwrap().consumer("").build().unwrap();
     let mut ids = Vec::new();
@@ -394,9 +389,34 @@ fn checksums_catch_flipped_bits_changed_offsets_and_swapped_records() {
             &["checksum mismatch in the metadata of event", "metadata"],
         ),
         (
-            "changed offset",
-            Box::new(move |root: &Path| flip(pfile(root, "t", 0, "index"), 2 * 32 + 16)),
-            &["event 2 does not follow", "index"],
+            "changed offset (forward: caught by the checksum)",
+            Box::new(move |root: &Path| {
+                let f = OpenOptions::new()
+                    .read(true)
+                    .write(true)
+                    .open(pfile(root, "t", 0, "index"))
+                    .unwrap();
+                let mut b = [0u8; 8];
+                f.read_exact_at(&mut b, 2 * 32 + 16).unwrap();
+                let moved = u64::from_le_bytes(b) + 3;
+                f.write_all_at(&moved.to_le_bytes(), 2 * 32 + 16).unwrap();
+            }),
+            &["checksum mismatch in the data of event 2"],
+        ),
+        (
+            "changed offset (backward: overlaps)",
+            Box::new(move |root: &Path| {
+                let f = OpenOptions::new()
+                    .read(true)
+                    .write(true)
+                    .open(pfile(root, "t", 0, "index"))
+                    .unwrap();
+                let mut b = [0u8; 8];
+                f.read_exact_at(&mut b, 2 * 32 + 16).unwrap();
+                let moved = u64::from_le_bytes(b) - 3;
+                f.write_all_at(&moved.to_le_bytes(), 2 * 32 + 16).unwrap();
+            }),
+            &["event 2 overlaps the previous event", "index"],
         ),
         (
             "swapped records",
@@ -413,7 +433,7 @@ fn checksums_catch_flipped_bits_changed_offsets_and_swapped_records() {
                 f.write_all_at(&b, 32).unwrap();
                 f.write_all_at(&a, 64).unwrap();
             }),
-            &["event 1 does not follow"],
+            &["event 1", "checksum record"],
         ),
     ];
     for (what, damage, needles) in cases {
@@ -575,4 +595,197 @@ fn lock_timeout_names_the_partition_and_the_holder() {
             .unwrap(),
         1
     );
+}
+
+/// Appends one event the way the C++ writer does: at the current sizes of the metadata and data
+/// files (after whatever a failed batch left there), with no checksum record.
+fn append_like_cpp(root: &Path, topic: &str, metadata: &Value, data: &[u8]) {
+    let open = |f: &str| {
+        OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open(pfile(root, topic, 0, f))
+            .unwrap()
+    };
+    let (md, dt, ix) = (open("metadata"), open("data"), open("index"));
+    let text = serde_json::to_vec(metadata).unwrap();
+    let mut record = (text.len() as u64).to_le_bytes().to_vec();
+    record.extend_from_slice(&text);
+    let md_at = md.metadata().unwrap().len();
+    let data_at = dt.metadata().unwrap().len();
+    md.write_all_at(&record, md_at).unwrap();
+    dt.write_all_at(data, data_at).unwrap();
+    let mut entry = Vec::new();
+    for v in [md_at, record.len() as u64, data_at, data.len() as u64] {
+        entry.extend_from_slice(&v.to_le_bytes());
+    }
+    let ix_at = ix.metadata().unwrap().len();
+    ix.write_all_at(&entry, ix_at).unwrap();
+}
+
+#[test]
+fn cpp_writer_gaps_after_a_failed_batch_stay_readable_and_appendable() {
+    for checksums in [false, true] {
+        let tmp = tempfile::tempdir().unwrap();
+        let d = driver(tmp.path());
+        d.create_topic("g", &json!({ "checksums": checksums }))
+            .unwrap();
+        produce(&d.open_topic("g").unwrap(), 0..3);
+        // A batch that failed half-way left bytes past the last event...
+        grow(&pfile(tmp.path(), "g", 0, "metadata"), 40);
+        grow(&pfile(tmp.path(), "g", 0, "data"), 100);
+        // ...and the C++ writer appends after them.
+        append_like_cpp(tmp.path(), "g", &json!({"i": 3}), &data_of(3));
+        let (evs, errs) = read_all(&d.open_topic("g").unwrap());
+        assert!(errs.is_empty(), "{errs:?}");
+        assert_intact(&evs, 4);
+        assert_eq!(produce(&d.open_topic("g").unwrap(), 4..5), vec![4]);
+        let (evs, errs) = read_all(&d.open_topic("g").unwrap());
+        assert!(errs.is_empty(), "{errs:?}");
+        assert_intact(&evs, 5);
+        let report = files_backend(&d).check_topic("g", |_| {}).unwrap();
+        assert!(report.is_clean(), "{report:?}");
+    }
+}
+
+#[test]
+fn batch_cut_short_by_a_crash_does_not_block_writers() {
+    // A machine crash: the last batch's index and checksum records reached the disk, its data
+    // did not.
+    let tmp = tempfile::tempdir().unwrap();
+    let d = driver(tmp.path());
+    d.create_topic("c", &json!({})).unwrap();
+    produce(&d.open_topic("c").unwrap(), 0..5);
+    produce(&d.open_topic("c").unwrap(), 5..7);
+    let data = pfile(tmp.path(), "c", 0, "data");
+    let keep: u64 = (0..5).map(|i| data_of(i).len() as u64).sum();
+    OpenOptions::new()
+        .write(true)
+        .open(&data)
+        .unwrap()
+        .set_len(keep + 4)
+        .unwrap();
+    let files = files_backend(&d);
+    let report = files.check_topic("c", |_| {}).unwrap();
+    let p = &report.partitions[0];
+    assert_eq!(p.events, 5);
+    assert!(p.problems.is_empty(), "{p:?}");
+    assert!(p
+        .repairs
+        .contains(&RepairAction::TruncateTornTail { records: 2 }));
+    assert!(
+        p.notes.iter().any(|n| n.contains("2 checksum record(s)")),
+        "{p:?}"
+    );
+    // The lost events are reported to readers (they may have been acknowledged)...
+    let (evs, errs) = read_all(&d.open_topic("c").unwrap());
+    assert_intact(&evs, 5);
+    assert!(
+        errs[0].to_string().contains("event 5 claims data bytes"),
+        "{errs:?}"
+    );
+    // ...and the next writer goes on after event 4.
+    assert_eq!(produce(&d.open_topic("c").unwrap(), 5..6), vec![5]);
+    let (evs, errs) = read_all(&d.open_topic("c").unwrap());
+    assert!(errs.is_empty(), "{errs:?}");
+    assert_intact(&evs, 6);
+    assert!(files.check_topic("c", |_| {}).unwrap().is_clean());
+}
+
+#[test]
+fn damaged_event_past_a_truncated_index_stops_writers_and_check_says_so() {
+    let tmp = tempfile::tempdir().unwrap();
+    let d = driver(tmp.path());
+    d.create_topic("t", &json!({})).unwrap();
+    produce(&d.open_topic("t").unwrap(), 0..6);
+    OpenOptions::new()
+        .write(true)
+        .open(pfile(tmp.path(), "t", 0, "index"))
+        .unwrap()
+        .set_len(2 * 32)
+        .unwrap();
+    // Flip a byte of event 3's data: events 2, 4 and 5 still match their checksums.
+    let at: u64 = (0..3).map(|i| data_of(i).len() as u64).sum::<u64>() + 1;
+    let f = OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(pfile(tmp.path(), "t", 0, "data"))
+        .unwrap();
+    f.write_all_at(&[0xEE], at).unwrap();
+    let data_before = std::fs::read(pfile(tmp.path(), "t", 0, "data")).unwrap();
+    let report = files_backend(&d).check_topic("t", |_| {}).unwrap();
+    let text = format!("{:?}", report.partitions[0].problems);
+    assert!(
+        text.contains("event 3") && text.contains("while event 4"),
+        "{text}"
+    );
+    let topic = d.open_topic("t").unwrap();
+    let producer = topic.producer().build().unwrap();
+    let err = producer
+        .push(json!({"i": 9}), DataView::from("nine"))
+        .wait()
+        .unwrap_err();
+    assert!(
+        err.to_string().contains("not appending over stored events"),
+        "{err}"
+    );
+    drop(producer);
+    assert_eq!(
+        std::fs::read(pfile(tmp.path(), "t", 0, "data")).unwrap(),
+        data_before,
+        "stored events were overwritten"
+    );
+}
+
+#[test]
+fn a_writer_whose_index_was_replaced_appends_to_the_new_one() {
+    let tmp = tempfile::tempdir().unwrap();
+    let d = driver(tmp.path());
+    d.create_topic("r", &json!({})).unwrap();
+    let topic = d.open_topic("r").unwrap();
+    let producer = topic.producer().build().unwrap();
+    for i in 0..4 {
+        producer.push(json!({ "i": i }), DataView::from(data_of(i)));
+    }
+    producer.flush().wait().unwrap();
+    let reader = d.open_topic("r").unwrap();
+    assert_intact(&read_all(&reader).0, 4);
+    // The index is lost while the producer and the reader keep their files open; a repair
+    // rebuilds it as a new file.
+    std::fs::remove_file(pfile(tmp.path(), "r", 0, "index")).unwrap();
+    let after = files_backend(&d).repair_topic("r", true, |_| {}).unwrap();
+    assert!(after.is_clean(), "{after:?}");
+    // The producer's lock on the deleted index would exclude nobody: it must use the new one.
+    let id = producer
+        .push(json!({"i": 4}), DataView::from(data_of(4)))
+        .wait()
+        .unwrap();
+    assert_eq!(id, 4);
+    drop(producer);
+    let (evs, errs) = read_all(&reader);
+    assert!(errs.is_empty(), "{errs:?}");
+    assert_intact(&evs, 5);
+    assert!(files_backend(&d)
+        .check_topic("r", |_| {})
+        .unwrap()
+        .is_clean());
+}
+
+#[test]
+fn absurd_partition_counts_in_the_topic_file_are_refused_at_once() {
+    let tmp = tempfile::tempdir().unwrap();
+    let d = driver(tmp.path());
+    d.create_topic("t", &json!({})).unwrap();
+    std::fs::write(
+        tmp.path().join("t/diaspora-topic.json"),
+        r#"{"format": 1, "num_partitions": 1000000000000000000, "checksums": true}"#,
+    )
+    .unwrap();
+    let err = d.open_topic("t").err().unwrap().to_string();
+    assert!(err.contains("num_partitions"), "{err}");
+    let err = files_backend(&d)
+        .check_topic("t", |_| {})
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("num_partitions"), "{err}");
 }

@@ -1,19 +1,20 @@
 //! Checking a topic's files and repairing what can be repaired (`diaspora-ctl topic check` and
 //! `topic repair`).
 //!
-//! A check reads every partition without changing anything: each index record must follow on
-//! from the previous one and point inside the files, each event with a checksum record must match
-//! it, and bytes past the last indexed event are accounted for (events whose index records were
-//! lost can be restored from their checksum records, or from the metadata framing when they carry
-//! no data). A repair takes each partition's lock (refusing when a writer holds it), truncates torn
-//! tails, restores what verifies, and checks again. It never guesses: damage it cannot undo (a
-//! flipped bit, a changed offset) is reported with the events it affects.
+//! A check reads every partition without changing anything: each index record must start at or
+//! after the end of the previous one and point inside the files, each event with a checksum
+//! record must match it, and bytes past the last indexed event are accounted for (events whose
+//! index records were lost can be restored from their checksum records). It predicts what the next
+//! writer does with the same rules (see `recovery`). A repair takes each partition's lock
+//! (refusing when a writer holds it), does what the next writer would, and checks again; a lost
+//! index is rebuilt aside and moved into place. It never guesses: damage it cannot undo (a flipped
+//! bit, a changed offset) is reported with the events it affects.
 
 use super::partition::{
-    classify, IndexRecord, NamedFile, OpenFiles, PartitionFiles, PartitionSettings, DATA_FILE,
-    INDEX_FILE, INDEX_RECORD_SIZE, METADATA_FILE, SUMS_FILE,
+    classify, IndexRecord, NamedFile, OpenFiles, DATA_FILE, INDEX_FILE, INDEX_RECORD_SIZE,
+    METADATA_FILE, SUMS_FILE,
 };
-use super::sums::{crc, Crc, SumRecord, SUM_RECORD_SIZE};
+use super::recovery::{recover, scan_beyond, valid_end, Beyond};
 use super::{partition_indices, read_topic_facts, FilesDriver, TopicFacts};
 use crate::error::{Error, Result};
 use std::path::{Path, PathBuf};
@@ -36,8 +37,8 @@ pub enum RepairAction {
         /// Events restored.
         events: u64,
     },
-    /// Restore the index records of this many data-less events from the metadata framing (topics
-    /// without checksums).
+    /// Rebuild a lost index of a partition without checksums that holds no data at all: every
+    /// length-framed metadata record is a data-less event.
     RestoreFromMetadata {
         /// Events restored.
         events: u64,
@@ -59,7 +60,7 @@ impl std::fmt::Display for RepairAction {
             ),
             RepairAction::RestoreFromMetadata { events } => write!(
                 f,
-                "restore the index records of {events} data-less event(s) from the metadata file"
+                "rebuild the lost index from the metadata file ({events} data-less event(s))"
             ),
         }
     }
@@ -180,8 +181,44 @@ fn list_events(ids: &[u64]) -> String {
     }
 }
 
+/// Describes what `scan_beyond` found past event `valid` in `out`.
+fn report_beyond(beyond: &Beyond, valid: u64, out: &mut PartitionCheck) {
+    let restorable = beyond.restorable.len() as u64;
+    if restorable > 0 {
+        out.problems.push(format!(
+            "{restorable} event(s) after event {} are stored{} but have no index record (a \
+             truncated or lost index, or a writer that died before writing it)",
+            valid as i128 - 1,
+            if beyond.unverified == restorable {
+                " (known by their sizes only)"
+            } else {
+                " and match their checksums"
+            }
+        ));
+        out.repairs
+            .push(RepairAction::RestoreFromChecksums { events: restorable });
+    }
+    if let Some(d) = &beyond.damage {
+        out.problems.push(format!(
+            "{d}: stored events follow a damaged one; writers refuse to append and repair \
+             cannot restore past it"
+        ));
+    } else if beyond.leftover > 0 {
+        out.notes.push(format!(
+            "{} checksum record(s) past the last event describe bytes that are not stored (a \
+             batch cut short); the next writer drops them",
+            beyond.leftover
+        ));
+    }
+}
+
 /// Checks one partition (read-only).
-fn check_partition(partition: usize, dir: &Path, framed: bool) -> Result<PartitionCheck> {
+fn check_partition(
+    partition: usize,
+    dir: &Path,
+    framed: bool,
+    facts: &TopicFacts,
+) -> Result<PartitionCheck> {
     let mut out = PartitionCheck {
         partition,
         path: dir.to_path_buf(),
@@ -189,8 +226,17 @@ fn check_partition(partition: usize, dir: &Path, framed: bool) -> Result<Partiti
     };
     let files = match OpenFiles::open_read_only(dir) {
         Ok(Some(f)) => f,
+        Ok(None) if dir.join(INDEX_FILE).exists() => {
+            // An index without events, and the metadata or data file not there (yet).
+            let md_len = std::fs::metadata(dir.join(METADATA_FILE)).map_or(0, |m| m.len());
+            if md_len > 0 {
+                out.problems.push(format!(
+                    "the data file is missing while the metadata file holds {md_len} bytes"
+                ));
+            }
+            return Ok(out);
+        }
         Ok(None) => {
-            // No index; recoverable events may still be there.
             missing_index(dir, framed, &mut out)?;
             return Ok(out);
         }
@@ -206,6 +252,13 @@ fn check_partition(partition: usize, dir: &Path, framed: bool) -> Result<Partiti
             return Ok(out);
         }
     };
+    if facts.checksums && files.sums.is_none() {
+        out.problems.push(format!(
+            "the topic keeps checksums but {} is missing: events are not verified (the next \
+             writer starts a new one)",
+            dir.join(SUMS_FILE).display()
+        ));
+    }
     let index_len = files.index.len()?;
     let metadata_len = files.metadata.len()?;
     let data_len = files.data.len()?;
@@ -218,13 +271,14 @@ fn check_partition(partition: usize, dir: &Path, framed: bool) -> Result<Partiti
             index_len % INDEX_RECORD_SIZE
         ));
     }
-    // Walk the index.
+    // Walk the index as a reader does.
     let mut ends = (0u64, 0u64);
     let mut valid = 0u64;
     let mut mismatched = Vec::new();
     let mut verified = 0u64;
     let mut unchecked = 0u64;
     let has_sums = files.sums.is_some();
+    let mut torn_tail = false;
     'walk: while valid < total {
         let n = (total - valid).min(4096);
         let records = files.read_records(valid, n)?;
@@ -233,18 +287,17 @@ fn check_partition(partition: usize, dir: &Path, framed: bool) -> Result<Partiti
             let id = valid;
             if let Some(bad) = classify(id, r, ends, metadata_len, data_len) {
                 if bad.is_torn() && all_torn_from(&files, id, total, metadata_len, data_len)? {
+                    torn_tail = true;
                     out.notes.push(format!(
                         "{} torn record(s) end the index ({})",
                         total - id,
                         bad.reason()
                     ));
-                    if let Some(RepairAction::TruncateTornTail { records }) = out.repairs.last_mut()
-                    {
-                        *records = total - id;
-                    } else {
-                        out.repairs.push(RepairAction::TruncateTornTail {
+                    match out.repairs.last_mut() {
+                        Some(RepairAction::TruncateTornTail { records }) => *records = total - id,
+                        _ => out.repairs.push(RepairAction::TruncateTornTail {
                             records: total - id,
-                        });
+                        }),
                     }
                 } else {
                     out.problems.push(format!(
@@ -266,7 +319,7 @@ fn check_partition(partition: usize, dir: &Path, framed: bool) -> Result<Partiti
             match sums.get(k) {
                 None => unchecked += 1,
                 Some(None) => mismatched.push((id, "its checksum record is damaged".to_string())),
-                Some(Some(sum)) => match check_event(&files, r, sum)? {
+                Some(Some(sum)) => match files.event_matches(r, sum)? {
                     Ok(true) => verified += 1,
                     Ok(false) => unchecked += 1,
                     Err(why) => mismatched.push((id, why)),
@@ -292,93 +345,49 @@ fn check_partition(partition: usize, dir: &Path, framed: bool) -> Result<Partiti
             "{unchecked} event(s) have no checksum (appended by a writer that keeps none)"
         ));
     }
-    if valid < total {
+    // What the next writer does: refuse after a corrupt last record, or restore and go on.
+    let end = match valid_end(&files, metadata_len, data_len)? {
+        Ok(end) => end,
+        Err((id, why)) => {
+            out.problems.push(format!(
+                "writers refuse to append: the last record that is not torn is damaged (event \
+                 {id}: {why})"
+            ));
+            return Ok(out);
+        }
+    };
+    if valid < total && !torn_tail {
         return Ok(out);
     }
-    // Past the last event: restorable events, or a crashed writer's leftovers.
-    let mut restorable = 0u64;
-    let mut next_ends = ends;
-    if let Some(sums_file) = &files.sums {
-        let have = sums_file.len()? / SUM_RECORD_SIZE;
-        for sum in files.read_sums(valid, have.saturating_sub(valid))? {
-            let Some(sum) = sum else { break };
-            let r = IndexRecord {
-                metadata_offset: next_ends.0,
-                metadata_size: sum.metadata_size,
-                data_offset: next_ends.1,
-                data_size: sum.data_size,
-            };
-            if sum.crcs.is_none()
-                || classify(valid + restorable, &r, next_ends, metadata_len, data_len).is_some()
-                || check_event(&files, &r, &sum)? != Ok(true)
-            {
-                break;
-            }
-            next_ends = r.ends();
-            restorable += 1;
-        }
-        if restorable > 0 {
-            out.problems.push(format!(
-                "{restorable} event(s) after event {} are stored and match their checksums but \
-                 have no index record (a truncated index, or a writer that died before writing \
-                 it)",
-                valid as i128 - 1
-            ));
-            out.repairs
-                .push(RepairAction::RestoreFromChecksums { events: restorable });
-        }
-    } else if framed && metadata_len > ends.0 && data_len == ends.1 {
-        let found = framed_records(&files.metadata, ends.0, metadata_len)?;
-        if !found.is_empty() {
-            restorable = found.len() as u64;
-            next_ends.0 += found.iter().sum::<u64>();
-            out.problems.push(format!(
-                "{restorable} data-less event(s) after event {} are in the metadata file but not \
-                 in the index",
-                valid as i128 - 1
-            ));
-            out.repairs
-                .push(RepairAction::RestoreFromMetadata { events: restorable });
-        }
-    }
+    let beyond = scan_beyond(&files, end.events, end.ends, metadata_len, data_len)?;
+    report_beyond(&beyond, end.events, &mut out);
+    let next_ends = beyond.restorable.last().map_or(end.ends, IndexRecord::ends);
     if metadata_len > next_ends.0 || data_len > next_ends.1 {
         out.notes.push(format!(
-            "{} metadata and {} data bytes past the last event cannot be attributed to events{} \
-             (left by a batch that failed or a writer killed mid-batch; the next batch overwrites them)",
+            "{} metadata and {} data bytes past the last event belong to no event{} (left by a \
+             batch that failed or a writer killed mid-batch; the next batch overwrites them)",
             metadata_len.saturating_sub(next_ends.0),
             data_len.saturating_sub(next_ends.1),
             if has_sums {
                 ""
             } else {
-                " without checksums (the data file does not record event sizes)"
+                " known (without checksums the data file does not record event sizes)"
             }
         ));
     }
     Ok(out)
 }
 
-/// A partition whose index is missing.
-fn missing_index(dir: &Path, framed: bool, out: &mut PartitionCheck) -> Result<()> {
+/// The files of a partition whose index is missing, with a stand-in for the index (never read).
+fn without_index(dir: &Path) -> Result<Option<OpenFiles>> {
     let metadata = NamedFile::open_existing(dir.join(METADATA_FILE))?;
     let data = NamedFile::open_existing(dir.join(DATA_FILE))?;
     let sums = NamedFile::open_existing(dir.join(SUMS_FILE))?;
-    let md_len = metadata
-        .as_ref()
-        .map(NamedFile::len)
-        .transpose()?
-        .unwrap_or(0);
-    let data_len = data.as_ref().map(NamedFile::len).transpose()?.unwrap_or(0);
-    if md_len == 0 {
-        return Ok(());
-    }
     let (Some(metadata), Some(data)) = (metadata, data) else {
-        out.problems
-            .push("the index is missing and so is the data file".to_string());
-        return Ok(());
+        return Ok(None);
     };
-    let files = OpenFiles {
+    Ok(Some(OpenFiles {
         index: NamedFile {
-            // Never read: every count below comes from the other files.
             file: std::fs::File::open("/dev/null")
                 .map_err(|e| Error::io("open", "/dev/null", e))?,
             path: dir.join(INDEX_FILE),
@@ -387,44 +396,93 @@ fn missing_index(dir: &Path, framed: bool, out: &mut PartitionCheck) -> Result<(
         data,
         sums,
         writable: false,
+    }))
+}
+
+/// How a lost index can be rebuilt: the records, and what they come from.
+fn rebuild_plan(
+    files: &OpenFiles,
+    framed: bool,
+) -> Result<(Vec<IndexRecord>, Option<RepairAction>)> {
+    let md_len = files.metadata.len()?;
+    let data_len = files.data.len()?;
+    let has_sums = match &files.sums {
+        Some(s) => s.len()? >= super::sums::SUM_RECORD_SIZE,
+        None => false,
     };
-    let mut restorable = 0u64;
-    let mut ends = (0u64, 0u64);
-    if let Some(s) = &files.sums {
-        let have = s.len()? / SUM_RECORD_SIZE;
-        for sum in files.read_sums(0, have)? {
-            let Some(sum) = sum else { break };
-            let r = IndexRecord {
-                metadata_offset: ends.0,
-                metadata_size: sum.metadata_size,
-                data_offset: ends.1,
-                data_size: sum.data_size,
-            };
-            if sum.crcs.is_none()
-                || classify(restorable, &r, ends, md_len, data_len).is_some()
-                || check_event(&files, &r, &sum)? != Ok(true)
-            {
-                break;
-            }
-            ends = r.ends();
-            restorable += 1;
+    if has_sums {
+        let beyond = scan_beyond(files, 0, (0, 0), md_len, data_len)?;
+        if beyond.damage.is_some() || beyond.restorable.is_empty() {
+            return Ok((Vec::new(), None));
         }
-        if restorable > 0 {
-            out.repairs
-                .push(RepairAction::RestoreFromChecksums { events: restorable });
+        let n = beyond.restorable.len() as u64;
+        return Ok((
+            beyond.restorable,
+            Some(RepairAction::RestoreFromChecksums { events: n }),
+        ));
+    }
+    if framed && data_len == 0 {
+        let mut records = Vec::new();
+        let mut at = 0;
+        for size in framed_records(&files.metadata, 0, md_len)? {
+            records.push(IndexRecord {
+                metadata_offset: at,
+                metadata_size: size,
+                data_offset: 0,
+                data_size: 0,
+            });
+            at += size;
         }
-    } else if framed && data_len == 0 {
-        restorable = framed_records(&files.metadata, 0, md_len)?.len() as u64;
-        if restorable > 0 {
-            out.repairs
-                .push(RepairAction::RestoreFromMetadata { events: restorable });
+        if at == md_len && !records.is_empty() {
+            let n = records.len() as u64;
+            return Ok((
+                records,
+                Some(RepairAction::RestoreFromMetadata { events: n }),
+            ));
         }
     }
+    Ok((Vec::new(), None))
+}
+
+/// A partition whose index is missing.
+fn missing_index(dir: &Path, framed: bool, out: &mut PartitionCheck) -> Result<()> {
+    let Some(files) = without_index(dir)? else {
+        let md_len = std::fs::metadata(dir.join(METADATA_FILE)).map_or(0, |m| m.len());
+        if md_len > 0 {
+            out.problems.push(format!(
+                "the index and the data file are missing while the metadata file holds \
+                 {md_len} bytes"
+            ));
+        }
+        return Ok(());
+    };
+    let md_len = files.metadata.len()?;
+    let data_len = files.data.len()?;
+    if md_len == 0 {
+        return Ok(());
+    }
+    let (records, action) = rebuild_plan(&files, framed)?;
+    let restorable = records.len() as u64;
+    if let Some(a) = action {
+        out.repairs.push(a);
+    }
+    let covered = records.last().map_or((0, 0), IndexRecord::ends);
     out.problems.push(format!(
         "the index is missing while the metadata file holds {md_len} bytes and the data file \
          {data_len}; {}",
         if restorable > 0 {
-            format!("{restorable} event(s) can be restored")
+            let left = md_len - covered.0.min(md_len);
+            format!(
+                "{restorable} event(s) can be restored{}",
+                if left > 0 {
+                    format!(
+                        " ({left} metadata bytes after them belong to no known event and would \
+                         be overwritten by the next writer)"
+                    )
+                } else {
+                    String::new()
+                }
+            )
         } else if files.sums.is_some() {
             "no event verifies against the checksum file".to_string()
         } else {
@@ -432,54 +490,6 @@ fn missing_index(dir: &Path, framed: bool, out: &mut PartitionCheck) -> Result<(
         }
     ));
     Ok(())
-}
-
-/// Compares an event's bytes with its checksum record: `Ok(true)` verified, `Ok(false)` no CRC
-/// to compare with, `Err(why)` mismatch.
-fn check_event(
-    files: &OpenFiles,
-    r: &IndexRecord,
-    sum: &SumRecord,
-) -> Result<std::result::Result<bool, String>> {
-    if (sum.metadata_size, sum.data_size) != (r.metadata_size, r.data_size) {
-        return Ok(Err(format!(
-            "the index says {} metadata and {} data bytes, its checksum record {} and {}",
-            r.metadata_size, r.data_size, sum.metadata_size, sum.data_size
-        )));
-    }
-    let Some((md_crc, data_crc)) = sum.crcs else {
-        return Ok(Ok(false));
-    };
-    let mut md = vec![0u8; r.metadata_size as usize];
-    files
-        .metadata
-        .read_exact_at(&mut md, r.metadata_offset, "metadata")?;
-    if crc(&md) != md_crc {
-        return Ok(Err(format!(
-            "metadata checksum mismatch ({} at offset {})",
-            files.metadata.path.display(),
-            r.metadata_offset
-        )));
-    }
-    let mut digest = Crc::new();
-    let mut buf = vec![0u8; (r.data_size as usize).min(1 << 20)];
-    let mut at = 0u64;
-    while at < r.data_size {
-        let n = ((r.data_size - at) as usize).min(buf.len());
-        files
-            .data
-            .read_exact_at(&mut buf[..n], r.data_offset + at, "data")?;
-        digest.update(&buf[..n]);
-        at += n as u64;
-    }
-    if digest.finish() != data_crc {
-        return Ok(Err(format!(
-            "data checksum mismatch ({} at offset {})",
-            files.data.path.display(),
-            r.data_offset
-        )));
-    }
-    Ok(Ok(true))
 }
 
 impl FilesDriver {
@@ -534,7 +544,12 @@ impl FilesDriver {
             .into_iter()
             .filter(|&p| p < n)
         {
-            let c = check_partition(p, &dir.join("partitions").join(format!("{p:08}")), framed)?;
+            let c = check_partition(
+                p,
+                &dir.join("partitions").join(format!("{p:08}")),
+                framed,
+                &facts,
+            )?;
             progress(&c);
             report.partitions.push(c);
         }
@@ -553,74 +568,40 @@ impl FilesDriver {
     ) -> Result<TopicCheck> {
         let (dir, facts, mut report) = self.topic_parts(name)?;
         let framed = framed_metadata(&dir);
-        let settings = PartitionSettings {
-            use_file_locking: true,
-            flush_behavior: super::FlushBehavior::Immediate,
-            lock_timeout: Duration::ZERO,
-            checksums: facts.checksums,
-            verify: true,
-        };
         let n = facts.num_partitions.unwrap_or(usize::MAX);
         for p in partition_indices(&dir.join("partitions"))?
             .into_iter()
             .filter(|&p| p < n)
         {
             let pdir = dir.join("partitions").join(format!("{p:08}"));
-            let planned = check_partition(p, &pdir, framed)?;
+            let planned = check_partition(p, &pdir, framed, &facts)?;
             if !apply || planned.repairs.is_empty() {
                 progress(&planned);
                 report.partitions.push(planned);
                 continue;
             }
             let index_path = pdir.join(INDEX_FILE);
-            if !index_path.exists()
-                && planned
-                    .repairs
-                    .iter()
-                    .any(|a| matches!(a, RepairAction::RestoreFromMetadata { .. }))
-            {
-                std::fs::File::create_new(&index_path)
-                    .map_err(|e| Error::io("create", &index_path, e))?;
-            }
-            let files = OpenFiles::open_writable(&pdir, facts.checksums)?;
-            files
-                .index
-                .lock(Duration::ZERO, &format!("repair of partition {p}"))?;
-            let done = (|| {
-                // Check again under the lock: a writer may have changed things meanwhile.
-                let planned = check_partition(p, &pdir, framed)?;
-                let part = PartitionFiles::new(&pdir, format!("partition {p}"), settings);
-                let tail = part.recover_tail(&files)?;
-                if let Some(RepairAction::RestoreFromMetadata { .. }) = planned
-                    .repairs
-                    .iter()
-                    .find(|a| matches!(a, RepairAction::RestoreFromMetadata { .. }))
-                {
-                    let md_len = files.metadata.len()?;
-                    let mut out = Vec::new();
-                    let mut at = tail.metadata_end;
-                    for size in framed_records(&files.metadata, at, md_len)? {
-                        IndexRecord {
-                            metadata_offset: at,
-                            metadata_size: size,
-                            data_offset: tail.data_end,
-                            data_size: 0,
-                        }
-                        .encode(&mut out);
-                        at += size;
+            if !index_path.exists() {
+                // Writers refuse while the index is missing: build it aside, then move it into
+                // place in one step.
+                rebuild_index(&pdir, framed)?;
+            } else {
+                let files = OpenFiles::open_writable(&pdir, facts.checksums)?;
+                files
+                    .index
+                    .lock(Duration::ZERO, &format!("repair of partition {p}"))?;
+                let done = (|| {
+                    recover(&files, &format!("partition {p}"))?;
+                    files.index.sync()?;
+                    if let Some(s) = &files.sums {
+                        s.sync()?;
                     }
-                    files
-                        .index
-                        .write_all_at(&out, tail.num_events * INDEX_RECORD_SIZE)?;
-                }
-                files.index.sync()?;
-                if let Some(s) = &files.sums {
-                    s.sync()?;
-                }
-                check_partition(p, &pdir, framed)
-            })();
-            files.index.unlock();
-            let mut after = done?;
+                    Ok::<_, Error>(())
+                })();
+                files.index.unlock();
+                done?;
+            }
+            let mut after = check_partition(p, &pdir, framed, &facts)?;
             after.notes.insert(
                 0,
                 format!(
@@ -638,4 +619,46 @@ impl FilesDriver {
         }
         Ok(report)
     }
+}
+
+/// Rebuilds a lost index from the checksum file (or, for data-less partitions without one, from
+/// the metadata framing) in a new file, then moves it into place unless an index appeared
+/// meanwhile.
+fn rebuild_index(pdir: &Path, framed: bool) -> Result<()> {
+    let Some(files) = without_index(pdir)? else {
+        return Ok(());
+    };
+    let (records, _) = rebuild_plan(&files, framed)?;
+    if records.is_empty() {
+        return Ok(());
+    }
+    let mut bytes = Vec::with_capacity(records.len() * INDEX_RECORD_SIZE as usize);
+    for r in &records {
+        r.encode(&mut bytes);
+    }
+    let tmp = pdir.join(format!(".index.repair-{}", std::process::id()));
+    let write = || -> std::io::Result<()> {
+        use std::io::Write;
+        let mut f = std::fs::File::create(&tmp)?;
+        f.write_all(&bytes)?;
+        f.sync_all()
+    };
+    write().map_err(|e| Error::io("write the rebuilt index", &tmp, e))?;
+    let target = pdir.join(INDEX_FILE);
+    let moved = rustix::fs::renameat_with(
+        rustix::fs::CWD,
+        &tmp,
+        rustix::fs::CWD,
+        &target,
+        rustix::fs::RenameFlags::NOREPLACE,
+    );
+    if let Err(e) = moved {
+        let _ = std::fs::remove_file(&tmp);
+        return Err(Error::io(
+            "move the rebuilt index into place (did a writer create one meanwhile?)",
+            &target,
+            e.into(),
+        ));
+    }
+    Ok(())
 }

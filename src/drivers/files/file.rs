@@ -102,10 +102,25 @@ impl NamedFile {
 
     /// Takes the exclusive `flock`, waiting at most `timeout`.
     pub(crate) fn lock(&self, timeout: Duration, what: &str) -> Result<()> {
+        self.lock_as(false, timeout, what)
+    }
+
+    /// Takes a shared `flock` (readers that must see no batch in the middle of being written),
+    /// waiting at most `timeout`.
+    pub(crate) fn lock_shared(&self, timeout: Duration, what: &str) -> Result<()> {
+        self.lock_as(true, timeout, what)
+    }
+
+    fn lock_as(&self, shared: bool, timeout: Duration, what: &str) -> Result<()> {
         let deadline = Instant::now() + timeout;
         let mut pause = Duration::from_micros(20);
         loop {
-            match self.file.try_lock() {
+            let attempt = if shared {
+                self.file.try_lock_shared()
+            } else {
+                self.file.try_lock()
+            };
+            match attempt {
                 Ok(()) => return Ok(()),
                 Err(std::fs::TryLockError::WouldBlock) => {}
                 Err(std::fs::TryLockError::Error(e)) => {
@@ -128,6 +143,34 @@ impl NamedFile {
             }
             std::thread::sleep(pause.min(deadline - now));
             pause = (pause * 2).min(Duration::from_millis(2));
+        }
+    }
+
+    /// False when the path no longer names this open file (it was deleted, or replaced by
+    /// another file): a lock on it then excludes nobody.
+    pub(crate) fn is_current(&self) -> Result<bool> {
+        let open = self
+            .file
+            .metadata()
+            .map_err(|e| Error::io("stat", &self.path, e))?;
+        match std::fs::metadata(&self.path) {
+            Ok(m) => Ok(open.nlink() > 0 && m.dev() == open.dev() && m.ino() == open.ino()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(false),
+            Err(e) => Err(Error::io("stat", &self.path, e)),
+        }
+    }
+
+    /// Reserves disk blocks for `len` bytes at `offset` without changing the file's size, so a
+    /// later write there cannot fail for lack of space. File systems that cannot do it are left
+    /// alone (the write may then fail, and is undone).
+    pub(crate) fn reserve(&self, offset: u64, len: u64) {
+        if len > 0 {
+            let _ = rustix::fs::fallocate(
+                &self.file,
+                rustix::fs::FallocateFlags::KEEP_SIZE,
+                offset,
+                len,
+            );
         }
     }
 

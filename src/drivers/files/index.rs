@@ -1,9 +1,10 @@
 //! Index records and what makes one valid.
 //!
-//! Events are stored back to back: record `i` starts where record `i - 1` ends, in both the
-//! metadata and the data file, and its metadata is never empty (every serializer writes at least
-//! its length prefix). [`classify`] tells a valid record from a torn one (zeroed, or pointing past
-//! the end of the files) and from a corrupt one (anything else).
+//! Events are stored in order: record `i` starts where record `i - 1` ends, or later (the C++
+//! writer appends at the files' sizes, after what a failed batch left), in both the metadata and
+//! the data file, and its metadata is never empty (every serializer writes at least its length
+//! prefix). This library's writer leaves no gaps. [`classify`] tells a valid record from a torn
+//! one (zeroed, or pointing past the end of the files) and from a corrupt one (anything else).
 
 /// Size of one index record: metadata offset, metadata size, data offset, data size (u64 LE).
 pub(crate) const INDEX_RECORD_SIZE: u64 = 32;
@@ -102,10 +103,12 @@ pub(crate) fn classify(
             "index record of event {id} has offsets that overflow: {r:?}"
         )));
     }
-    if (r.metadata_offset, r.data_offset) != prev_ends {
+    // Gaps are allowed: the C++ writer appends at the files' sizes, after any bytes a failed
+    // batch left behind. Going back is not.
+    if r.metadata_offset < prev_ends.0 || r.data_offset < prev_ends.1 {
         return Some(BadRecord::Corrupt(format!(
-            "event {id} does not follow the previous event: it claims metadata at {} and data at \
-             {}, but the previous event ends at {} and {}",
+            "event {id} overlaps the previous event: it claims metadata at {} and data at {}, but \
+             the previous event ends at {} and {}",
             r.metadata_offset, r.data_offset, prev_ends.0, prev_ends.1
         )));
     }
@@ -158,12 +161,17 @@ mod tests {
             classify(1, &past, (10, 100), 15, 104),
             Some(BadRecord::PastEnd(_))
         ));
-        let gap = rec(11, 5, 100, 0);
-        let bad = classify(1, &gap, (10, 100), 99, 99).unwrap();
+        // A gap (C++ writer after a failed batch) is fine, going back is not.
+        let gap = rec(11, 5, 104, 0);
+        assert_eq!(classify(1, &gap, (10, 100), 99, 199), None);
+        let back = rec(9, 5, 100, 0);
+        let bad = classify(1, &back, (10, 100), 99, 99).unwrap();
         assert!(
-            !bad.is_torn() && bad.reason().contains("does not follow"),
+            !bad.is_torn() && bad.reason().contains("overlaps"),
             "{bad:?}"
         );
+        let back = rec(10, 5, 99, 0);
+        assert!(!classify(1, &back, (10, 100), 99, 99).unwrap().is_torn());
         let empty = rec(10, 0, 100, 3);
         assert!(classify(1, &empty, (10, 100), 99, 199)
             .unwrap()

@@ -26,8 +26,9 @@
 //! * Appends take an exclusive lock and re-read the tail, so many writers in many processes can
 //!   share a partition and every push learns its real id (see `partition`).
 //! * Batches of any size (writes are split below the kernel's iovec limit).
-//! * Torn tails (partial or zeroed records, records past the end of the files) left by killed
-//!   writers or crashed machines are ignored by readers and removed by the next writer.
+//! * Torn tails left by killed writers or crashed machines are removed by the next writer:
+//!   partial or zeroed records (which readers ignore) and records pointing past the end of the
+//!   files (which readers report, since those events may have been acknowledged).
 //! * Checksums (topic option `checksums`, on by default): consumers detect flipped bits, changed
 //!   offsets and swapped records; `check` and `repair` (also `diaspora-ctl topic check|repair`)
 //!   report damage and rebuild lost index records.
@@ -42,6 +43,7 @@ mod file;
 mod index;
 mod offsets;
 mod partition;
+mod recovery;
 mod sums;
 
 pub use check::{PartitionCheck, RepairAction, TopicCheck};
@@ -64,6 +66,9 @@ const COMPONENT_FILES: [(&str, &str); 3] = [
     ("serializer", "serializer.json"),
     ("partition_selector", "partition-selector.json"),
 ];
+
+/// The most partitions a topic may have.
+const MAX_PARTITIONS: usize = 1 << 20;
 
 /// This library's description of a topic it created (absent from the C++ reference's topics).
 const TOPIC_FILE: &str = "diaspora-topic.json";
@@ -95,8 +100,14 @@ pub(crate) fn read_topic_facts(topic_dir: &Path) -> Result<TopicFacts> {
     let n = v
         .get("num_partitions")
         .and_then(Value::as_u64)
-        .filter(|&n| n >= 1)
-        .ok_or_else(|| Error::corrupt(&path, 0, "no positive \"num_partitions\""))?;
+        .filter(|&n| (1..=MAX_PARTITIONS as u64).contains(&n))
+        .ok_or_else(|| {
+            Error::corrupt(
+                &path,
+                0,
+                format!("\"num_partitions\" must be an integer from 1 to {MAX_PARTITIONS}"),
+            )
+        })?;
     Ok(TopicFacts {
         num_partitions: Some(n as usize),
         checksums: v.get("checksums").and_then(Value::as_bool).unwrap_or(false),
@@ -240,7 +251,7 @@ fn parse_num_partitions(options: &Value) -> Result<usize> {
     match options.get("num_partitions") {
         None | Some(Value::Null) => Ok(1),
         Some(v) => match v.as_u64() {
-            Some(n) if (1..=1 << 20).contains(&n) => Ok(n as usize),
+            Some(n) if (1..=MAX_PARTITIONS as u64).contains(&n) => Ok(n as usize),
             _ => Err(Error::config(
                 "topic",
                 format!("\"num_partitions\" must be an integer from 1 to 1048576, not {v}"),

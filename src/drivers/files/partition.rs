@@ -11,18 +11,12 @@
 //!
 //! # The valid log
 //!
-//! Events are stored back to back: record `i` starts where record `i - 1` ends, in both the
-//! metadata and the data file, and its metadata is never empty (every serializer writes at least
-//! its length prefix). A record that breaks this is either
-//!
-//! * **torn**: all zero (a tail the file system extended but never filled) or pointing past the
-//!   end of the files (payload lost in a machine crash). Torn records at the end of the index
-//!   are the end of the log: readers ignore them and the next writer truncates them;
-//! * **corrupt**: anything else (a changed offset, swapped records, torn records followed by
-//!   good ones). Readers deliver the events before it and then fail with an error naming the
-//!   file, the offset and the event; writers refuse to append after a corrupt last record.
-//!
-//! So a writer never writes over bytes that an intact event points to.
+//! See `index` for what makes an index record valid, torn or corrupt, and `recovery` for what a
+//! writer does with torn records and lost index records before appending. Readers deliver the
+//! events before a bad record; a zeroed tail is the end of the log, anything else is reported
+//! when it is the first event asked for. A reader that sees something torn or damaged looks
+//! again under a shared lock, so that a writer dropping a torn tail is never mistaken for damage.
+//! A writer never writes over bytes that an intact event points to.
 //!
 //! # Checksums
 //!
@@ -40,6 +34,7 @@
 use super::config::FlushBehavior;
 pub(crate) use super::file::NamedFile;
 pub(crate) use super::index::{classify, BadRecord, IndexRecord, INDEX_RECORD_SIZE};
+use super::recovery::recover;
 use super::sums::{crc, crc_of, Crc, SumRecord, SUM_RECORD_SIZE};
 use crate::driver::{EventBatch, StoredEvent};
 use crate::error::{Error, Result};
@@ -47,7 +42,7 @@ use crate::types::EventId;
 use bytes::Bytes;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, RwLock};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 /// A fetch reads at most this many data bytes at once (larger events are read one by one).
 const MAX_FETCH_DATA_BYTES: u64 = 64 << 20;
@@ -139,20 +134,16 @@ impl OpenFiles {
         let index_path = dir.join(INDEX_FILE);
         if !index_path.exists() {
             // Creating an empty index over stored events would hand their bytes to the next
-            // batch; with checksums the index is rebuilt from them instead (see recover_tail).
-            let len = |name: &str| {
-                std::fs::metadata(dir.join(name))
-                    .map(|m| m.len())
-                    .unwrap_or(0)
-            };
-            let md = len(METADATA_FILE);
-            if md > 0 && len(SUMS_FILE) < SUM_RECORD_SIZE {
+            // batch: rebuilding it is `repair`'s job, after a dry run has shown what it does.
+            let md = std::fs::metadata(dir.join(METADATA_FILE)).map_or(0, |m| m.len());
+            if md > 0 {
                 return Err(Error::corrupt(
                     index_path,
                     0,
                     format!(
                         "the index is missing while the metadata file holds {md} bytes; not \
-                         appending (`diaspora-ctl topic check` tells what can be recovered)"
+                         appending (`diaspora-ctl topic check` tells what `topic repair` can \
+                         restore)"
                     ),
                 ));
             }
@@ -218,6 +209,55 @@ impl OpenFiles {
     }
 }
 
+impl OpenFiles {
+    /// Compares an event's stored bytes with its checksum record: `Ok(true)` they match,
+    /// `Ok(false)` the record has no CRC to compare with, `Err(why)` they differ. The data is
+    /// read a chunk at a time.
+    pub(crate) fn event_matches(
+        &self,
+        r: &IndexRecord,
+        sum: &SumRecord,
+    ) -> Result<std::result::Result<bool, String>> {
+        const CHUNK: u64 = 1 << 20;
+        if (sum.metadata_size, sum.data_size) != (r.metadata_size, r.data_size) {
+            return Ok(Err(format!(
+                "the index says {} metadata and {} data bytes, its checksum record {} and {}",
+                r.metadata_size, r.data_size, sum.metadata_size, sum.data_size
+            )));
+        }
+        let Some((md_crc, data_crc)) = sum.crcs else {
+            return Ok(Ok(false));
+        };
+        let mut buf = vec![0u8; r.metadata_size.max(r.data_size).min(CHUNK) as usize];
+        for (file, offset, size, crc_want, what) in [
+            (
+                &self.metadata,
+                r.metadata_offset,
+                r.metadata_size,
+                md_crc,
+                "metadata",
+            ),
+            (&self.data, r.data_offset, r.data_size, data_crc, "data"),
+        ] {
+            let mut digest = Crc::new();
+            let mut at = 0;
+            while at < size {
+                let n = (size - at).min(CHUNK) as usize;
+                file.read_exact_at(&mut buf[..n], offset + at, what)?;
+                digest.update(&buf[..n]);
+                at += n as u64;
+            }
+            if digest.finish() != crc_want {
+                return Ok(Err(format!(
+                    "{what} checksum mismatch ({} at offset {offset})",
+                    file.path.display()
+                )));
+            }
+        }
+        Ok(Ok(true))
+    }
+}
+
 /// One partition: its folder and, once needed, its open files.
 pub(crate) struct PartitionFiles {
     dir: PathBuf,
@@ -227,13 +267,6 @@ pub(crate) struct PartitionFiles {
     files: RwLock<Option<Arc<OpenFiles>>>,
     /// Serializes appends through this handle (the flock only excludes other open files).
     append_lock: Mutex<()>,
-}
-
-/// Where the next batch goes.
-pub(crate) struct Tail {
-    pub(crate) num_events: u64,
-    pub(crate) metadata_end: u64,
-    pub(crate) data_end: u64,
 }
 
 /// Checks one event's sizes and metadata against its checksum record (the data is checked as it
@@ -341,152 +374,12 @@ impl PartitionFiles {
         }
     }
 
-    /// Finds the end of the valid log and repairs what a crashed writer left behind. Must be
-    /// called with the append lock (and the flock) held.
-    pub(crate) fn recover_tail(&self, f: &OpenFiles) -> Result<Tail> {
-        let index_len = f.index.len()?;
-        let metadata_len = f.metadata.len()?;
-        let data_len = f.data.len()?;
-        let mut n = index_len / INDEX_RECORD_SIZE;
-        // Drop trailing torn records; refuse to append after a corrupt one.
-        let mut ends = (0, 0);
-        while n > 0 {
-            let recs = f.read_records(n.saturating_sub(2), n.min(2))?;
-            let r = recs[recs.len() - 1];
-            let prev = if recs.len() == 2 {
-                recs[0].ends()
-            } else {
-                (0, 0)
-            };
-            match classify(n - 1, &r, prev, metadata_len, data_len) {
-                None => {
-                    ends = r.ends();
-                    break;
-                }
-                Some(bad) if bad.is_torn() => n -= 1,
-                Some(bad) => {
-                    let why = bad.reason();
-                    return Err(Error::corrupt(
-                        &f.index.path,
-                        (n - 1) * INDEX_RECORD_SIZE,
-                        format!(
-                            "{}: {why}; not appending after it (`diaspora-ctl topic check` \
-                             reports the damage)",
-                            self.label
-                        ),
-                    ));
-                }
-            }
+    /// Drops the cached files if they are `f` (the index was replaced: open the new one).
+    fn forget(&self, f: &Arc<OpenFiles>) {
+        let mut slot = self.files.write().unwrap_or_else(|e| e.into_inner());
+        if slot.as_ref().is_some_and(|cached| Arc::ptr_eq(cached, f)) {
+            *slot = None;
         }
-        if n * INDEX_RECORD_SIZE != index_len {
-            f.index
-                .set_len(n * INDEX_RECORD_SIZE, "truncate the torn tail of")?;
-        }
-        let mut tail = Tail {
-            num_events: n,
-            metadata_end: ends.0,
-            data_end: ends.1,
-        };
-        if let Some(sums) = &f.sums {
-            self.reconcile_sums(f, sums, &mut tail, metadata_len, data_len)?;
-        }
-        Ok(tail)
-    }
-
-    /// Brings the checksum file in line with the index: restores events that have verified
-    /// checksum records but no index record, gives events appended by a writer without
-    /// checksums a record without CRCs, drops the rest.
-    fn reconcile_sums(
-        &self,
-        f: &OpenFiles,
-        sums: &NamedFile,
-        tail: &mut Tail,
-        metadata_len: u64,
-        data_len: u64,
-    ) -> Result<()> {
-        let have = sums.len()? / SUM_RECORD_SIZE;
-        let n = tail.num_events;
-        if have < n {
-            let mut out = Vec::with_capacity(((n - have) * SUM_RECORD_SIZE) as usize);
-            for r in f.read_records(have, n - have)? {
-                SumRecord {
-                    metadata_size: r.metadata_size,
-                    data_size: r.data_size,
-                    crcs: None,
-                }
-                .encode(&mut out);
-            }
-            sums.write_all_at(&out, have * SUM_RECORD_SIZE)?;
-        } else if have > n {
-            // Roll forward what verifies: these events were completely written.
-            let mut restored = Vec::new();
-            let beyond = f.read_sums(n, have - n)?;
-            for (k, sum) in beyond.iter().enumerate() {
-                let Some(sum) = sum else { break };
-                let Some((md_crc, data_crc)) = sum.crcs else {
-                    break;
-                };
-                let r = IndexRecord {
-                    metadata_offset: tail.metadata_end,
-                    metadata_size: sum.metadata_size,
-                    data_offset: tail.data_end,
-                    data_size: sum.data_size,
-                };
-                let id = n + k as u64;
-                if classify(
-                    id,
-                    &r,
-                    (r.metadata_offset, r.data_offset),
-                    metadata_len,
-                    data_len,
-                )
-                .is_some()
-                    || r.data_size > MAX_FETCH_DATA_BYTES * 16
-                {
-                    break;
-                }
-                let mut md = vec![0u8; r.metadata_size as usize];
-                f.metadata
-                    .read_exact_at(&mut md, r.metadata_offset, "metadata")?;
-                let mut data = vec![0u8; r.data_size as usize];
-                f.data.read_exact_at(&mut data, r.data_offset, "data")?;
-                if crc(&md) != md_crc || crc(&data) != data_crc {
-                    break;
-                }
-                r.encode(&mut restored);
-                (tail.metadata_end, tail.data_end) = r.ends();
-                tail.num_events += 1;
-            }
-            let stop = (tail.num_events - n) as usize;
-            if stop + 1 < beyond.len() && beyond[stop + 1].is_some() {
-                // A bad record followed by good ones is damage, not a torn tail: appending would
-                // write over the events after it.
-                return Err(Error::corrupt(
-                    &sums.path,
-                    tail.num_events * SUM_RECORD_SIZE,
-                    format!(
-                        "event {} past the end of the index does not match its checksum record \
-                         while later events have records; not appending (`diaspora-ctl topic \
-                         check` reports the damage, `repair` restores what verifies)",
-                        tail.num_events
-                    ),
-                ));
-            }
-            if !restored.is_empty() {
-                f.index.write_all_at(&restored, n * INDEX_RECORD_SIZE)?;
-            }
-            if tail.num_events < have {
-                sums.set_len(
-                    tail.num_events * SUM_RECORD_SIZE,
-                    "truncate the torn tail of",
-                )?;
-            }
-        }
-        let len = sums.len()?;
-        if len % SUM_RECORD_SIZE != 0 {
-            sums.set_len(len - len % SUM_RECORD_SIZE, "truncate the torn tail of")?;
-        }
-        Ok(())
     }
 
     /// Appends a batch; returns the id of its first event.
@@ -497,28 +390,68 @@ impl PartitionFiles {
                  format cannot store (every event needs at least one metadata byte)"
             )));
         }
-        let files = self.writer()?;
-        let _guard = self.append_lock.lock().unwrap_or_else(|e| e.into_inner());
-        if self.settings.use_file_locking {
-            files.index.lock(self.settings.lock_timeout, &self.label)?;
+        // Appenders through this handle queue here; the flock excludes other open files.
+        let deadline = Instant::now() + self.settings.lock_timeout;
+        let _guard = loop {
+            match self.append_lock.try_lock() {
+                Ok(g) => break g,
+                Err(std::sync::TryLockError::Poisoned(e)) => break e.into_inner(),
+                Err(std::sync::TryLockError::WouldBlock) if Instant::now() < deadline => {
+                    std::thread::sleep(Duration::from_micros(50));
+                }
+                Err(std::sync::TryLockError::WouldBlock) => {
+                    return Err(Error::LockTimeout {
+                        what: self.label.clone(),
+                        path: self.dir.join(INDEX_FILE),
+                        waited: self.settings.lock_timeout,
+                        holder: Some("another appender of this process".into()),
+                    })
+                }
+            }
+        };
+        for _ in 0..3 {
+            let files = self.writer()?;
+            if self.settings.use_file_locking {
+                files.index.lock(self.settings.lock_timeout, &self.label)?;
+                // A lock on an index that was deleted or replaced excludes nobody.
+                match files.index.is_current() {
+                    Ok(true) => {}
+                    Ok(false) => {
+                        files.index.unlock();
+                        self.forget(&files);
+                        continue;
+                    }
+                    Err(e) => {
+                        files.index.unlock();
+                        return Err(e);
+                    }
+                }
+            }
+            let result = self.append_locked(&files, batch);
+            if self.settings.use_file_locking {
+                files.index.unlock();
+            }
+            return result;
         }
-        let result = self.append_locked(&files, batch);
-        if self.settings.use_file_locking {
-            files.index.unlock();
-        }
-        result
+        Err(Error::corrupt(
+            self.dir.join(INDEX_FILE),
+            0,
+            format!(
+                "{}: the index keeps being replaced while appending",
+                self.label
+            ),
+        ))
     }
 
     fn append_locked(&self, f: &OpenFiles, batch: &EventBatch) -> Result<EventId> {
-        let tail = self.recover_tail(f)?;
+        let tail = recover(f, &self.label)?;
         let mut records = Vec::with_capacity(batch.len() * INDEX_RECORD_SIZE as usize);
         let mut sums = Vec::new();
         if f.sums.is_some() {
             sums.reserve(batch.len() * SUM_RECORD_SIZE as usize);
         }
         let mut data_slices: Vec<&[u8]> = Vec::with_capacity(batch.len());
-        let mut md_off = tail.metadata_end;
-        let mut data_off = tail.data_end;
+        let (mut md_off, mut data_off) = tail.ends;
         for i in 0..batch.len() {
             let md = batch.metadata_of(i);
             let md_size = md.len() as u64;
@@ -543,24 +476,35 @@ impl PartitionFiles {
             data_off += data_size;
             data_slices.extend(view.segments().iter().map(|b| &b[..]));
         }
+        let index_offset = tail.events * INDEX_RECORD_SIZE;
+        let sums_offset = tail.events * SUM_RECORD_SIZE;
+        // Space for the records first: once the payload is written, they cannot fail for lack
+        // of space (and be half visible).
+        f.index.reserve(index_offset, records.len() as u64);
+        if let Some(file) = &f.sums {
+            file.reserve(sums_offset, sums.len() as u64);
+        }
         f.metadata
-            .write_all_at(batch.metadata_bytes(), tail.metadata_end)?;
-        f.data.write_vectored_at(&data_slices, tail.data_end)?;
+            .write_all_at(batch.metadata_bytes(), tail.ends.0)?;
+        f.data.write_vectored_at(&data_slices, tail.ends.1)?;
         if self.settings.flush_behavior == FlushBehavior::Immediate {
             f.metadata.sync()?;
             f.data.sync()?;
         }
-        let sums_offset = tail.num_events * SUM_RECORD_SIZE;
         if let Some(file) = &f.sums {
-            if let Err(e) = file.write_all_at(&sums, sums_offset) {
+            let written = file.write_all_at(&sums, sums_offset).and_then(|()| {
+                if self.settings.flush_behavior == FlushBehavior::Immediate {
+                    file.sync()
+                } else {
+                    Ok(())
+                }
+            });
+            if let Err(e) = written {
+                // The batch failed: its checksum records must not restore it later.
                 let _ = file.file.set_len(sums_offset);
                 return Err(e);
             }
-            if self.settings.flush_behavior == FlushBehavior::Immediate {
-                file.sync()?;
-            }
         }
-        let index_offset = tail.num_events * INDEX_RECORD_SIZE;
         if let Err(e) = f.index.write_all_at(&records, index_offset) {
             // Never leave part of this batch visible, nor restorable from its checksums.
             let _ = f.index.file.set_len(index_offset);
@@ -572,7 +516,7 @@ impl PartitionFiles {
         if self.settings.flush_behavior == FlushBehavior::Immediate {
             f.index.sync()?;
         }
-        Ok(tail.num_events)
+        Ok(tail.events)
     }
 
     /// Forces written batches to stable storage unless the policy is `buffered`.
@@ -604,14 +548,60 @@ impl PartitionFiles {
         let Some(f) = self.reader()? else {
             return Ok(Vec::new());
         };
-        let available = f.index.len()? / INDEX_RECORD_SIZE;
-        if from >= available || max_events == 0 {
+        if max_events == 0 {
             return Ok(Vec::new());
         }
+        match self.fetch_from(&f, from, max_events, with_data) {
+            Ok((events, true)) => {
+                if events.is_empty() && !f.index.is_current()? {
+                    // The index was replaced (by `repair`): read the new one.
+                    self.forget(&f);
+                    return match self.reader()? {
+                        Some(f) => self
+                            .fetch_from(&f, from, max_events, with_data)
+                            .map(|r| r.0),
+                        None => Ok(Vec::new()),
+                    };
+                }
+                Ok(events)
+            }
+            first_look => {
+                // Something looked torn or damaged. A writer may be dropping a torn tail right
+                // now: look again while no batch is being written.
+                if !self.settings.use_file_locking {
+                    return first_look.map(|r| r.0);
+                }
+                f.index
+                    .lock_shared(self.settings.lock_timeout, &self.label)?;
+                let again = self.fetch_from(&f, from, max_events, with_data);
+                f.index.unlock();
+                again.map(|r| r.0)
+            }
+        }
+    }
+
+    /// One look at the files: the events, and whether nothing torn or damaged was seen.
+    fn fetch_from(
+        &self,
+        f: &OpenFiles,
+        from: EventId,
+        max_events: usize,
+        with_data: bool,
+    ) -> Result<(Vec<StoredEvent>, bool)> {
+        let available = f.index.len()? / INDEX_RECORD_SIZE;
+        if from >= available {
+            return Ok((Vec::new(), true));
+        }
         let count = (available - from).min(max_events as u64);
-        // The previous record tells where this one must start.
+        // The previous record tells where this one may start.
         let first = from.saturating_sub(1);
-        let mut records = f.read_records(first, count + (from - first))?;
+        let mut records = match f.read_records(first, count + (from - first)) {
+            Ok(r) => r,
+            // The index shrank since its length was taken: a writer dropped a torn tail.
+            Err(Error::Corrupt { .. }) => return Ok((Vec::new(), false)),
+            Err(e) => return Err(e),
+        };
+        let mut clean = true;
         let prev_ends = if from > 0 {
             records.remove(0).ends()
         } else {
@@ -628,6 +618,7 @@ impl PartitionFiles {
                 ends = records[i].ends();
                 continue;
             };
+            clean = false;
             let torn_tail = matches!(bad, BadRecord::Zeroed(_)) && f.only_zeros_from(id)?;
             if i == 0 && !torn_tail {
                 return Err(Error::corrupt(
@@ -640,7 +631,7 @@ impl PartitionFiles {
             break;
         }
         if records.is_empty() {
-            return Ok(Vec::new());
+            return Ok((Vec::new(), clean));
         }
         let metadata = read_span(
             &f.metadata,
@@ -671,7 +662,7 @@ impl PartitionFiles {
             for (i, sum) in sums.iter().enumerate() {
                 if let Err(e) = verify_event(
                     &self.label,
-                    &f,
+                    f,
                     from + i as u64,
                     &records[i],
                     *sum,
@@ -685,7 +676,7 @@ impl PartitionFiles {
         let data_count = data_count.min(failed.as_ref().map_or(usize::MAX, |f| f.0));
         let data = if data_count > 0 {
             let (data, bad) =
-                self.read_data_span(&f, from, &records[..data_count], sums.as_deref())?;
+                self.read_data_span(f, from, &records[..data_count], sums.as_deref())?;
             if let Some(bad) = bad {
                 failed = Some(bad);
             }
@@ -698,6 +689,7 @@ impl PartitionFiles {
                 return Err(e);
             }
             records.truncate(i);
+            clean = false;
         }
         let events = records
             .iter()
@@ -711,7 +703,7 @@ impl PartitionFiles {
                 data: data.as_ref().and_then(|d| d.get(i).cloned()),
             })
             .collect();
-        Ok(events)
+        Ok((events, clean))
     }
 
     /// Reads the data of `records` (back to back in the file) into one buffer and returns one
@@ -771,15 +763,16 @@ impl PartitionFiles {
                 k += 1;
                 continue;
             }
-            // Small events: as many as fit in a chunk, with one read.
-            let mut j = k;
-            let mut group = 0;
-            while j < records.len() && size(j) <= CHUNK && (j == k || group + size(j) <= CHUNK) {
-                group += size(j);
+            // Small events: as many as fit in a chunk, with one read (from the first one's
+            // start to the last one's end, gaps included).
+            let end_of = |i: usize| (records[i].ends().1 - start) as usize;
+            let mut j = k + 1;
+            while j < records.len() && size(j) <= CHUNK && end_of(j) - at <= CHUNK {
                 j += 1;
             }
+            let group_end = end_of(j - 1);
             f.data
-                .read_exact_at(&mut buf[at..at + group], start + at as u64, "event data")?;
+                .read_exact_at(&mut buf[at..group_end], start + at as u64, "event data")?;
             for i in k..j {
                 if let Some(want) = expected(i) {
                     let o = (records[i].data_offset - start) as usize;
