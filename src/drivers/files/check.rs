@@ -387,11 +387,10 @@ fn without_index(dir: &Path) -> Result<Option<OpenFiles>> {
         return Ok(None);
     };
     Ok(Some(OpenFiles {
-        index: NamedFile {
-            file: std::fs::File::open("/dev/null")
-                .map_err(|e| Error::io("open", "/dev/null", e))?,
-            path: dir.join(INDEX_FILE),
-        },
+        index: NamedFile::new(
+            std::fs::File::open("/dev/null").map_err(|e| Error::io("open", "/dev/null", e))?,
+            dir.join(INDEX_FILE),
+        ),
         metadata,
         data,
         sums,

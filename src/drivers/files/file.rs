@@ -6,6 +6,7 @@ use std::fs::{File, OpenOptions};
 use std::io::IoSlice;
 use std::os::unix::fs::{FileExt, MetadataExt};
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 /// Linux accepts at most this many iovecs per `pwritev`.
@@ -15,13 +16,27 @@ const MAX_IOVECS: usize = 1024;
 pub(crate) struct NamedFile {
     pub(crate) file: File,
     pub(crate) path: PathBuf,
+    /// Disk space is reserved up to here (see [`NamedFile::reserve`]).
+    reserved_to: AtomicU64,
 }
 
+/// Space is reserved this far ahead, so that appends call `fallocate` once per this many bytes.
+const RESERVE_AHEAD: u64 = 1 << 20;
+
 impl NamedFile {
+    /// Wraps an open file.
+    pub(crate) fn new(file: File, path: PathBuf) -> NamedFile {
+        NamedFile {
+            file,
+            path,
+            reserved_to: AtomicU64::new(0),
+        }
+    }
+
     /// Opens an existing file read-only; `None` when it does not exist.
     pub(crate) fn open_existing(path: PathBuf) -> Result<Option<NamedFile>> {
         match File::open(&path) {
-            Ok(file) => Ok(Some(NamedFile { file, path })),
+            Ok(file) => Ok(Some(NamedFile::new(file, path))),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
             Err(e) => Err(Error::io("open for reading", &path, e)),
         }
@@ -36,7 +51,7 @@ impl NamedFile {
             .truncate(false)
             .open(&path)
             .map_err(|e| Error::io("open for writing", &path, e))?;
-        Ok(NamedFile { file, path })
+        Ok(NamedFile::new(file, path))
     }
 
     pub(crate) fn len(&self) -> Result<u64> {
@@ -160,18 +175,23 @@ impl NamedFile {
         }
     }
 
-    /// Reserves disk blocks for `len` bytes at `offset` without changing the file's size, so a
-    /// later write there cannot fail for lack of space. File systems that cannot do it are left
-    /// alone (the write may then fail, and is undone).
+    /// Reserves disk blocks for `len` bytes at `offset` (and some way beyond, so that this is
+    /// rarely a system call) without changing the file's size, so a later write there cannot
+    /// fail for lack of space. File systems that cannot do it are left alone (the write may then
+    /// fail, and is undone).
     pub(crate) fn reserve(&self, offset: u64, len: u64) {
-        if len > 0 {
-            let _ = rustix::fs::fallocate(
-                &self.file,
-                rustix::fs::FallocateFlags::KEEP_SIZE,
-                offset,
-                len,
-            );
+        let end = offset.saturating_add(len);
+        if len == 0 || end <= self.reserved_to.load(Ordering::Relaxed) {
+            return;
         }
+        let to = end.saturating_add(RESERVE_AHEAD);
+        let _ = rustix::fs::fallocate(
+            &self.file,
+            rustix::fs::FallocateFlags::KEEP_SIZE,
+            offset,
+            to - offset,
+        );
+        self.reserved_to.store(to, Ordering::Relaxed);
     }
 
     pub(crate) fn unlock(&self) {

@@ -444,19 +444,15 @@ impl PartitionFiles {
     }
 
     fn append_locked(&self, f: &OpenFiles, batch: &EventBatch) -> Result<EventId> {
+        /// Data is written in groups of about this many bytes, each checksummed just before
+        /// it is written, while it is in the processor's cache.
+        const GROUP_BYTES: usize = 1 << 20;
         let tail = recover(f, &self.label)?;
         let mut records = Vec::with_capacity(batch.len() * INDEX_RECORD_SIZE as usize);
-        let mut sums = Vec::new();
-        if f.sums.is_some() {
-            sums.reserve(batch.len() * SUM_RECORD_SIZE as usize);
-        }
-        let mut data_slices: Vec<&[u8]> = Vec::with_capacity(batch.len());
         let (mut md_off, mut data_off) = tail.ends;
         for i in 0..batch.len() {
-            let md = batch.metadata_of(i);
-            let md_size = md.len() as u64;
-            let view = batch.data_of(i);
-            let data_size = view.size() as u64;
+            let md_size = batch.metadata_of(i).len() as u64;
+            let data_size = batch.data_of(i).size() as u64;
             IndexRecord {
                 metadata_offset: md_off,
                 metadata_size: md_size,
@@ -464,17 +460,8 @@ impl PartitionFiles {
                 data_size,
             }
             .encode(&mut records);
-            if f.sums.is_some() {
-                SumRecord {
-                    metadata_size: md_size,
-                    data_size,
-                    crcs: Some((crc(md), crc_of(view.segments().iter().map(|b| &b[..])))),
-                }
-                .encode(&mut sums);
-            }
             md_off += md_size;
             data_off += data_size;
-            data_slices.extend(view.segments().iter().map(|b| &b[..]));
         }
         let index_offset = tail.events * INDEX_RECORD_SIZE;
         let sums_offset = tail.events * SUM_RECORD_SIZE;
@@ -482,11 +469,37 @@ impl PartitionFiles {
         // of space (and be half visible).
         f.index.reserve(index_offset, records.len() as u64);
         if let Some(file) = &f.sums {
-            file.reserve(sums_offset, sums.len() as u64);
+            file.reserve(sums_offset, batch.len() as u64 * SUM_RECORD_SIZE);
         }
         f.metadata
             .write_all_at(batch.metadata_bytes(), tail.ends.0)?;
-        f.data.write_vectored_at(&data_slices, tail.ends.1)?;
+        let mut sums = Vec::new();
+        if f.sums.is_some() {
+            sums.reserve(batch.len() * SUM_RECORD_SIZE as usize);
+        }
+        let mut group: Vec<&[u8]> = Vec::with_capacity(batch.len());
+        let mut group_bytes = 0;
+        let mut at = tail.ends.1;
+        for i in 0..batch.len() {
+            let view = batch.data_of(i);
+            if f.sums.is_some() {
+                let md = batch.metadata_of(i);
+                SumRecord {
+                    metadata_size: md.len() as u64,
+                    data_size: view.size() as u64,
+                    crcs: Some((crc(md), crc_of(view.segments().iter().map(|b| &b[..])))),
+                }
+                .encode(&mut sums);
+            }
+            group.extend(view.segments().iter().map(|b| &b[..]));
+            group_bytes += view.size();
+            if group_bytes >= GROUP_BYTES || i + 1 == batch.len() {
+                f.data.write_vectored_at(&group, at)?;
+                at += group_bytes as u64;
+                group.clear();
+                group_bytes = 0;
+            }
+        }
         if self.settings.flush_behavior == FlushBehavior::Immediate {
             f.metadata.sync()?;
             f.data.sync()?;
@@ -719,7 +732,7 @@ impl PartitionFiles {
         records: &[IndexRecord],
         sums: Option<&[Option<SumRecord>]>,
     ) -> Result<(Vec<Bytes>, Option<(usize, Error)>)> {
-        const CHUNK: usize = 1 << 20;
+        const CHUNK: usize = 256 << 10;
         let start = records[0].data_offset;
         let end = records[records.len() - 1].ends().1;
         let mut buf = vec![0u8; (end - start) as usize];
