@@ -147,6 +147,8 @@ impl ProducerBuilder {
                 next_seq: 0,
                 commit_seq: 0,
                 reorder: BTreeMap::new(),
+                pending: VecDeque::new(),
+                active_drains: 0,
                 touched: vec![false; n],
                 failure_since_flush: None,
             }),
@@ -181,6 +183,19 @@ enum Work {
     Flush(Arc<Promise<()>>),
 }
 
+/// An event pushed through the thread pool, before validation and serialization.
+struct PendingEvent {
+    seq: u64,
+    metadata: Metadata,
+    data: DataView,
+    requested: Option<usize>,
+    promise: Arc<Promise<EventId>>,
+}
+
+/// Events a pool job takes from the pending queue at once: the hand-over between the pushing
+/// thread and the pool costs a lock and a wake-up per chunk instead of per event.
+const DRAIN_CHUNK: usize = 256;
+
 enum Processed {
     Event {
         partition: usize,
@@ -200,10 +215,16 @@ struct State {
     in_flight: usize,
     writing: bool,
     closing: bool,
+    /// Events pushed through the pool and not yet in a batch.
     jobs_in_flight: usize,
     next_seq: u64,
     commit_seq: u64,
-    reorder: BTreeMap<u64, Processed>,
+    /// Processed chunks waiting for earlier ones (strict ordering), by their first sequence number.
+    reorder: BTreeMap<u64, Vec<Processed>>,
+    /// Events waiting for a pool job, in sequence order.
+    pending: VecDeque<PendingEvent>,
+    /// Pool jobs draining `pending`.
+    active_drains: usize,
     touched: Vec<bool>,
     failure_since_flush: Option<Error>,
 }
@@ -307,19 +328,73 @@ impl Shared {
         }
     }
 
-    /// Adds events processed by pool jobs, in sequence order when ordering is strict.
-    fn commit(&self, st: &mut State, seq: u64, item: Processed) {
+    /// Adds a chunk of events processed by a pool job (sequence numbers `first..`), in sequence
+    /// order when ordering is strict.
+    fn commit_chunk(&self, st: &mut State, first: u64, items: Vec<Processed>) {
         match self.ordering {
-            Ordering::Loose => self.commit_one(st, item),
+            Ordering::Loose => items.into_iter().for_each(|i| self.commit_one(st, i)),
             Ordering::Strict => {
-                st.reorder.insert(seq, item);
-                while let Some(item) = {
+                st.reorder.insert(first, items);
+                while let Some(items) = {
                     let next = st.commit_seq;
                     st.reorder.remove(&next)
                 } {
-                    st.commit_seq += 1;
-                    self.commit_one(st, item);
+                    st.commit_seq += items.len() as u64;
+                    items.into_iter().for_each(|i| self.commit_one(st, i));
                 }
+            }
+        }
+    }
+
+    /// Validates, places and serializes one event on a pool thread.
+    fn process(&self, ev: PendingEvent) -> Processed {
+        let processed = (|| {
+            let p = self.prepare(&ev.metadata, &ev.data, ev.requested)?;
+            let mut bytes = Vec::with_capacity(128);
+            std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                self.topic
+                    .inner
+                    .components
+                    .serializer
+                    .serialize(&ev.metadata, &mut bytes)
+            }))
+            .unwrap_or_else(|payload| Err(Error::CallbackPanicked(panic_message(&*payload))))?;
+            Ok::<_, Error>((p, bytes))
+        })();
+        match processed {
+            Ok((partition, metadata)) => Processed::Event {
+                partition,
+                metadata,
+                data: ev.data,
+                promise: ev.promise,
+            },
+            Err(e) => {
+                ev.promise.set(Err(e));
+                Processed::Failed
+            }
+        }
+    }
+
+    /// A pool job: processes pending events a chunk at a time until none is left.
+    fn drain(self: &Arc<Self>) {
+        loop {
+            let chunk: Vec<PendingEvent> = {
+                let mut st = self.lock();
+                let n = st.pending.len().min(DRAIN_CHUNK);
+                if n == 0 {
+                    st.active_drains -= 1;
+                    return;
+                }
+                st.pending.drain(..n).collect()
+            };
+            let first = chunk[0].seq;
+            let count = chunk.len();
+            let items: Vec<Processed> = chunk.into_iter().map(|ev| self.process(ev)).collect();
+            let mut st = self.lock();
+            self.commit_chunk(&mut st, first, items);
+            st.jobs_in_flight -= count;
+            if st.jobs_in_flight == 0 {
+                self.progress.notify_all();
             }
         }
     }
@@ -571,7 +646,7 @@ impl Producer {
         }
 
         let (pr, fut) = promise::<EventId>();
-        let seq = {
+        let start_drain = {
             let mut st = shared.wait_for_room(shared.lock());
             if st.closing {
                 return Future::failed(Error::Closed("producer"));
@@ -579,47 +654,29 @@ impl Producer {
             let seq = st.next_seq;
             st.next_seq += 1;
             st.jobs_in_flight += 1;
-            seq
+            st.pending.push_back(PendingEvent {
+                seq,
+                metadata,
+                data,
+                requested,
+                promise: pr,
+            });
+            // One job drains the queue; more join it (up to the pool's size) when it falls
+            // behind by more than a chunk each.
+            let start = st.active_drains == 0
+                || (st.active_drains < shared.pool.thread_count()
+                    && st.pending.len() > DRAIN_CHUNK * st.active_drains);
+            if start {
+                st.active_drains += 1;
+            }
+            start
         };
-        let s = shared.clone();
-        shared.pool.push_work(
-            Box::new(move || {
-                let processed = (|| {
-                    let p = s.prepare(&metadata, &data, requested)?;
-                    let mut bytes = Vec::with_capacity(128);
-                    std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                        s.topic
-                            .inner
-                            .components
-                            .serializer
-                            .serialize(&metadata, &mut bytes)
-                    }))
-                    .unwrap_or_else(|payload| {
-                        Err(Error::CallbackPanicked(panic_message(&*payload)))
-                    })?;
-                    Ok::<_, Error>((p, bytes))
-                })();
-                let item = match processed {
-                    Ok((partition, bytes)) => Processed::Event {
-                        partition,
-                        metadata: bytes,
-                        data,
-                        promise: pr,
-                    },
-                    Err(e) => {
-                        pr.set(Err(e));
-                        Processed::Failed
-                    }
-                };
-                let mut st = s.lock();
-                s.commit(&mut st, seq, item);
-                st.jobs_in_flight -= 1;
-                if st.jobs_in_flight == 0 {
-                    s.progress.notify_all();
-                }
-            }),
-            DEFAULT_PRIORITY,
-        );
+        if start_drain {
+            let s = shared.clone();
+            shared
+                .pool
+                .push_work(Box::new(move || s.drain()), DEFAULT_PRIORITY);
+        }
         fut
     }
 

@@ -1833,3 +1833,57 @@ fn end_of_stream_arrives_after_every_producer_ended() {
         .unwrap()
         .is_end_of_stream());
 }
+
+#[test]
+fn pool_producers_keep_push_order_over_many_chunks_and_fail_events_one_by_one() {
+    // Enough events for several pool jobs to process chunks at once.
+    const N: u64 = 3000;
+    let (driver, _dir) = test_driver();
+    for threads in [1, 2] {
+        let ctx = format!("threads={threads}");
+        // The validator rejects events whose "bad" key is true.
+        let validator = validator_from_config(&json!({
+            "type": "schema",
+            "schema": {"type": "object", "properties": {"bad": {"const": false}}}
+        }))
+        .unwrap();
+        let name = unique_topic("pool-order");
+        driver
+            .create_topic_with(
+                &name,
+                &topic_args_with(one_partition()),
+                TopicComponents {
+                    validator,
+                    ..TopicComponents::default()
+                },
+            )
+            .unwrap();
+        let topic = driver.open_topic(&name).unwrap();
+        let pool = driver.make_thread_pool(ThreadCount(threads));
+        let producer = topic
+            .producer()
+            .batch_size(BatchSize::Fixed(64))
+            .ordering(Ordering::Strict)
+            .thread_pool(pool)
+            .build()
+            .unwrap();
+        let futures: Vec<_> = (0..N)
+            .map(|i| {
+                // Every 7th event is rejected by the validator, on a pool thread: it alone fails.
+                producer.push(json!({"event_num": i, "bad": i % 7 == 3}), DataView::new())
+            })
+            .collect();
+        flush(&producer);
+        for (i, f) in futures.iter().enumerate() {
+            let r = f.wait();
+            assert_eq!(r.is_err(), i % 7 == 3, "{ctx}: event {i}: {r:?}");
+        }
+        drop(producer);
+        let stored = N - N.div_ceil(7);
+        let consumer = topic.consumer("check").build().unwrap();
+        let events = pull_n(&consumer, stored as usize);
+        let nums: Vec<u64> = events.iter().map(event_num).collect();
+        let expected: Vec<u64> = (0..N).filter(|i| i % 7 != 3).collect();
+        assert_eq!(nums, expected, "{ctx}: stored in push order");
+    }
+}

@@ -1,0 +1,90 @@
+#!/usr/bin/env bash
+# Side-by-side benchmark of this library's files driver against the C++ reference
+# (diaspora-stream-api), with the C++ benchmark programs' own arguments, in one run.
+#
+#   bash scripts/bench-vs-cpp.sh CPP_BIN_DIR [EVENTS] [ROUNDS]
+#
+# CPP_BIN_DIR holds the reference's diaspora-producer-benchmark, diaspora-consumer-benchmark and
+# (optionally) diaspora-ctl, built with its ENABLE_BENCHMARKS option. EVENTS (default 200000) are
+# written per run as
+#   -d files -n EVENTS -m 64 -s 256 -b 128 -f 10000 -p THREADS      (producer)
+#   -d files -n EVENTS -p THREADS                                   (consumer, same topic)
+# on a fresh topic of 4 partitions, for THREADS 0 (inline) and 1. Each case runs ROUNDS times
+# (default 3), the two programs alternating and swapping who goes first, in a temporary folder on
+# the file system of TMPDIR. Each side creates its topics with its own defaults (ours keeps
+# checksums, the reference has none). Prints every run, then the median of each side and their
+# ratio (ours / reference).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+cpp="${1:?usage: bench-vs-cpp.sh CPP_BIN_DIR [EVENTS] [ROUNDS]}"
+events="${2:-200000}"
+rounds="${3:-3}"
+for p in diaspora-producer-benchmark diaspora-consumer-benchmark; do
+  [ -x "$cpp/$p" ] || { echo "bench-vs-cpp: $cpp/$p not found" >&2; exit 1; }
+done
+echo "bench-vs-cpp: building this library's programs (release)" >&2
+cargo build --release --quiet --bins
+ours=target/release
+work="$(mktemp -d)"
+trap 'rm -rf "$work"' EXIT
+echo "{\"root_path\": \"$work/topics\"}" > "$work/files.json"
+
+# create SIDE TOPIC: a 4-partition topic made by that side's own tool.
+create() {
+  if [ "$1" = cpp ] && [ -x "$cpp/diaspora-ctl" ]; then
+    "$cpp/diaspora-ctl" topic create --driver files --driver-config "$work/files.json" \
+      --name "$2" --topic.num_partitions 4 > /dev/null
+  elif [ "$1" = cpp ]; then
+    # Without the reference's tool: a topic with its layout and no files of ours.
+    "$ours/diaspora-ctl" --logging warn topic create --driver files \
+      --driver-config "$work/files.json" --name "$2" --topic.num_partitions 4 \
+      --topic.checksums false
+  else
+    "$ours/diaspora-ctl" --logging warn topic create --driver files \
+      --driver-config "$work/files.json" --name "$2" --topic.num_partitions 4
+  fi
+}
+
+# rate PROGRAM ARGS...: runs it and prints the "Throughput: X events/s" figure.
+rate() {
+  local out
+  out="$("$@" 2>&1)" || { echo "$out" >&2; echo "bench-vs-cpp: $1 failed" >&2; exit 1; }
+  echo "$out" | sed -n 's/^Throughput: \([0-9.e+]*\) events\/s.*/\1/p' | head -1
+}
+
+median() { tr ' ' '\n' | grep -v '^$' | sort -g | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
+
+declare -A runs
+n=0
+for threads in 0 1; do
+  for round in $(seq 1 "$rounds"); do
+    order="cpp ours"; [ $((round % 2)) -eq 0 ] && order="ours cpp"
+    for side in $order; do
+      n=$((n + 1))
+      topic="t$n"
+      create "$side" "$topic"
+      bin="$ours"; [ "$side" = cpp ] && bin="$cpp"
+      produced="$(rate "$bin/diaspora-producer-benchmark" -d files -c "$work/files.json" \
+        -t "$topic" -n "$events" -m 64 -s 256 -b 128 -f 10000 -p "$threads")"
+      consumed="$(rate "$bin/diaspora-consumer-benchmark" -d files -c "$work/files.json" \
+        -t "$topic" -n "$events" -p "$threads")"
+      printf 'run %2d  %-4s  -p %s  producer %12.0f events/s  consumer %12.0f events/s\n' \
+        "$n" "$side" "$threads" "$produced" "$consumed"
+      runs["$side,$threads,producer"]+=" $produced"
+      runs["$side,$threads,consumer"]+=" $consumed"
+      rm -rf "${work:?}/topics/$topic"
+    done
+  done
+done
+
+echo
+echo "medians of $rounds runs, $events events of 64 B metadata + 256 B data, batches of 128, 4 partitions:"
+printf '%-22s %16s %16s %8s\n' case "reference" "this library" ratio
+for threads in 0 1; do
+  for what in producer consumer; do
+    c="$(echo "${runs[cpp,$threads,$what]}" | median)"
+    o="$(echo "${runs[ours,$threads,$what]}" | median)"
+    printf '%-22s %16.0f %16.0f %7.2fx\n' "$what -p $threads" "$c" "$o" \
+      "$(awk -v o="$o" -v c="$c" 'BEGIN {print (c > 0 ? o / c : 0)}')"
+  done
+done
