@@ -22,6 +22,10 @@ rounds="${3:-3}"
 for p in diaspora-producer-benchmark diaspora-consumer-benchmark; do
   [ -x "$cpp/$p" ] || { echo "bench-vs-cpp: $cpp/$p not found" >&2; exit 1; }
 done
+# The reference's programs call MPI_Init; OpenMPI refuses root unless told.
+if [ "$(id -u)" -eq 0 ]; then
+  export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
+fi
 echo "bench-vs-cpp: building this library's programs (release)" >&2
 cargo build --release --quiet --bins
 ours=target/release

@@ -170,7 +170,11 @@ impl ConsumerBuilder {
             .thread_pool
             .unwrap_or_else(|| self.topic.driver().default_thread_pool());
         let reader = backend.open_reader(&self.name, &targets, &self.options)?;
-        let direct = reader.as_ref().is_some_and(|r| r.prefetches());
+        let prefetching_reader = reader.as_ref().is_some_and(|r| r.prefetches());
+        // With an inline pool (0 threads, the default) the pulling thread reads too, as the
+        // reference does: events are then made and freed by one thread, without hand-overs.
+        let inline_mode = !prefetching_reader && pool.thread_count() == 0;
+        let direct = prefetching_reader || inline_mode;
         let direct_mode = direct;
         let shared = Arc::new(Shared {
             topic: self.topic,
@@ -195,11 +199,12 @@ impl ConsumerBuilder {
             acked: Mutex::new(acked),
             direct: Mutex::new(None),
             direct_mode,
+            inline_mode,
         });
         let fetcher = Fetcher::new(&shared, next, reader);
         if direct {
-            // The driver's client already prefetches in its own threads: read in the pulling
-            // thread instead of handing every event over from another one.
+            // The driver's client already prefetches in its own threads, or the pool is inline:
+            // read in the pulling thread instead of handing every event over from another one.
             *shared.direct.lock().unwrap_or_else(|e| e.into_inner()) = Some(fetcher);
             return Ok(Consumer {
                 shared,
@@ -248,6 +253,9 @@ struct Shared {
     direct: Mutex<Option<Fetcher>>,
     /// Whether `direct` is used (fixed when the consumer is built).
     direct_mode: bool,
+    /// Direct mode because the pool is inline (not because the driver prefetches): an empty
+    /// round sleeps a little before the next one instead of relying on the driver's wait.
+    inline_mode: bool,
 }
 
 impl Shared {
@@ -478,6 +486,8 @@ struct Fetcher {
     cursor: usize,
     eos: EndOfStreamTracker,
     with_data: bool,
+    /// Inline mode: how long to sleep after a round that found nothing.
+    idle_sleep: Duration,
 }
 
 impl Fetcher {
@@ -488,6 +498,7 @@ impl Fetcher {
             cursor: 0,
             eos: EndOfStreamTracker::new(shared.targets.len()),
             with_data: shared.selector.is_none() && shared.allocator.is_none(),
+            idle_sleep: Duration::from_micros(100),
         }
     }
 
@@ -651,12 +662,34 @@ impl PullSource {
             return true;
         }
         if let Some(fetcher) = direct.as_mut() {
-            if fetcher.round(&self.shared) == Round::Empty {
+            match fetcher.round(&self.shared) {
+                Round::Fetched => fetcher.idle_sleep = Duration::from_micros(100),
+                _ if self.shared.inline_mode => {
+                    // Nothing new: poll again soon, backing off to MAX_IDLE_SLEEP.
+                    let mut sleep = fetcher.idle_sleep;
+                    if let Some(d) = deadline {
+                        sleep = sleep.min(d.saturating_duration_since(Instant::now()));
+                    }
+                    std::thread::sleep(sleep);
+                    fetcher.idle_sleep = (fetcher.idle_sleep * 2).min(MAX_IDLE_SLEEP);
+                }
                 // The reader already waited a little; do not spin.
-                std::thread::yield_now();
+                _ => std::thread::yield_now(),
             }
         }
         true
+    }
+
+    /// Inline mode: one fetch round without waiting, so that `completed()` can turn true.
+    fn fetch_once(&self) {
+        let mut direct = self.shared.direct.lock().unwrap_or_else(|e| e.into_inner());
+        if self.shared.lock().items.is_empty() {
+            if let Some(fetcher) = direct.as_mut() {
+                if fetcher.round(&self.shared) == Round::Fetched {
+                    fetcher.idle_sleep = Duration::from_micros(100);
+                }
+            }
+        }
     }
 }
 
@@ -718,6 +751,9 @@ impl Source<Event> for PullSource {
         let mut slot = self.slot.lock().unwrap_or_else(|e| e.into_inner());
         if slot.0.is_some() {
             return true;
+        }
+        if self.shared.inline_mode {
+            self.fetch_once();
         }
         // Claim the next event now, so that a `true` here is always followed by a delivery.
         let (item, ended) = {

@@ -789,3 +789,64 @@ fn absurd_partition_counts_in_the_topic_file_are_refused_at_once() {
         .to_string();
     assert!(err.contains("num_partitions"), "{err}");
 }
+
+#[test]
+fn data_read_into_application_buffers_is_verified_too() {
+    let tmp = tempfile::tempdir().unwrap();
+    let d = driver(tmp.path());
+    d.create_topic("t", &json!({})).unwrap();
+    produce(&d.open_topic("t").unwrap(), 0..6);
+    let at: u64 = (0..4).map(|i| data_of(i).len() as u64).sum::<u64>() + 2;
+    let f = OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(pfile(tmp.path(), "t", 0, "data"))
+        .unwrap();
+    f.write_all_at(&[0x5A], at).unwrap();
+    let topic = d.open_topic("t").unwrap();
+    // With an allocator the data goes straight into the application's buffers (several events
+    // read at once); a partial selection of the damaged event is not checked, a whole one is.
+    for whole in [true, false] {
+        let consumer = topic
+            .consumer("")
+            .data_selector(move |_, full| {
+                if whole {
+                    full.clone()
+                } else {
+                    full.sub_view(0, 1)
+                }
+            })
+            .data_allocator(|_, sel| {
+                diaspora_stream::Allocation::single(vec![0u8; sel.size() as usize])
+            })
+            .build()
+            .unwrap();
+        let mut got = Vec::new();
+        let mut err = None;
+        loop {
+            match consumer.pull().wait_timeout(Duration::from_millis(300)) {
+                Ok(Some(ev)) => got.push(ev.data().to_vec()),
+                Ok(None) => break,
+                Err(e) => {
+                    err = Some(e);
+                    break;
+                }
+            }
+        }
+        for (i, data) in got.iter().enumerate() {
+            let want = data_of(i as u64);
+            assert_eq!(data[..], want[..data.len()], "event {i}");
+        }
+        if whole {
+            assert_eq!(got.len(), 4);
+            let msg = err.expect("the damaged event is reported").to_string();
+            assert!(
+                msg.contains("checksum mismatch in the data of event 4"),
+                "{msg}"
+            );
+        } else {
+            assert!(err.is_none(), "{err:?}");
+            assert_eq!(got.len(), 6);
+        }
+    }
+}

@@ -553,6 +553,17 @@ impl TopicBackend for FilesTopic {
         self.partition(partition)?.read_data(event, ranges, dst)
     }
 
+    fn read_data_many(
+        &self,
+        partition: usize,
+        reads: &mut [crate::driver::DataRead<'_>],
+    ) -> Vec<Result<()>> {
+        match self.partition(partition) {
+            Ok(files) => files.read_data_many(reads),
+            Err(e) => reads.iter().map(|_| Err(e.clone())).collect(),
+        }
+    }
+
     fn load_offset(&self, consumer: &str, partition: usize) -> Result<EventId> {
         self.partition(partition)?;
         self.offsets.load(consumer, partition)

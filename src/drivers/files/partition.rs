@@ -809,6 +809,108 @@ impl PartitionFiles {
         Ok((slices, bad))
     }
 
+    /// Reads the selected data of several events. When they lie close together in the data
+    /// file (small events of one fetch), one read covers them all and the bytes are copied from
+    /// there: one system call instead of one per event. Otherwise each event is read alone.
+    pub(crate) fn read_data_many(
+        &self,
+        reads: &mut [crate::driver::DataRead<'_>],
+    ) -> Vec<Result<()>> {
+        let one_by_one = |reads: &mut [crate::driver::DataRead<'_>]| {
+            reads
+                .iter_mut()
+                .map(|r| self.read_data(r.event, r.ranges, &mut r.dst))
+                .collect()
+        };
+        let Ok(Some(f)) = self.reader() else {
+            return one_by_one(reads);
+        };
+        let Ok(data_len) = f.data.len() else {
+            return one_by_one(reads);
+        };
+        // The span of the file the reads touch, and the bytes they want.
+        let mut start = u64::MAX;
+        let mut end = 0u64;
+        let mut wanted = 0u64;
+        for r in reads.iter() {
+            let ev = r.event;
+            if ev
+                .data_location
+                .checked_add(ev.data_size)
+                .is_none_or(|e| e > data_len)
+            {
+                return one_by_one(reads); // reported there, event by event
+            }
+            for &(o, n) in r.ranges {
+                start = start.min(ev.data_location + o);
+                end = end.max(ev.data_location + o + n);
+                wanted += n;
+            }
+        }
+        let span = end.saturating_sub(start);
+        if reads.len() < 2
+            || span == 0
+            || span > MAX_FETCH_DATA_BYTES
+            || span > 2 * wanted + (64 << 10)
+        {
+            return one_by_one(reads);
+        }
+        let mut buf = vec![0u8; span as usize];
+        if let Err(e) = f.data.read_exact_at(&mut buf, start, "event data") {
+            return reads.iter().map(|_| Err(e.clone())).collect();
+        }
+        // Checksums of the events read whole.
+        let first_id = reads.iter().map(|r| r.event.id).min().unwrap_or(0);
+        let last_id = reads.iter().map(|r| r.event.id).max().unwrap_or(0);
+        let sums = if self.settings.verify {
+            f.read_sums(first_id, last_id - first_id + 1)
+                .unwrap_or_default()
+        } else {
+            Vec::new()
+        };
+        reads
+            .iter_mut()
+            .map(|r| {
+                let ev = r.event;
+                let base = ev.data_location - start;
+                let shifted: Vec<(u64, u64)> =
+                    r.ranges.iter().map(|&(o, n)| (base + o, n)).collect();
+                if ev.data_size > 0 && r.ranges == [(0, ev.data_size)] {
+                    let expected = match sums.get((ev.id - first_id) as usize) {
+                        Some(Some(s)) => s.crcs.map(|c| c.1),
+                        Some(None) => {
+                            return Err(Error::corrupt(
+                                f.sums.as_ref().map(|s| s.path.clone()).unwrap_or_default(),
+                                ev.id * SUM_RECORD_SIZE,
+                                format!(
+                                    "{}: the checksum record of event {} is damaged",
+                                    self.label, ev.id
+                                ),
+                            ))
+                        }
+                        None => None,
+                    };
+                    if let Some(want) = expected {
+                        let got = crc(&buf[base as usize..(base + ev.data_size) as usize]);
+                        if got != want {
+                            return Err(Error::corrupt(
+                                &f.data.path,
+                                ev.data_location,
+                                format!(
+                                    "{}: checksum mismatch in the data of event {} (stored \
+                                     crc32c {want:08x}, computed {got:08x})",
+                                    self.label, ev.id
+                                ),
+                            ));
+                        }
+                    }
+                }
+                crate::consumer::scatter(&buf, &shifted, &mut r.dst);
+                Ok(())
+            })
+            .collect()
+    }
+
     /// Reads byte ranges of one event's data into `dst`. Reading all of an event's data checks
     /// it against its checksum.
     pub(crate) fn read_data(
