@@ -123,7 +123,8 @@ fn write_string(out: &mut Vec<u8>, s: &str) {
     out.push(b'"');
     let bytes = s.as_bytes();
     let mut start = 0;
-    for (i, &b) in bytes.iter().enumerate() {
+    let mut escape_at = |out: &mut Vec<u8>, i: usize, start: &mut usize| {
+        let b = bytes[i];
         let escape: &[u8] = match b {
             b'"' => b"\\\"",
             b'\\' => b"\\\\",
@@ -133,19 +134,43 @@ fn write_string(out: &mut Vec<u8>, s: &str) {
             0x08 => b"\\b",
             0x0c => b"\\f",
             0x00..=0x1f => b"",
-            _ => continue,
+            _ => return,
         };
-        out.extend_from_slice(&bytes[start..i]);
+        out.extend_from_slice(&bytes[*start..i]);
         if escape.is_empty() {
             // nlohmann writes other control characters as \u00xx with lowercase hex.
             let _ = write!(out, "\\u{:04x}", b);
         } else {
             out.extend_from_slice(escape);
         }
-        start = i + 1;
+        *start = i + 1;
+    };
+    // Eight bytes at a time: most strings need no escape at all.
+    let mut i = 0;
+    while i + 8 <= bytes.len() {
+        let w = u64::from_le_bytes(bytes[i..i + 8].try_into().unwrap_or([0; 8]));
+        if word_needs_escape(w) {
+            for j in i..i + 8 {
+                escape_at(out, j, &mut start);
+            }
+        }
+        i += 8;
+    }
+    for j in i..bytes.len() {
+        escape_at(out, j, &mut start);
     }
     out.extend_from_slice(&bytes[start..]);
     out.push(b'"');
+}
+
+/// True if one of the eight bytes of `w` is a control character, `"` or `\\` (bit tricks: a
+/// byte below 0x20, or equal to 0x22 or 0x5c, sets its high bit in the result).
+fn word_needs_escape(w: u64) -> bool {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    const HIGH: u64 = 0x8080_8080_8080_8080;
+    let has_zero = |v: u64| v.wrapping_sub(ONES) & !v & HIGH;
+    let below_space = w.wrapping_sub(ONES * 0x20) & !w & HIGH;
+    (below_space | has_zero(w ^ (ONES * 0x22)) | has_zero(w ^ (ONES * 0x5c))) != 0
 }
 
 /// Writes a double the way nlohmann::json does (`to_chars` with min exponent -4, max 15).
@@ -216,6 +241,28 @@ pub(crate) fn write_float(out: &mut Vec<u8>, value: f64) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn strings_escape_like_serde_json_at_every_position() {
+        // Each special byte at every offset of a 19-byte string, so that it lands in both the
+        // eight-byte words and the tail, plus non-ASCII text.
+        let specials = [
+            '"', '\\', '\n', '\r', '\t', '\u{8}', '\u{c}', '\u{1}', '\u{1f}', 'é', '\u{7f}',
+        ];
+        for c in specials {
+            for at in 0..19 {
+                let mut text: String = "abcdefghijklmnopqrs".into();
+                text.replace_range(at..at + 1, &c.to_string());
+                let mut out = Vec::new();
+                write_string(&mut out, &text);
+                assert_eq!(
+                    String::from_utf8(out).unwrap(),
+                    serde_json::to_string(&text).unwrap(),
+                    "{text:?}"
+                );
+            }
+        }
+    }
     use serde_json::json;
 
     fn f(v: f64) -> String {
