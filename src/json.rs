@@ -123,7 +123,7 @@ fn write_string(out: &mut Vec<u8>, s: &str) {
     out.push(b'"');
     let bytes = s.as_bytes();
     let mut start = 0;
-    let mut escape_at = |out: &mut Vec<u8>, i: usize, start: &mut usize| {
+    let escape_at = |out: &mut Vec<u8>, i: usize, start: &mut usize| {
         let b = bytes[i];
         let escape: &[u8] = match b {
             b'"' => b"\\\"",
