@@ -171,9 +171,11 @@ impl ConsumerBuilder {
             .unwrap_or_else(|| self.topic.driver().default_thread_pool());
         let reader = backend.open_reader(&self.name, &targets, &self.options)?;
         let prefetching_reader = reader.as_ref().is_some_and(|r| r.prefetches());
-        // With an inline pool (0 threads, the default) the pulling thread reads too, as the
-        // reference does: events are then made and freed by one thread, without hand-overs.
-        let inline_mode = !prefetching_reader && pool.thread_count() == 0;
+        // With an inline pool (0 threads, the default) and a driver whose fetch never waits
+        // (files), the pulling thread reads too, as the reference does: events are then made
+        // and freed by one thread, without hand-overs.
+        let inline_mode =
+            reader.is_none() && backend.fetch_returns_at_once() && pool.thread_count() == 0;
         let direct = prefetching_reader || inline_mode;
         let direct_mode = direct;
         let shared = Arc::new(Shared {

@@ -235,6 +235,12 @@ pub trait TopicBackend: Send + Sync {
     ) -> Result<Option<Box<dyn PartitionReader>>> {
         Ok(None)
     }
+    /// True when [`TopicBackend::fetch`] returns at once, without waiting on a network or a
+    /// service (the files driver reads local files). Consumers with an inline pool then fetch in
+    /// the pulling thread instead of running a prefetch thread. Default false.
+    fn fetch_returns_at_once(&self) -> bool {
+        false
+    }
     /// A view of this topic configured with one producer's driver-specific `options` (for
     /// example Kafka client overrides); `None` (the default) means this backend as it is.
     fn for_producer(&self, _options: &Value) -> Result<Option<Arc<dyn TopicBackend>>> {

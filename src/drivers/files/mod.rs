@@ -553,6 +553,10 @@ impl TopicBackend for FilesTopic {
         self.partition(partition)?.read_data(event, ranges, dst)
     }
 
+    fn fetch_returns_at_once(&self) -> bool {
+        true
+    }
+
     fn read_data_many(
         &self,
         partition: usize,
