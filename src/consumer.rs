@@ -6,6 +6,12 @@
 //! data selector and allocator, and has the driver read only the selected bytes straight into the
 //! memory the allocator returned. [`Consumer::pull`] hands out prefetched events.
 //!
+//! Exceptions to the prefetch thread: with an inline pool (0 threads, the default) on a driver
+//! whose fetch returns at once (files), and with drivers whose client prefetches by itself
+//! (Kafka), the pulling thread fetches, a batch at a time, when the queue is empty. Nothing is
+//! then read ahead of the application, and `max_num_batches` has no effect; events are made and
+//! freed by one thread, which is about 3x faster than handing them over.
+//!
 //! Acknowledging an event stores "this consumer name has processed its partition up to here"
 //! through the driver; a consumer created later with the same name starts right after the last
 //! acknowledged event of each partition. Events that were prefetched or pulled but not
@@ -76,7 +82,8 @@ impl ConsumerBuilder {
         self
     }
 
-    /// Batches prefetched ahead of the application (default 2).
+    /// Batches prefetched ahead of the application (default 2), when a prefetch thread runs
+    /// (see the module documentation).
     pub fn max_num_batches(mut self, m: MaxNumBatches) -> Self {
         self.max_num_batches = m;
         self
@@ -655,6 +662,9 @@ impl Drop for PullSource {
 impl PullSource {
     /// Direct mode: runs one fetch round in this thread. False when the deadline has passed.
     fn fetch_directly(&self, deadline: Option<Instant>) -> bool {
+        if self.shared.inline_mode {
+            return self.fetch_inline(deadline);
+        }
         if deadline.is_some_and(|d| Instant::now() >= d) {
             return false;
         }
@@ -664,27 +674,68 @@ impl PullSource {
             return true;
         }
         if let Some(fetcher) = direct.as_mut() {
-            match fetcher.round(&self.shared) {
-                Round::Fetched => fetcher.idle_sleep = Duration::from_micros(100),
-                _ if self.shared.inline_mode => {
-                    // Nothing new: poll again soon, backing off to MAX_IDLE_SLEEP.
-                    let mut sleep = fetcher.idle_sleep;
-                    if let Some(d) = deadline {
-                        sleep = sleep.min(d.saturating_duration_since(Instant::now()));
-                    }
-                    std::thread::sleep(sleep);
-                    fetcher.idle_sleep = (fetcher.idle_sleep * 2).min(MAX_IDLE_SLEEP);
-                }
+            if fetcher.round(&self.shared) == Round::Empty {
                 // The reader already waited a little; do not spin.
-                _ => std::thread::yield_now(),
+                std::thread::yield_now();
             }
         }
         true
     }
 
-    /// Inline mode: one fetch round without waiting, so that `completed()` can turn true.
+    /// Inline mode: one fetch round in this thread (even with a deadline that has passed, so
+    /// that a pull with a zero timeout still reads what is there), then, if it found nothing,
+    /// a short sleep without holding the fetcher. While another puller fetches, waits for what
+    /// it queues. False when the deadline has passed.
+    fn fetch_inline(&self, deadline: Option<Instant>) -> bool {
+        let time_left = |cap: Duration| match deadline {
+            None => Some(cap),
+            Some(d) => {
+                let now = Instant::now();
+                (now < d).then(|| cap.min(d - now))
+            }
+        };
+        let mut direct = match self.shared.direct.try_lock() {
+            Ok(g) => g,
+            Err(std::sync::TryLockError::Poisoned(e)) => e.into_inner(),
+            Err(std::sync::TryLockError::WouldBlock) => {
+                let q = self.shared.lock();
+                if !q.items.is_empty() {
+                    return true;
+                }
+                let Some(wait) = time_left(MAX_IDLE_SLEEP) else {
+                    return false;
+                };
+                let _ = self.shared.ready.wait_timeout(q, wait);
+                return true;
+            }
+        };
+        if !self.shared.lock().items.is_empty() {
+            return true;
+        }
+        let Some(fetcher) = direct.as_mut() else {
+            return true; // the consumer is closing: the caller sees it
+        };
+        if fetcher.round(&self.shared) != Round::Empty {
+            fetcher.idle_sleep = Duration::from_micros(100);
+            return true;
+        }
+        // Nothing new: poll again soon, backing off to MAX_IDLE_SLEEP.
+        let sleep = fetcher.idle_sleep;
+        fetcher.idle_sleep = (fetcher.idle_sleep * 2).min(MAX_IDLE_SLEEP);
+        drop(direct);
+        let Some(sleep) = time_left(sleep) else {
+            return false;
+        };
+        std::thread::sleep(sleep);
+        true
+    }
+
+    /// Inline mode: one fetch round without waiting, so that `completed()` can turn true; none
+    /// while another puller is fetching.
     fn fetch_once(&self) {
-        let mut direct = self.shared.direct.lock().unwrap_or_else(|e| e.into_inner());
+        let Ok(mut direct) = self.shared.direct.try_lock() else {
+            return;
+        };
         if self.shared.lock().items.is_empty() {
             if let Some(fetcher) = direct.as_mut() {
                 if fetcher.round(&self.shared) == Round::Fetched {

@@ -195,6 +195,8 @@ struct PendingEvent {
 /// Events a pool job takes from the pending queue at once: the hand-over between the pushing
 /// thread and the pool costs a lock and a wake-up per chunk instead of per event.
 const DRAIN_CHUNK: usize = 256;
+/// Chunks a pool job processes before it yields its thread to the pool's other jobs.
+const DRAIN_CHUNKS_PER_JOB: usize = 8;
 
 enum Processed {
     Event {
@@ -375,9 +377,11 @@ impl Shared {
         }
     }
 
-    /// A pool job: processes pending events a chunk at a time until none is left.
+    /// A pool job: processes pending events a chunk at a time. After a few chunks it goes back
+    /// through the pool's queue if events remain, so that other jobs of a shared pool are not
+    /// starved by a fast pusher.
     fn drain(self: &Arc<Self>) {
-        loop {
+        for _ in 0..DRAIN_CHUNKS_PER_JOB {
             let chunk: Vec<PendingEvent> = {
                 let mut st = self.lock();
                 let n = st.pending.len().min(DRAIN_CHUNK);
@@ -397,6 +401,10 @@ impl Shared {
                 self.progress.notify_all();
             }
         }
+        // Still counted in `active_drains`: carry on as a new job.
+        let s = self.clone();
+        self.pool
+            .push_work(Box::new(move || s.drain()), DEFAULT_PRIORITY);
     }
 
     fn commit_one(&self, st: &mut State, item: Processed) {

@@ -5,11 +5,15 @@ use serde_json::json;
 use std::process::Command;
 
 fn run(exe: &str, args: &[&str]) -> (i32, String, String) {
+    // OpenMPI's session folder of its own: jobs started at the same moment race to create the
+    // shared one (`/tmp/ompi.<host>.<uid>`) and the loser fails with "File exists".
+    let session = tempfile::tempdir().unwrap();
     let out = Command::new(exe)
         .args(args)
         // Built with the `mpi` feature the programs run as a one-rank MPI job.
         .env("OMPI_ALLOW_RUN_AS_ROOT", "1")
         .env("OMPI_ALLOW_RUN_AS_ROOT_CONFIRM", "1")
+        .env("OMPI_MCA_orte_tmpdir_base", session.path())
         .output()
         .unwrap();
     (

@@ -850,3 +850,60 @@ fn data_read_into_application_buffers_is_verified_too() {
         }
     }
 }
+
+#[test]
+fn selections_that_skip_the_start_of_events_read_the_right_bytes() {
+    // Several small events read with one read: each event's selection starts inside it.
+    let tmp = tempfile::tempdir().unwrap();
+    let d = driver(tmp.path());
+    d.create_topic("s", &json!({})).unwrap();
+    produce(&d.open_topic("s").unwrap(), 0..20);
+    let consumer = d
+        .open_topic("s")
+        .unwrap()
+        .consumer("")
+        .data_selector(|_, full| full.sub_view(1, full.size() - 3))
+        .data_allocator(|_, sel| {
+            diaspora_stream::Allocation::single(vec![0u8; sel.size() as usize])
+        })
+        .build()
+        .unwrap();
+    for i in 0..20u64 {
+        let ev = consumer
+            .pull()
+            .wait_timeout(Duration::from_secs(5))
+            .unwrap()
+            .unwrap();
+        assert_eq!(ev.metadata().json()["i"], i);
+        let want = data_of(i);
+        assert_eq!(
+            ev.data().to_vec(),
+            want[1..want.len() - 2].to_vec(),
+            "event {i}"
+        );
+    }
+}
+
+#[test]
+fn a_pull_with_no_time_to_wait_still_reads_what_is_stored() {
+    let tmp = tempfile::tempdir().unwrap();
+    let d = driver(tmp.path());
+    d.create_topic("z", &json!({})).unwrap();
+    produce(&d.open_topic("z").unwrap(), 0..3);
+    let consumer = d.open_topic("z").unwrap().consumer("").build().unwrap();
+    for i in 0..3u64 {
+        let ev = consumer.pull().wait_timeout(Duration::ZERO).unwrap();
+        assert_eq!(ev.expect("stored event").metadata().json()["i"], i);
+    }
+    assert!(consumer
+        .pull()
+        .wait_timeout(Duration::ZERO)
+        .unwrap()
+        .is_none());
+    // `completed()` turns true by itself once an event is there.
+    let f = consumer.pull();
+    assert!(!f.completed());
+    produce(&d.open_topic("z").unwrap(), 3..4);
+    assert!(f.completed());
+    assert_eq!(f.wait().unwrap().metadata().json()["i"], 3);
+}

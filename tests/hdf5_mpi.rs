@@ -69,6 +69,8 @@ fn mpiexec(n: usize, work: &Path, args: &[&str]) -> (bool, String, String) {
         .env("OMPI_MCA_rmaps_base_oversubscribe", "1")
         .env("OMPI_MCA_btl", "self,vader")
         .env("OMPI_MCA_oob_tcp_if_include", "lo")
+        // A session folder of its own: concurrent jobs race to create the shared one.
+        .env("OMPI_MCA_orte_tmpdir_base", work)
         .output()
         .unwrap_or_else(|e| panic!("could not run {launcher}: {e}"));
     (

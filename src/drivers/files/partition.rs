@@ -863,8 +863,10 @@ impl PartitionFiles {
         let first_id = reads.iter().map(|r| r.event.id).min().unwrap_or(0);
         let last_id = reads.iter().map(|r| r.event.id).max().unwrap_or(0);
         let sums = if self.settings.verify {
-            f.read_sums(first_id, last_id - first_id + 1)
-                .unwrap_or_default()
+            match f.read_sums(first_id, last_id - first_id + 1) {
+                Ok(s) => s,
+                Err(_) => return one_by_one(reads), // each read reports the error
+            }
         } else {
             Vec::new()
         };
@@ -872,9 +874,11 @@ impl PartitionFiles {
             .iter_mut()
             .map(|r| {
                 let ev = r.event;
-                let base = ev.data_location - start;
-                let shifted: Vec<(u64, u64)> =
-                    r.ranges.iter().map(|&(o, n)| (base + o, n)).collect();
+                let shifted: Vec<(u64, u64)> = r
+                    .ranges
+                    .iter()
+                    .map(|&(o, n)| (ev.data_location + o - start, n))
+                    .collect();
                 if ev.data_size > 0 && r.ranges == [(0, ev.data_size)] {
                     let expected = match sums.get((ev.id - first_id) as usize) {
                         Some(Some(s)) => s.crcs.map(|c| c.1),
@@ -891,7 +895,9 @@ impl PartitionFiles {
                         None => None,
                     };
                     if let Some(want) = expected {
-                        let got = crc(&buf[base as usize..(base + ev.data_size) as usize]);
+                        // A whole event: its first byte is at or after `start`.
+                        let base = (ev.data_location - start) as usize;
+                        let got = crc(&buf[base..base + ev.data_size as usize]);
                         if got != want {
                             return Err(Error::corrupt(
                                 &f.data.path,

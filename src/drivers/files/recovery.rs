@@ -37,9 +37,13 @@ pub(crate) fn valid_end(
     data_len: u64,
 ) -> Result<std::result::Result<ValidEnd, (u64, String)>> {
     let mut n = f.index.len()? / INDEX_RECORD_SIZE;
+    // The last record is almost always valid: look at it (and its predecessor) first, and at
+    // more only when torn records are being skipped.
+    let mut chunk = 1;
     while n > 0 {
         // Records [first, n) and the one before them, to know where each must start.
-        let first = n.saturating_sub(CHUNK_RECORDS);
+        let first = n.saturating_sub(chunk);
+        chunk = (chunk * 64).min(CHUNK_RECORDS);
         let with_prev = first.saturating_sub(1);
         let recs = f.read_records(with_prev, n - with_prev)?;
         let offset = (first - with_prev) as usize;
