@@ -58,6 +58,7 @@ pub mod mercury;
 pub mod metadata;
 #[cfg(feature = "mpi")]
 pub mod mpi;
+mod options;
 pub mod producer;
 pub mod thread_pool;
 pub mod topic;

@@ -6,7 +6,8 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 /// When the files driver forces data to stable storage.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum FlushBehavior {
     /// After every batch (payload first, then index): nothing acknowledged is ever lost.
     Immediate,
@@ -39,9 +40,22 @@ pub struct FilesConfig {
     pub verify_checksums: bool,
 }
 
+/// The options as written, before checks.
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawOptions {
+    #[serde(default, deserialize_with = "crate::options::optional_text")]
+    root_path: Option<String>,
+    use_file_locking: Option<bool>,
+    flush_behavior: Option<FlushBehavior>,
+    lock_timeout_ms: Option<u64>,
+    verify_checksums: Option<bool>,
+}
+
 impl FilesConfig {
     /// Reads `root_path`, `use_file_locking`, `flush_behavior`, `lock_timeout_ms` and
-    /// `verify_checksums`; unknown keys are ignored and a non-object gives the defaults.
+    /// `verify_checksums`. An unknown key (a typo) or a value of the wrong type is an error
+    /// naming the option; a non-object gives the defaults, as with the C++ reference.
     pub fn from_json(options: &Value) -> Result<Self> {
         let mut cfg = FilesConfig {
             root_path: PathBuf::from("./diaspora_data"),
@@ -50,61 +64,33 @@ impl FilesConfig {
             lock_timeout: Duration::from_secs(30),
             verify_checksums: true,
         };
-        let Some(obj) = options.as_object() else {
+        if !options.is_object() {
             return Ok(cfg);
-        };
-        if let Some(v) = obj.get("root_path") {
-            cfg.root_path = PathBuf::from(v.as_str().ok_or_else(|| {
-                Error::config(
+        }
+        let raw: RawOptions = crate::options::parse("files driver", options)?;
+        if let Some(p) = raw.root_path {
+            cfg.root_path = PathBuf::from(p);
+        }
+        if let Some(b) = raw.use_file_locking {
+            cfg.use_file_locking = b;
+        }
+        if let Some(f) = raw.flush_behavior {
+            cfg.flush_behavior = f;
+        }
+        if let Some(ms) = raw.lock_timeout_ms {
+            if !(1..=MAX_LOCK_TIMEOUT_MS).contains(&ms) {
+                return Err(Error::config(
                     "files driver",
-                    format!("\"root_path\" must be a string, not {v}"),
-                )
-            })?);
+                    format!(
+                        "option \"lock_timeout_ms\": must be from 1 to {MAX_LOCK_TIMEOUT_MS} \
+                         (milliseconds), not {ms}"
+                    ),
+                ));
+            }
+            cfg.lock_timeout = Duration::from_millis(ms);
         }
-        if let Some(v) = obj.get("use_file_locking") {
-            cfg.use_file_locking = v.as_bool().ok_or_else(|| {
-                Error::config(
-                    "files driver",
-                    format!("\"use_file_locking\" must be a boolean, not {v}"),
-                )
-            })?;
-        }
-        if let Some(v) = obj.get("lock_timeout_ms") {
-            cfg.lock_timeout = match v.as_u64() {
-                Some(ms) if (1..=MAX_LOCK_TIMEOUT_MS).contains(&ms) => Duration::from_millis(ms),
-                _ => {
-                    return Err(Error::config(
-                        "files driver",
-                        format!(
-                            "\"lock_timeout_ms\" must be an integer from 1 to \
-                             {MAX_LOCK_TIMEOUT_MS} (milliseconds), not {v}"
-                        ),
-                    ))
-                }
-            };
-        }
-        if let Some(v) = obj.get("verify_checksums") {
-            cfg.verify_checksums = v.as_bool().ok_or_else(|| {
-                Error::config(
-                    "files driver",
-                    format!("\"verify_checksums\" must be a boolean, not {v}"),
-                )
-            })?;
-        }
-        if let Some(v) = obj.get("flush_behavior") {
-            cfg.flush_behavior = match v.as_str() {
-                Some("immediate") => FlushBehavior::Immediate,
-                Some("on_flush") => FlushBehavior::OnFlush,
-                Some("buffered") => FlushBehavior::Buffered,
-                _ => {
-                    return Err(Error::config(
-                        "files driver",
-                        format!(
-                            "invalid flush_behavior {v}; valid values are \"immediate\", \"on_flush\", \"buffered\""
-                        ),
-                    ))
-                }
-            };
+        if let Some(v) = raw.verify_checksums {
+            cfg.verify_checksums = v;
         }
         Ok(cfg)
     }
@@ -117,15 +103,13 @@ mod tests {
 
     #[test]
     fn parses_and_rejects() {
-        let c = FilesConfig::from_json(
-            &json!({"root_path": "/x", "flush_behavior": "on_flush", "other": 1}),
-        )
-        .unwrap();
+        let c = FilesConfig::from_json(&json!({"root_path": "/x", "flush_behavior": "on_flush"}))
+            .unwrap();
         assert_eq!(c.root_path, PathBuf::from("/x"));
         assert_eq!(c.flush_behavior, FlushBehavior::OnFlush);
         assert!(c.use_file_locking);
         assert!(FilesConfig::from_json(&json!({"flush_behavior": "sometimes"})).is_err());
-        assert!(FilesConfig::from_json(&json!({"root_path": 3})).is_err());
+        assert!(FilesConfig::from_json(&json!({"root_path": [3]})).is_err());
         assert!(FilesConfig::from_json(&json!({"use_file_locking": "yes"})).is_err());
         assert!(c.verify_checksums);
         assert_eq!(c.lock_timeout, Duration::from_secs(30));
@@ -144,6 +128,21 @@ mod tests {
             assert!(e.to_string().contains("lock_timeout_ms"), "{e}");
         }
         assert!(FilesConfig::from_json(&json!({"verify_checksums": 1})).is_err());
+        // A typo is refused with the valid keys, a bad value names its option.
+        let e = FilesConfig::from_json(&json!({"root_pth": "/x"}))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("root_pth") && e.contains("`root_path`"), "{e}");
+        let e = FilesConfig::from_json(&json!({"flush_behavior": "sometimes"}))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("flush_behavior") && e.contains("on_flush"),
+            "{e}"
+        );
+        // A command line makes a number of `--driver.root_path 2024`.
+        let c = FilesConfig::from_json(&json!({"root_path": 2024})).unwrap();
+        assert_eq!(c.root_path, PathBuf::from("2024"));
         assert_eq!(
             FilesConfig::from_json(&json!(null)).unwrap().root_path,
             PathBuf::from("./diaspora_data")

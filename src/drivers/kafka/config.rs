@@ -42,14 +42,46 @@ pub(crate) fn overrides(options: &Value) -> Result<BTreeMap<String, String>> {
     }
 }
 
+/// The options as written, before checks.
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawOptions {
+    kafka: Option<Value>,
+    #[serde(default, deserialize_with = "crate::options::optional_text")]
+    namespace: Option<String>,
+    disable_info_topic: Option<bool>,
+    #[serde(default, deserialize_with = "crate::options::optional_text")]
+    info_topic_prefix: Option<String>,
+}
+
+/// librdkafka keys never take objects: `{"bootstrap": {"servers": x}}` (what the command line
+/// makes of `--driver.kafka.bootstrap.servers x`) is `{"bootstrap.servers": x}`.
+fn flatten_into(prefix: &str, value: &Map<String, Value>, out: &mut BTreeMap<String, String>) {
+    for (k, v) in value {
+        let key = if prefix.is_empty() {
+            k.clone()
+        } else {
+            format!("{prefix}.{k}")
+        };
+        match v {
+            Value::Object(inner) => flatten_into(&key, inner, out),
+            other => {
+                out.insert(key, setting_text(other));
+            }
+        }
+    }
+}
+
 impl KafkaConfig {
-    /// Parses and checks the driver options.
+    /// Parses and checks the driver options. Unknown keys (a typo, or `aws_msk_iam` in a build
+    /// without MSK support) are errors listing the valid ones.
     pub fn from_json(options: &Value) -> Result<Self> {
         let bad = |m: String| Error::config("kafka driver", m);
-        let obj: &Map<String, Value> = options
-            .as_object()
-            .ok_or_else(|| bad("options must be a JSON object".into()))?;
-        let kafka = match obj.get("kafka") {
+        if !options.is_object() {
+            return Err(bad("options must be a JSON object".into()));
+        }
+        let raw: RawOptions = crate::options::parse("kafka driver", options)?;
+        let kafka = match raw.kafka {
             Some(Value::Object(m)) => m,
             Some(_) => return Err(bad("\"kafka\" must be a JSON object".into())),
             None => {
@@ -58,46 +90,29 @@ impl KafkaConfig {
                 ))
             }
         };
-        match kafka.get("bootstrap.servers") {
-            Some(Value::String(s)) if !s.is_empty() => {}
-            Some(Value::Array(a)) if !a.is_empty() && a.iter().all(Value::is_string) => {}
-            _ => {
-                return Err(bad(
-                    "\"kafka\".\"bootstrap.servers\" must be a string or a list of strings".into(),
-                ))
-            }
+        let mut settings = BTreeMap::new();
+        flatten_into("", &kafka, &mut settings);
+        let servers_ok = match kafka.get("bootstrap.servers") {
+            Some(Value::String(s)) => !s.is_empty(),
+            Some(Value::Array(a)) => !a.is_empty() && a.iter().all(Value::is_string),
+            // Given as nested objects (from the command line): a non-empty text.
+            None => settings
+                .get("bootstrap.servers")
+                .is_some_and(|s| !s.is_empty()),
+            _ => false,
+        };
+        if !servers_ok {
+            return Err(bad(
+                "\"kafka\".\"bootstrap.servers\" must be a string or a list of strings".into(),
+            ));
         }
-        let namespace = match obj.get("namespace") {
-            None | Some(Value::Null) => None,
-            Some(Value::String(s)) => Some(s.clone()),
-            Some(v) => return Err(bad(format!("\"namespace\" must be a string, not {v}"))),
-        };
-        let disable_info_topic = match obj.get("disable_info_topic") {
-            None => false,
-            Some(Value::Bool(b)) => *b,
-            Some(v) => {
-                return Err(bad(format!(
-                    "\"disable_info_topic\" must be a boolean, not {v}"
-                )))
-            }
-        };
-        let info_topic_prefix = match obj.get("info_topic_prefix") {
-            None => "__info_".to_string(),
-            Some(Value::String(s)) => s.clone(),
-            Some(v) => {
-                return Err(bad(format!(
-                    "\"info_topic_prefix\" must be a string, not {v}"
-                )))
-            }
-        };
         Ok(KafkaConfig {
-            kafka: kafka
-                .iter()
-                .map(|(k, v)| (k.clone(), setting_text(v)))
-                .collect(),
-            namespace,
-            disable_info_topic,
-            info_topic_prefix,
+            kafka: settings,
+            namespace: raw.namespace,
+            disable_info_topic: raw.disable_info_topic.unwrap_or(false),
+            info_topic_prefix: raw
+                .info_topic_prefix
+                .unwrap_or_else(|| "__info_".to_string()),
         })
     }
 
@@ -148,11 +163,27 @@ mod tests {
         assert_eq!(c.user_topic("ns.t").as_deref(), Some("t"));
         assert_eq!(c.user_topic("ns.__info_t"), None);
         assert_eq!(c.user_topic("other.t"), None);
+        // As the command line writes librdkafka keys: nested objects.
+        let c = KafkaConfig::from_json(&json!({
+            "kafka": {"bootstrap": {"servers": "h:9092"}, "sasl": {"mechanisms": "PLAIN"}}
+        }))
+        .unwrap();
+        assert_eq!(c.kafka["bootstrap.servers"], "h:9092");
+        assert_eq!(c.kafka["sasl.mechanisms"], "PLAIN");
+        let e = KafkaConfig::from_json(&json!({
+            "kafka": {"bootstrap.servers": "x"}, "aws_msk_iam": {"region": "us-east-1"}
+        }))
+        .unwrap_err()
+        .to_string();
+        assert!(
+            e.contains("aws_msk_iam") && e.contains("`namespace`"),
+            "{e}"
+        );
         for bad in [
             json!({}),
             json!({"kafka": {}}),
             json!({"kafka": {"bootstrap.servers": 3}}),
-            json!({"kafka": {"bootstrap.servers": "x"}, "namespace": 1}),
+            json!({"kafka": {"bootstrap.servers": "x"}, "namespace": [1]}),
             json!({"kafka": {"bootstrap.servers": "x"}, "disable_info_topic": "yes"}),
         ] {
             assert!(KafkaConfig::from_json(&bad).is_err(), "{bad}");
