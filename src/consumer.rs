@@ -561,6 +561,10 @@ impl Fetcher {
             }
             {
                 let mut q = shared.lock();
+                if q.stop {
+                    // The consumer is being dropped: queued events would keep it alive.
+                    return Round::Empty;
+                }
                 q.items.extend(events);
                 if self.eos.all_ended() {
                     q.ended = true;

@@ -393,7 +393,19 @@ impl Shared {
             };
             let first = chunk[0].seq;
             let count = chunk.len();
-            let items: Vec<Processed> = chunk.into_iter().map(|ev| self.process(ev)).collect();
+            let items: Vec<Processed> = chunk
+                .into_iter()
+                .map(|ev| {
+                    // A panic outside the guarded callbacks (say, dropping the application's
+                    // data) fails this event alone and keeps the counters right.
+                    let promise = ev.promise.clone();
+                    std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| self.process(ev)))
+                        .unwrap_or_else(|payload| {
+                            promise.set(Err(Error::CallbackPanicked(panic_message(&*payload))));
+                            Processed::Failed
+                        })
+                })
+                .collect();
             let mut st = self.lock();
             self.commit_chunk(&mut st, first, items);
             st.jobs_in_flight -= count;

@@ -907,3 +907,53 @@ fn a_pull_with_no_time_to_wait_still_reads_what_is_stored() {
     assert!(f.completed());
     assert_eq!(f.wait().unwrap().metadata().json()["i"], 3);
 }
+
+/// Data whose owner panics when the library drops it.
+struct PanickyOwner(Vec<u8>);
+
+impl AsRef<[u8]> for PanickyOwner {
+    fn as_ref(&self) -> &[u8] {
+        &self.0
+    }
+}
+
+impl Drop for PanickyOwner {
+    fn drop(&mut self) {
+        if !std::thread::panicking() {
+            panic!("the application's data panicked when dropped");
+        }
+    }
+}
+
+#[test]
+fn a_panic_on_a_pool_thread_fails_one_event_and_the_producer_goes_on() {
+    let tmp = tempfile::tempdir().unwrap();
+    let d = driver(tmp.path());
+    let validator = diaspora_stream::components::validator_from_config(&json!({
+        "type": "schema",
+        "schema": {"type": "object", "properties": {"bad": {"const": false}}}
+    }))
+    .unwrap();
+    d.create_topic_with(
+        "p",
+        &json!({}),
+        diaspora_stream::TopicComponents {
+            validator,
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    let topic = d.open_topic("p").unwrap();
+    let producer = topic
+        .producer()
+        .thread_pool(d.make_thread_pool(diaspora_stream::ThreadCount(1)))
+        .build()
+        .unwrap();
+    // Rejected by the validator on the pool thread; dropping its data there panics.
+    let data = DataView::from(bytes::Bytes::from_owner(PanickyOwner(vec![1, 2, 3])));
+    let rejected = producer.push(json!({"bad": true}), data);
+    let ok = producer.push(json!({"bad": false}), DataView::from("fine"));
+    producer.flush().wait().unwrap();
+    assert!(rejected.wait().is_err());
+    assert_eq!(ok.wait().unwrap(), 0);
+}
