@@ -91,15 +91,7 @@ fn main() {
             }
         }
     }
-    let produced: Vec<f64> = modes
-        .iter()
-        .zip(produce_rates.iter_mut())
-        .map(|((label, _), rates)| report(&format!("producer, {label}"), rates, md_len + data_size))
-        .collect();
-    println!(
-        "producer: checksums cost {:.1} % (median with / median without)",
-        (1.0 - produced[0] / produced[1]) * 100.0
-    );
+    report_modes("producer", &modes, &mut produce_rates, md_len + data_size);
     if std::env::args().any(|a| a == "produce-only") {
         return;
     }
@@ -118,15 +110,7 @@ fn main() {
             }
         }
     }
-    let consumed: Vec<f64> = modes
-        .iter()
-        .zip(consume_rates.iter_mut())
-        .map(|((label, _), rates)| report(&format!("consumer, {label}"), rates, md_len + data_size))
-        .collect();
-    println!(
-        "consumer: checksums cost {:.1} % (median with / median without)",
-        (1.0 - consumed[0] / consumed[1]) * 100.0
-    );
+    report_modes("consumer", &modes, &mut consume_rates, md_len + data_size);
 }
 
 fn produce(
@@ -176,6 +160,19 @@ fn consume(topic: &TopicHandle, name: &str, events: usize, data_size: usize) -> 
     let elapsed = start.elapsed();
     assert_eq!(bytes, events * data_size);
     elapsed
+}
+
+/// Prints both modes' runs and the cost of checksums (median with / median without).
+fn report_modes(what: &str, modes: &[(&str, bool); 2], rates: &mut [Vec<f64>; 2], bytes: usize) {
+    let medians: Vec<f64> = modes
+        .iter()
+        .zip(rates.iter_mut())
+        .map(|((label, _), r)| report(&format!("{what}, {label}"), r, bytes))
+        .collect();
+    println!(
+        "{what}: checksums cost {:.1} % (median with / median without)",
+        (1.0 - medians[0] / medians[1]) * 100.0
+    );
 }
 
 /// Prints the runs and returns their median.

@@ -1565,13 +1565,10 @@ fn out_of_range_partition_selector_fails_the_push() {
 // Validators (EventbridgeTest, test_validator.py)
 // ------------------------------------------------------------------------------------------------
 
-/// Creates a one-partition topic with `validator_config`, pushes `good` and `bad` events
-/// alternately (inline and on a 2-thread pool), checks that every bad one is rejected with
-/// `InvalidMetadata` and that only the good ones are stored.
-fn check_validator_topic(validator_config: Value, good: &[Value], bad: &[Value]) {
-    let (driver, _dir) = test_driver();
-    let validator = validator_from_config(&validator_config).unwrap();
-    let name = unique_topic("validated");
+/// A new one-partition topic with the validator `validator_config`.
+fn validated_topic(driver: &Driver, prefix: &str, validator_config: &Value) -> TopicHandle {
+    let validator = validator_from_config(validator_config).unwrap();
+    let name = unique_topic(prefix);
     driver
         .create_topic_with(
             &name,
@@ -1582,7 +1579,15 @@ fn check_validator_topic(validator_config: Value, good: &[Value], bad: &[Value])
             },
         )
         .unwrap();
-    let topic = driver.open_topic(&name).unwrap();
+    driver.open_topic(&name).unwrap()
+}
+
+/// Creates a one-partition topic with `validator_config`, pushes `good` and `bad` events
+/// alternately (inline and on a 2-thread pool), checks that every bad one is rejected with
+/// `InvalidMetadata` and that only the good ones are stored.
+fn check_validator_topic(validator_config: Value, good: &[Value], bad: &[Value]) {
+    let (driver, _dir) = test_driver();
+    let topic = validated_topic(&driver, "validated", &validator_config);
     assert_eq!(
         topic.validator().metadata()["type"],
         validator_config["type"],
@@ -1842,23 +1847,14 @@ fn pool_producers_keep_push_order_over_many_chunks_and_fail_events_one_by_one() 
     for threads in [1, 2] {
         let ctx = format!("threads={threads}");
         // The validator rejects events whose "bad" key is true.
-        let validator = validator_from_config(&json!({
-            "type": "schema",
-            "schema": {"type": "object", "properties": {"bad": {"const": false}}}
-        }))
-        .unwrap();
-        let name = unique_topic("pool-order");
-        driver
-            .create_topic_with(
-                &name,
-                &topic_args_with(one_partition()),
-                TopicComponents {
-                    validator,
-                    ..TopicComponents::default()
-                },
-            )
-            .unwrap();
-        let topic = driver.open_topic(&name).unwrap();
+        let topic = validated_topic(
+            &driver,
+            "pool-order",
+            &json!({
+                "type": "schema",
+                "schema": {"type": "object", "properties": {"bad": {"const": false}}}
+            }),
+        );
         let pool = driver.make_thread_pool(ThreadCount(threads));
         let producer = topic
             .producer()

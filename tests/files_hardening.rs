@@ -101,6 +101,15 @@ fn snapshot(dir: &Path) -> BTreeMap<PathBuf, Vec<u8>> {
     out
 }
 
+fn set_len(path: &Path, len: u64) {
+    OpenOptions::new()
+        .write(true)
+        .open(path)
+        .unwrap()
+        .set_len(len)
+        .unwrap();
+}
+
 fn grow(path: &Path, by: u64) {
     let f = OpenOptions::new().write(true).open(path).unwrap();
     let len = f.metadata().unwrap().len();
@@ -278,12 +287,7 @@ fn truncated_index_is_reported_and_restored() {
     d.create_topic("t", &json!({})).unwrap();
     produce(&d.open_topic("t").unwrap(), 0..10);
     let index = pfile(tmp.path(), "t", 0, "index");
-    OpenOptions::new()
-        .write(true)
-        .open(&index)
-        .unwrap()
-        .set_len(4 * 32 + 7)
-        .unwrap();
+    set_len(&index, 4 * 32 + 7);
     let (evs, errs) = read_all(&d.open_topic("t").unwrap());
     assert!(errs.is_empty(), "{errs:?}");
     assert_intact(&evs, 4);
@@ -315,12 +319,7 @@ fn writer_restores_lost_index_records_before_appending() {
     let d = driver(tmp.path());
     d.create_topic("t", &json!({})).unwrap();
     produce(&d.open_topic("t").unwrap(), 0..10);
-    OpenOptions::new()
-        .write(true)
-        .open(pfile(tmp.path(), "t", 0, "index"))
-        .unwrap()
-        .set_len(2 * 32)
-        .unwrap();
+    set_len(&pfile(tmp.path(), "t", 0, "index"), 2 * 32);
     assert_eq!(produce(&d.open_topic("t").unwrap(), 10..11), vec![10]);
     let (evs, errs) = read_all(&d.open_topic("t").unwrap());
     assert!(errs.is_empty(), "{errs:?}");
@@ -659,12 +658,7 @@ fn batch_cut_short_by_a_crash_does_not_block_writers() {
     produce(&d.open_topic("c").unwrap(), 5..7);
     let data = pfile(tmp.path(), "c", 0, "data");
     let keep: u64 = (0..5).map(|i| data_of(i).len() as u64).sum();
-    OpenOptions::new()
-        .write(true)
-        .open(&data)
-        .unwrap()
-        .set_len(keep + 4)
-        .unwrap();
+    set_len(&data, keep + 4);
     let files = files_backend(&d);
     let report = files.check_topic("c", |_| {}).unwrap();
     let p = &report.partitions[0];
@@ -698,12 +692,7 @@ fn damaged_event_past_a_truncated_index_stops_writers_and_check_says_so() {
     let d = driver(tmp.path());
     d.create_topic("t", &json!({})).unwrap();
     produce(&d.open_topic("t").unwrap(), 0..6);
-    OpenOptions::new()
-        .write(true)
-        .open(pfile(tmp.path(), "t", 0, "index"))
-        .unwrap()
-        .set_len(2 * 32)
-        .unwrap();
+    set_len(&pfile(tmp.path(), "t", 0, "index"), 2 * 32);
     // Flip a byte of event 3's data: events 2, 4 and 5 still match their checksums.
     let at: u64 = (0..3).map(|i| data_of(i).len() as u64).sum::<u64>() + 1;
     let f = OpenOptions::new()

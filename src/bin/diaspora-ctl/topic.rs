@@ -121,6 +121,14 @@ fn files_driver(
     Ok(driver)
 }
 
+/// Turns a failed `check`/`repair` of topic `name` into the command's error.
+fn files_failure<'a>(name: &'a str, verb: &'a str) -> impl FnOnce(Error) -> CliError + 'a {
+    move |e| match e {
+        Error::TopicNotFound(_) => CliError(format!("topic {name:?} does not exist")),
+        e => CliError(format!("cannot {verb} topic {name:?}: {e}")),
+    }
+}
+
 /// One partition's report, as lines of text.
 fn partition_report(c: &diaspora_stream::drivers::files::PartitionCheck, dry_run: bool) -> String {
     let mut text = format!(
@@ -172,10 +180,7 @@ pub fn check(a: &CheckArgs, dotted: &Dotted) -> CliResult<()> {
         .check_topic(&a.name, |c| {
             let _ = print_stdout(&partition_report(c, false));
         })
-        .map_err(|e| match e {
-            Error::TopicNotFound(_) => CliError(format!("topic {:?} does not exist", a.name)),
-            e => CliError(format!("cannot check topic {:?}: {e}", a.name)),
-        })?;
+        .map_err(files_failure(&a.name, "check"))?;
     print_stdout(&topic_report(&report))?;
     if report.is_clean() {
         Ok(())
@@ -197,10 +202,7 @@ pub fn repair(a: &RepairArgs, dotted: &Dotted) -> CliResult<()> {
         .repair_topic(&a.name, a.apply, |c| {
             let _ = print_stdout(&partition_report(c, !a.apply));
         })
-        .map_err(|e| match e {
-            Error::TopicNotFound(_) => CliError(format!("topic {:?} does not exist", a.name)),
-            e => CliError(format!("cannot repair topic {:?}: {e}", a.name)),
-        })?;
+        .map_err(files_failure(&a.name, "repair"))?;
     print_stdout(&topic_report(&report))?;
     let planned = report.partitions.iter().any(|p| !p.repairs.is_empty());
     if !a.apply {

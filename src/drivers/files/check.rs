@@ -491,6 +491,17 @@ fn missing_index(dir: &Path, framed: bool, out: &mut PartitionCheck) -> Result<(
     Ok(())
 }
 
+/// The partition folders of a topic that belong to it (index, path).
+fn partition_dirs(topic_dir: &Path, facts: &TopicFacts) -> Result<Vec<(usize, PathBuf)>> {
+    let pdir = topic_dir.join("partitions");
+    let n = facts.num_partitions.unwrap_or(usize::MAX);
+    Ok(partition_indices(&pdir)?
+        .into_iter()
+        .filter(|&p| p < n)
+        .map(|p| (p, pdir.join(format!("{p:08}"))))
+        .collect())
+}
+
 impl FilesDriver {
     fn topic_parts(&self, name: &str) -> Result<(PathBuf, TopicFacts, TopicCheck)> {
         let Some(dir) = self.topic_dir_exists(name)? else {
@@ -538,17 +549,8 @@ impl FilesDriver {
     ) -> Result<TopicCheck> {
         let (dir, facts, mut report) = self.topic_parts(name)?;
         let framed = framed_metadata(&dir);
-        let n = facts.num_partitions.unwrap_or(usize::MAX);
-        for p in partition_indices(&dir.join("partitions"))?
-            .into_iter()
-            .filter(|&p| p < n)
-        {
-            let c = check_partition(
-                p,
-                &dir.join("partitions").join(format!("{p:08}")),
-                framed,
-                &facts,
-            )?;
+        for (p, pdir) in partition_dirs(&dir, &facts)? {
+            let c = check_partition(p, &pdir, framed, &facts)?;
             progress(&c);
             report.partitions.push(c);
         }
@@ -567,12 +569,7 @@ impl FilesDriver {
     ) -> Result<TopicCheck> {
         let (dir, facts, mut report) = self.topic_parts(name)?;
         let framed = framed_metadata(&dir);
-        let n = facts.num_partitions.unwrap_or(usize::MAX);
-        for p in partition_indices(&dir.join("partitions"))?
-            .into_iter()
-            .filter(|&p| p < n)
-        {
-            let pdir = dir.join("partitions").join(format!("{p:08}"));
+        for (p, pdir) in partition_dirs(&dir, &facts)? {
             let planned = check_partition(p, &pdir, framed, &facts)?;
             if !apply || planned.repairs.is_empty() {
                 progress(&planned);

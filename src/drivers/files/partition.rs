@@ -279,19 +279,8 @@ fn verify_event(
     sum: Option<SumRecord>,
     metadata: &[u8],
 ) -> Result<()> {
-    let sums_path = || {
-        files
-            .sums
-            .as_ref()
-            .map(|s| s.path.clone())
-            .unwrap_or_default()
-    };
     let Some(sum) = sum else {
-        return Err(Error::corrupt(
-            sums_path(),
-            id * SUM_RECORD_SIZE,
-            format!("{label}: the checksum record of event {id} is damaged"),
-        ));
+        return Err(damaged_sum(label, files, id));
     };
     if (sum.metadata_size, sum.data_size) != (r.metadata_size, r.data_size) {
         return Err(Error::corrupt(
@@ -319,6 +308,50 @@ fn verify_event(
         ));
     }
     Ok(())
+}
+
+/// The error for a checksum record that fails its own check.
+fn damaged_sum(label: &str, files: &OpenFiles, id: u64) -> Error {
+    Error::corrupt(
+        files
+            .sums
+            .as_ref()
+            .map(|s| s.path.clone())
+            .unwrap_or_default(),
+        id * SUM_RECORD_SIZE,
+        format!("{label}: the checksum record of event {id} is damaged"),
+    )
+}
+
+/// Checks the CRC `got` of all of event `id`'s data (stored at `offset`) against its checksum
+/// record, when it has one (`sum` is `None` for an event without a record).
+fn check_data(
+    label: &str,
+    files: &OpenFiles,
+    id: u64,
+    offset: u64,
+    sum: Option<Option<SumRecord>>,
+    got: u32,
+) -> Result<()> {
+    let want = match sum {
+        None => return Ok(()),
+        Some(None) => return Err(damaged_sum(label, files, id)),
+        Some(Some(s)) => match s.crcs {
+            None => return Ok(()),
+            Some((_, want)) => want,
+        },
+    };
+    if got == want {
+        return Ok(());
+    }
+    Err(Error::corrupt(
+        &files.data.path,
+        offset,
+        format!(
+            "{label}: checksum mismatch in the data of event {id} (stored crc32c {want:08x}, \
+             computed {got:08x})"
+        ),
+    ))
 }
 
 impl PartitionFiles {
@@ -736,17 +769,14 @@ impl PartitionFiles {
         let start = records[0].data_offset;
         let end = records[records.len() - 1].ends().1;
         let mut buf = vec![0u8; (end - start) as usize];
-        let expected = |i: usize| sums.and_then(|s| s.get(i).copied().flatten()?.crcs.map(|c| c.1));
-        let mismatch = |i: usize, want: u32, got: u32| {
-            Error::corrupt(
-                &f.data.path,
+        let check = |i: usize, got: u32| {
+            check_data(
+                &self.label,
+                f,
+                from + i as u64,
                 records[i].data_offset,
-                format!(
-                    "{}: checksum mismatch in the data of event {} (stored crc32c {want:08x}, \
-                     computed {got:08x})",
-                    self.label,
-                    from + i as u64
-                ),
+                sums.and_then(|s| s.get(i).copied()),
+                got,
             )
         };
         let mut bad = None;
@@ -763,13 +793,14 @@ impl PartitionFiles {
                     let part = &mut buf[at + done..at + done + n];
                     f.data
                         .read_exact_at(part, start + (at + done) as u64, "event data")?;
-                    digest.update(part);
+                    if sums.is_some() {
+                        digest.update(part);
+                    }
                     done += n;
                 }
-                if let Some(want) = expected(k) {
-                    let got = digest.finish();
-                    if got != want {
-                        bad = Some((k, mismatch(k, want, got)));
+                if sums.is_some() {
+                    if let Err(e) = check(k, digest.finish()) {
+                        bad = Some((k, e));
                         break 'read;
                     }
                 }
@@ -786,14 +817,11 @@ impl PartitionFiles {
             let group_end = end_of(j - 1);
             f.data
                 .read_exact_at(&mut buf[at..group_end], start + at as u64, "event data")?;
-            for i in k..j {
-                if let Some(want) = expected(i) {
-                    let o = (records[i].data_offset - start) as usize;
-                    let got = crc(&buf[o..o + size(i)]);
-                    if got != want {
-                        bad = Some((i, mismatch(i, want, got)));
-                        break 'read;
-                    }
+            for i in (k..j).filter(|_| sums.is_some()) {
+                let o = (records[i].data_offset - start) as usize;
+                if let Err(e) = check(i, crc(&buf[o..o + size(i)])) {
+                    bad = Some((i, e));
+                    break 'read;
                 }
             }
             k = j;
@@ -879,37 +907,17 @@ impl PartitionFiles {
                     .iter()
                     .map(|&(o, n)| (ev.data_location + o - start, n))
                     .collect();
-                if ev.data_size > 0 && r.ranges == [(0, ev.data_size)] {
-                    let expected = match sums.get((ev.id - first_id) as usize) {
-                        Some(Some(s)) => s.crcs.map(|c| c.1),
-                        Some(None) => {
-                            return Err(Error::corrupt(
-                                f.sums.as_ref().map(|s| s.path.clone()).unwrap_or_default(),
-                                ev.id * SUM_RECORD_SIZE,
-                                format!(
-                                    "{}: the checksum record of event {} is damaged",
-                                    self.label, ev.id
-                                ),
-                            ))
-                        }
-                        None => None,
-                    };
-                    if let Some(want) = expected {
-                        // A whole event: its first byte is at or after `start`.
-                        let base = (ev.data_location - start) as usize;
-                        let got = crc(&buf[base..base + ev.data_size as usize]);
-                        if got != want {
-                            return Err(Error::corrupt(
-                                &f.data.path,
-                                ev.data_location,
-                                format!(
-                                    "{}: checksum mismatch in the data of event {} (stored \
-                                     crc32c {want:08x}, computed {got:08x})",
-                                    self.label, ev.id
-                                ),
-                            ));
-                        }
-                    }
+                if ev.data_size > 0 && r.ranges == [(0, ev.data_size)] && !sums.is_empty() {
+                    // A whole event: its first byte is at or after `start`.
+                    let base = (ev.data_location - start) as usize;
+                    check_data(
+                        &self.label,
+                        &f,
+                        ev.id,
+                        ev.data_location,
+                        sums.get((ev.id - first_id) as usize).copied(),
+                        crc(&buf[base..base + ev.data_size as usize]),
+                    )?;
                 }
                 crate::consumer::scatter(&buf, &shifted, &mut r.dst);
                 Ok(())
@@ -1000,22 +1008,14 @@ impl PartitionFiles {
                     left -= n;
                     &d[..n]
                 }));
-                let expected = sum.and_then(|s| s.crcs.map(|c| c.1));
-                if sum.is_none() || expected.is_some_and(|e| e != crc) {
-                    return Err(Error::corrupt(
-                        &f.data.path,
-                        event.data_location,
-                        format!(
-                            "{}: checksum mismatch in the data of event {} (stored crc32c {}, \
-                             computed {crc:08x})",
-                            self.label,
-                            event.id,
-                            expected
-                                .map(|e| format!("{e:08x}"))
-                                .unwrap_or_else(|| "unreadable".into())
-                        ),
-                    ));
-                }
+                check_data(
+                    &self.label,
+                    &f,
+                    event.id,
+                    event.data_location,
+                    Some(sum),
+                    crc,
+                )?;
             }
         }
         Ok(())
