@@ -180,6 +180,34 @@ fn bad_arguments_fail_with_a_message() {
             vec!["-d", "files", "-c", &cfg, "-t", "my_topic", "-b", "0"],
             "batch-size",
         ),
+        (
+            PRODUCER,
+            vec![
+                "-d",
+                "files",
+                "-c",
+                &cfg,
+                "-t",
+                "my_topic",
+                "-s",
+                "99999999999999",
+            ],
+            "not a size from 0 to 1073741824",
+        ),
+        (
+            CONSUMER,
+            vec![
+                "-d",
+                "files",
+                "-c",
+                &cfg,
+                "-t",
+                "my_topic",
+                "--idle-timeout",
+                "1e300",
+            ],
+            "at most one year",
+        ),
     ];
     for (exe, args, needle) in cases {
         let (code, out, err) = run(exe, &args);

@@ -16,6 +16,16 @@ use std::time::{Duration, Instant};
 mod bench_support;
 use bench_support::{read_driver_config, Ranks};
 
+/// Parses a duration in seconds: above 0 and at most a year.
+fn seconds(s: &str) -> Result<f64, String> {
+    match s.trim().parse::<f64>() {
+        Ok(v) if v.is_finite() && v > 0.0 && v <= 365.0 * 24.0 * 3600.0 => Ok(v),
+        _ => Err(format!(
+            "{s:?} is not a number of seconds above 0 and at most one year"
+        )),
+    }
+}
+
 fn fraction(s: &str) -> Result<f64, String> {
     let v: f64 = s.parse().map_err(|_| format!("{s:?} is not a number"))?;
     if (0.0..=1.0).contains(&v) {
@@ -43,7 +53,7 @@ struct Args {
     #[arg(short = 'n', long, default_value_t = 1000)]
     num_events: u64,
     /// Threads of the consumer's pool.
-    #[arg(short = 'p', long, default_value_t = 1)]
+    #[arg(short = 'p', long, default_value_t = 1, value_parser = bench_support::threads)]
     num_threads: usize,
     /// Fraction of each selected event's data that is read, in [0, 1].
     #[arg(short = 's', long, default_value_t = 1.0, value_parser = fraction)]
@@ -57,8 +67,8 @@ struct Args {
     /// Acknowledge the last event read, so that a rerun continues after it.
     #[arg(long)]
     ack: bool,
-    /// Seconds without any event after which a rank stops.
-    #[arg(long, default_value_t = 5.0)]
+    /// Seconds without any event after which a rank stops (above 0, at most a year).
+    #[arg(long, default_value_t = 5.0, value_parser = seconds)]
     idle_timeout: f64,
 }
 
@@ -137,7 +147,7 @@ fn run(args: &Args, ranks: &Ranks) -> Result<(), String> {
             .data_allocator(|_, sel| Allocation::single(vec![0u8; sel.size() as usize]))
             .build()
             .map_err(|e| e.to_string())?;
-        let idle = Duration::from_secs_f64(args.idle_timeout.max(0.001));
+        let idle = Duration::from_secs_f64(args.idle_timeout);
         let mut last = None;
         while events < args.num_events {
             match consumer.pull().wait_timeout(idle) {

@@ -32,17 +32,17 @@ struct Args {
     #[arg(short = 'n', long, default_value_t = 1000)]
     num_events: u64,
     /// Bytes of data per event.
-    #[arg(short = 's', long, default_value_t = 0)]
+    #[arg(short = 's', long, default_value_t = 0, value_parser = size_bytes)]
     data_size: usize,
     /// Bytes of JSON metadata per event (a string of that length including quotes; 0 and 1 give
     /// the 1-byte document `0`).
-    #[arg(short = 'm', long, default_value_t = 0)]
+    #[arg(short = 'm', long, default_value_t = 0, value_parser = size_bytes)]
     metadata_size: usize,
     /// Events per batch.
     #[arg(short = 'b', long, default_value_t = 1)]
     batch_size: usize,
     /// Threads of the producer's pool (0: inline).
-    #[arg(short = 'p', long, default_value_t = 1)]
+    #[arg(short = 'p', long, default_value_t = 1, value_parser = bench_support::threads)]
     num_threads: usize,
     /// Flush every this many events (0: only at the end).
     #[arg(short = 'f', long, default_value_t = 1000)]
@@ -51,6 +51,14 @@ struct Args {
     /// that consumers stop once they have read everything.
     #[arg(long)]
     end_of_stream: bool,
+}
+
+/// Parses a size in bytes, at most 1 GiB (a bigger one would not fit a benchmark's memory).
+fn size_bytes(s: &str) -> Result<usize, String> {
+    match s.trim().parse::<usize>() {
+        Ok(v) if v <= 1 << 30 => Ok(v),
+        _ => Err(format!("{s:?} is not a size from 0 to 1073741824 bytes")),
+    }
 }
 
 fn metadata_of_size(m: usize, seed: u64) -> Value {

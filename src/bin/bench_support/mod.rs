@@ -4,6 +4,14 @@
 use serde_json::Value;
 use std::path::Path;
 
+/// Parses a thread count, at most 1024.
+pub fn threads(s: &str) -> Result<usize, String> {
+    match s.trim().parse::<usize>() {
+        Ok(v) if v <= 1024 => Ok(v),
+        _ => Err(format!("{s:?} is not a thread count from 0 to 1024")),
+    }
+}
+
 /// Reads a JSON driver configuration file (none: `{}`).
 pub fn read_driver_config(path: Option<&Path>) -> Result<Value, String> {
     let Some(path) = path else {
