@@ -10,7 +10,7 @@
 //! whose fetch returns at once (files), and with drivers whose client prefetches by itself
 //! (Kafka), the pulling thread fetches, a batch at a time, when the queue is empty. Nothing is
 //! then read ahead of the application, and `max_num_batches` has no effect; events are made and
-//! freed by one thread, which is about 3x faster than handing them over.
+//! freed by one thread, which avoids the allocator contention of handing them over.
 //!
 //! Acknowledging an event stores "this consumer name has processed its partition up to here"
 //! through the driver; a consumer created later with the same name starts right after the last
