@@ -46,6 +46,7 @@ fn check(operation: &str, rc: i32) -> Result<()> {
 /// Makes sure Argobots is initialised (see the module documentation).
 pub fn init() -> Result<()> {
     static INIT: OnceLock<std::result::Result<(), String>> = OnceLock::new();
+    crate::future::set_park_hook(&UltParking);
     INIT.get_or_init(|| {
         // SAFETY: ABT_initialized may be called at any time.
         if unsafe { abt::ABT_initialized() } as u32 == abt::ABT_SUCCESS {
@@ -183,6 +184,37 @@ pub(crate) fn park(eventual: &Eventual, deadline: Option<std::time::Instant>) ->
             }
             yield_now();
         },
+    }
+}
+
+/// The park hook of [`crate::future`]: futures waited on from a ULT park it on an eventual
+/// instead of blocking its execution stream.
+struct UltParking;
+
+impl crate::future::ParkHook for UltParking {
+    fn token(&self) -> Option<std::result::Result<Arc<dyn crate::future::ParkToken>, ()>> {
+        if !in_ult() {
+            return None;
+        }
+        Some(
+            Eventual::new()
+                .map(|e| Arc::new(e) as Arc<dyn crate::future::ParkToken>)
+                .map_err(|_| ()),
+        )
+    }
+
+    fn yield_now(&self) {
+        yield_now();
+    }
+}
+
+impl crate::future::ParkToken for Eventual {
+    fn wake(&self) {
+        self.set();
+    }
+
+    fn park(&self, deadline: Option<std::time::Instant>) -> bool {
+        park(self, deadline)
     }
 }
 

@@ -17,9 +17,9 @@
 //! acknowledged event of each partition. Events that were prefetched or pulled but not
 //! acknowledged are delivered again to the next consumer of that name.
 
-use crate::data_view::{Allocation, DataView};
+use crate::backend::{DataRead, PartitionReader, StoredEvent};
+use crate::data_view::{scatter, Allocation, DataView};
 use crate::descriptor::DataDescriptor;
-use crate::driver::{DataRead, PartitionReader, StoredEvent};
 use crate::error::{panic_message, Error, Result};
 use crate::event::{parse_end_of_stream_marker, AckSink, Event};
 use crate::future::{Future, Source};
@@ -59,6 +59,14 @@ pub struct ConsumerBuilder {
     allocator: Option<DataAllocator>,
     targets: Option<Vec<usize>>,
     options: Value,
+}
+
+impl TopicHandle {
+    /// Starts building a consumer named `name`. Consumers with the same name share acknowledged
+    /// positions: a consumer restarted with the same name resumes where the last one stopped.
+    pub fn consumer(&self, name: &str) -> ConsumerBuilder {
+        ConsumerBuilder::new(self.clone(), name)
+    }
 }
 
 impl ConsumerBuilder {
@@ -429,29 +437,6 @@ enum PendingData {
 fn guard<T>(what: &str, f: impl FnOnce() -> T) -> Result<T> {
     std::panic::catch_unwind(std::panic::AssertUnwindSafe(f))
         .map_err(|p| Error::CallbackPanicked(format!("{what}: {}", panic_message(&*p))))
-}
-
-/// Copies `ranges` of `src` consecutively over the `dst` segments.
-pub(crate) fn scatter(src: &[u8], ranges: &[(u64, u64)], dst: &mut [&mut [u8]]) {
-    let mut seg = 0;
-    let mut pos = 0;
-    for &(o, s) in ranges {
-        let mut from = o as usize;
-        let mut left = s as usize;
-        while left > 0 && seg < dst.len() {
-            let room = dst[seg].len() - pos;
-            if room == 0 {
-                seg += 1;
-                pos = 0;
-                continue;
-            }
-            let n = room.min(left);
-            dst[seg][pos..pos + n].copy_from_slice(&src[from..from + n]);
-            pos += n;
-            from += n;
-            left -= n;
-        }
-    }
 }
 
 impl Shared {

@@ -245,6 +245,46 @@ impl Allocation {
     }
 }
 
+/// Walks `ranges` (`(offset, size)` of some source) laid consecutively over the `dst` segments
+/// and calls `copy(source_offset, piece)` for each piece of a segment to fill; ranges beyond the
+/// segments' total are cut. The one scatter loop of the crate: the consumer copies from memory,
+/// the files driver reads from a file.
+pub(crate) fn scatter_with<E>(
+    ranges: &[(u64, u64)],
+    dst: &mut [&mut [u8]],
+    mut copy: impl FnMut(u64, &mut [u8]) -> std::result::Result<(), E>,
+) -> std::result::Result<(), E> {
+    let mut seg = 0;
+    let mut pos = 0;
+    for &(o, s) in ranges {
+        let mut from = o;
+        let mut left = s as usize;
+        while left > 0 && seg < dst.len() {
+            let room = dst[seg].len() - pos;
+            if room == 0 {
+                seg += 1;
+                pos = 0;
+                continue;
+            }
+            let n = room.min(left);
+            copy(from, &mut dst[seg][pos..pos + n])?;
+            pos += n;
+            from += n as u64;
+            left -= n;
+        }
+    }
+    Ok(())
+}
+
+/// Copies `ranges` of `src` consecutively over the `dst` segments.
+pub(crate) fn scatter(src: &[u8], ranges: &[(u64, u64)], dst: &mut [&mut [u8]]) {
+    let _ = scatter_with(ranges, dst, |from, piece| {
+        let from = from as usize;
+        piece.copy_from_slice(&src[from..from + piece.len()]);
+        Ok::<(), std::convert::Infallible>(())
+    });
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -44,7 +44,7 @@ impl<T: Clone + Send + 'static> Future<T> {
     }
 
     /// A future that is already complete with an error.
-    pub fn failed(error: crate::Error) -> Self {
+    pub fn failed(error: crate::error::Error) -> Self {
         Future {
             inner: Inner::Ready(Err(error)),
         }
@@ -102,27 +102,59 @@ impl<T> Future<T> {
     }
 }
 
+/// How a waiter that must not block its OS thread waits: a thread library with user-level
+/// threads (the Argobots pool, [`crate::argobots`]) installs one with [`set_park_hook`], and
+/// futures waited on from its threads park the user-level thread instead of the OS thread.
+pub trait ParkHook: Send + Sync {
+    /// A token to park the calling thread on, when it is a user-level thread that must not
+    /// block its OS thread; `None` for an ordinary thread (it blocks on a condition variable).
+    /// `Some(Err(()))` when the caller must not block but no token could be made: it then
+    /// polls, calling [`ParkHook::yield_now`] between looks.
+    #[allow(clippy::result_unit_err)]
+    fn token(&self) -> Option<std::result::Result<Arc<dyn ParkToken>, ()>>;
+    /// Lets other user-level threads run.
+    fn yield_now(&self);
+}
+
+/// One parked waiter, woken once.
+pub trait ParkToken: Send + Sync {
+    /// Wakes the waiter (from any thread).
+    fn wake(&self);
+    /// Parks the caller until [`ParkToken::wake`] or `deadline`; true when woken.
+    fn park(&self, deadline: Option<Instant>) -> bool;
+}
+
+static PARK_HOOK: std::sync::OnceLock<&'static dyn ParkHook> = std::sync::OnceLock::new();
+
+/// Installs the process's park hook (the first one installed stays).
+pub fn set_park_hook(hook: &'static dyn ParkHook) {
+    let _ = PARK_HOOK.set(hook);
+}
+
+/// The value slot of a promise and the parked waiters to wake when it is set.
+struct Slot<T> {
+    value: Option<Result<T>>,
+    parked: Vec<Arc<dyn ParkToken>>,
+}
+
 /// The writing end of a future: set once, read by any number of waiters.
 pub(crate) struct Promise<T> {
-    slot: Mutex<Option<Result<T>>>,
+    slot: Mutex<Slot<T>>,
     cond: Condvar,
-    /// Argobots ULTs parked on this promise (they must not block their execution stream on
-    /// the condition variable).
-    #[cfg(feature = "argobots")]
-    parked: Mutex<Vec<Arc<crate::argobots::Eventual>>>,
 }
 
 impl<T> Promise<T> {
     pub(crate) fn new() -> Self {
         Promise {
-            slot: Mutex::new(None),
+            slot: Mutex::new(Slot {
+                value: None,
+                parked: Vec::new(),
+            }),
             cond: Condvar::new(),
-            #[cfg(feature = "argobots")]
-            parked: Mutex::new(Vec::new()),
         }
     }
 
-    fn lock(&self) -> MutexGuard<'_, Option<Result<T>>> {
+    fn lock(&self) -> MutexGuard<'_, Slot<T>> {
         // A poisoned lock only means a panic happened while holding it; the slot stays coherent
         // because it is written in one assignment.
         self.slot.lock().unwrap_or_else(|e| e.into_inner())
@@ -131,65 +163,52 @@ impl<T> Promise<T> {
     /// Completes the promise; later calls are ignored (the first result wins).
     pub(crate) fn set(&self, value: Result<T>) {
         let mut slot = self.lock();
-        if slot.is_none() {
-            *slot = Some(value);
+        if slot.value.is_none() {
+            slot.value = Some(value);
+            let parked = std::mem::take(&mut slot.parked);
             drop(slot);
             self.cond.notify_all();
-            #[cfg(feature = "argobots")]
-            for eventual in self
-                .parked
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .drain(..)
-            {
-                eventual.set();
+            for token in parked {
+                token.wake();
             }
         }
     }
 
-    /// `wait_map` for a caller running in an Argobots ULT: parks the ULT on an eventual.
-    #[cfg(feature = "argobots")]
-    fn wait_map_ult<U>(
+    /// `wait_map` for a caller that must not block its OS thread: parks on a token.
+    fn wait_map_parked<U>(
         &self,
+        hook: &dyn ParkHook,
+        token: std::result::Result<Arc<dyn ParkToken>, ()>,
         deadline: Option<Instant>,
         f: impl FnOnce(&Result<T>) -> U,
     ) -> Option<U> {
-        let eventual = {
-            let slot = self.lock();
-            if let Some(v) = slot.as_ref() {
+        let token = {
+            let mut slot = self.lock();
+            if let Some(v) = slot.value.as_ref() {
                 return Some(f(v));
             }
-            let eventual = match crate::argobots::Eventual::new() {
-                Ok(e) => Arc::new(e),
-                // Cannot park: fall back to polling with yields.
-                Err(_) => {
-                    drop(slot);
-                    loop {
-                        if let Some(v) = self.lock().as_ref() {
-                            return Some(f(v));
-                        }
-                        if deadline.is_some_and(|d| Instant::now() >= d) {
-                            return None;
-                        }
-                        crate::argobots::yield_now();
+            let Ok(token) = token else {
+                // Cannot park: poll with yields.
+                drop(slot);
+                loop {
+                    if let Some(v) = self.lock().value.as_ref() {
+                        return Some(f(v));
                     }
+                    if deadline.is_some_and(|d| Instant::now() >= d) {
+                        return None;
+                    }
+                    hook.yield_now();
                 }
             };
             // Registered while the slot is locked, so `set` cannot slip in between.
-            self.parked
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .push(eventual.clone());
-            eventual
+            slot.parked.push(token.clone());
+            token
         };
-        if !crate::argobots::park(&eventual, deadline) {
+        if !token.park(deadline) {
             // Timed out: forget this waiter so that repeated short waits do not pile up.
-            self.parked
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .retain(|e| !Arc::ptr_eq(e, &eventual));
+            self.lock().parked.retain(|t| !Arc::ptr_eq(t, &token));
         }
-        self.lock().as_ref().map(f)
+        self.lock().value.as_ref().map(f)
     }
 
     /// Waits for the value and maps it with `f` (under the lock, so `f` must be cheap).
@@ -198,13 +217,14 @@ impl<T> Promise<T> {
         deadline: Option<Instant>,
         f: impl FnOnce(&Result<T>) -> U,
     ) -> Option<U> {
-        #[cfg(feature = "argobots")]
-        if crate::argobots::in_ult() {
-            return self.wait_map_ult(deadline, f);
+        if let Some(hook) = PARK_HOOK.get() {
+            if let Some(token) = hook.token() {
+                return self.wait_map_parked(*hook, token, deadline, f);
+            }
         }
         let mut slot = self.lock();
         loop {
-            if let Some(v) = slot.as_ref() {
+            if let Some(v) = slot.value.as_ref() {
                 return Some(f(v));
             }
             match deadline {
@@ -225,7 +245,7 @@ impl<T> Promise<T> {
     }
 
     pub(crate) fn is_set(&self) -> bool {
-        self.lock().is_some()
+        self.lock().value.is_some()
     }
 }
 
@@ -248,7 +268,7 @@ pub(crate) fn promise<T: Clone + Send + Sync + 'static>() -> (Arc<Promise<T>>, F
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::Error;
+    use crate::error::Error;
 
     #[test]
     fn timeout_then_retry_then_value() {

@@ -41,6 +41,7 @@
 
 #[cfg(feature = "argobots")]
 pub mod argobots;
+pub mod backend;
 pub mod components;
 pub mod consumer;
 pub mod data_view;
@@ -53,6 +54,7 @@ pub mod future;
 #[cfg(feature = "hdf5")]
 pub mod hdf5;
 pub mod json;
+pub mod margo;
 #[cfg(feature = "mercury")]
 pub mod mercury;
 pub mod metadata;
@@ -64,11 +66,12 @@ pub mod thread_pool;
 pub mod topic;
 pub mod types;
 
+pub use backend::{DriverBackend, TopicBackend};
 pub use components::{PartitionSelector, Serializer, TopicComponents, Validator};
 pub use consumer::{Consumer, ConsumerBuilder, DataAllocator, DataSelector, Flow, ProcessOptions};
 pub use data_view::{Allocation, DataBuffer, DataView};
 pub use descriptor::{DataDescriptor, Selection};
-pub use driver::{Driver, DriverBackend, TopicBackend};
+pub use driver::Driver;
 pub use error::{Error, Result};
 pub use event::Event;
 pub use future::Future;

@@ -36,7 +36,7 @@ use std::sync::{Arc, Mutex, MutexGuard, Weak};
 use std::thread::{JoinHandle, ThreadId};
 use std::time::{Duration, Instant};
 
-pub use crate::drivers::mofka::wire::margo::{jenkins_hash, rpc_id as margo_rpc_id};
+pub use crate::margo::{jenkins_hash, rpc_id as margo_rpc_id};
 
 /// Builds an [`Error`] for a Mercury call that returned `code`.
 fn hg_error(operation: impl Into<String>, code: hg::hg_return_t) -> Error {

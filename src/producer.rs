@@ -12,9 +12,9 @@
 //! assigned; they are never predicted. Data parts are kept as the application's `Bytes` and written
 //! from there: the engine never copies them.
 
+use crate::backend::{BatchIds, EventBatch};
 use crate::components::PartitionSelector;
 use crate::data_view::DataView;
-use crate::driver::{BatchIds, EventBatch};
 use crate::error::{panic_message, Error, Result};
 use crate::future::{promise, Future, Promise, Source};
 use crate::metadata::Metadata;
@@ -43,6 +43,13 @@ pub struct ProducerBuilder {
     ordering: Ordering,
     options: Value,
     selector: Option<Arc<dyn PartitionSelector>>,
+}
+
+impl TopicHandle {
+    /// Starts building a producer (see [`ProducerBuilder`] for the options).
+    pub fn producer(&self) -> ProducerBuilder {
+        ProducerBuilder::new(self.clone())
+    }
 }
 
 impl ProducerBuilder {
@@ -459,7 +466,7 @@ impl Source<EventId> for PushSource {
     }
 }
 
-fn sender_loop(shared: Arc<Shared>, backend: Arc<dyn crate::driver::TopicBackend>) {
+fn sender_loop(shared: Arc<Shared>, backend: Arc<dyn crate::backend::TopicBackend>) {
     let mut st = shared.lock();
     loop {
         let work = match st.queue.pop_front() {

@@ -1,10 +1,14 @@
-//! Open topics.
+//! Open topics: [`Driver::open_topic`] and the [`TopicHandle`] it returns.
+//!
+//! A topic handle makes producers and consumers with [`TopicHandle::producer`] and
+//! [`TopicHandle::consumer`]; those two live with the engines they build
+//! ([`crate::producer`], [`crate::consumer`]), so that this module depends on neither.
 
+use crate::backend::TopicBackend;
 use crate::components::{PartitionSelector, Serializer, TopicComponents, Validator};
-use crate::consumer::ConsumerBuilder;
-use crate::driver::{Driver, TopicBackend};
+use crate::driver::Driver;
+use crate::error::Result;
 use crate::metadata::PartitionInfo;
-use crate::producer::ProducerBuilder;
 use std::sync::Arc;
 
 /// An open topic: its partitions, its components and a way to make producers and consumers.
@@ -90,15 +94,12 @@ impl TopicHandle {
     pub fn backend(&self) -> &Arc<dyn TopicBackend> {
         &self.inner.backend
     }
+}
 
-    /// Starts building a producer (see [`ProducerBuilder`] for the options).
-    pub fn producer(&self) -> ProducerBuilder {
-        ProducerBuilder::new(self.clone())
-    }
-
-    /// Starts building a consumer named `name`. Consumers with the same name share acknowledged
-    /// positions: a consumer restarted with the same name resumes where the last one stopped.
-    pub fn consumer(&self, name: &str) -> ConsumerBuilder {
-        ConsumerBuilder::new(self.clone(), name)
+impl Driver {
+    /// Opens an existing topic.
+    pub fn open_topic(&self, name: &str) -> Result<TopicHandle> {
+        let backend = self.backend().open_topic(name)?;
+        Ok(TopicHandle::new(self.clone(), backend))
     }
 }

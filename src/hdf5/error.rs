@@ -18,7 +18,7 @@ pub enum Error {
         context: String,
         /// The library's error.
         #[source]
-        source: crate::Error,
+        source: crate::error::Error,
     },
 
     /// The HDF5 library reported an error.
@@ -87,7 +87,7 @@ pub enum Error {
 
 impl Error {
     /// Wraps a library error with what was being done.
-    pub(crate) fn stream(context: impl Into<String>, source: crate::Error) -> Error {
+    pub(crate) fn stream(context: impl Into<String>, source: crate::error::Error) -> Error {
         Error::Stream {
             context: context.into(),
             source,

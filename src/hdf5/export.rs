@@ -8,7 +8,7 @@ use super::{
     batch_events, check_partitions, ExportOptions, ExportSummary, IdRange, PartitionSummary, Phase,
     Progress,
 };
-use crate::driver::StoredEvent;
+use crate::backend::StoredEvent;
 use crate::topic::TopicHandle;
 use std::path::{Path, PathBuf};
 

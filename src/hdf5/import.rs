@@ -6,9 +6,10 @@ use super::{
     batch_events, check_partitions, is_control, ImportOptions, ImportSummary, PartitionSummary,
     Phase, Progress, FLUSH_BYTES,
 };
+use crate::backend::{BatchIds, EventBatch};
 use crate::components::TopicComponents;
 use crate::data_view::DataView;
-use crate::driver::{BatchIds, Driver, EventBatch};
+use crate::driver::Driver;
 use crate::error::Error as StreamError;
 use crate::topic::TopicHandle;
 use bytes::Bytes;

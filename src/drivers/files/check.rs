@@ -10,10 +10,9 @@
 //! index is rebuilt aside and moved into place. It never guesses: damage it cannot undo (a flipped
 //! bit, a changed offset) is reported with the events it affects.
 
-use super::partition::{
-    classify, IndexRecord, NamedFile, OpenFiles, DATA_FILE, INDEX_FILE, INDEX_RECORD_SIZE,
-    METADATA_FILE, SUMS_FILE,
-};
+use super::file::NamedFile;
+use super::index::{classify, IndexRecord, INDEX_RECORD_SIZE};
+use super::open_files::{OpenFiles, DATA_FILE, INDEX_FILE, METADATA_FILE, SUMS_FILE};
 use super::recovery::{recover, scan_beyond, valid_end, Beyond};
 use super::{partition_indices, read_topic_facts, FilesDriver, TopicFacts};
 use crate::error::{Error, Result};

@@ -42,6 +42,7 @@ mod config;
 mod file;
 mod index;
 mod offsets;
+mod open_files;
 mod partition;
 mod recovery;
 mod sums;
@@ -49,8 +50,8 @@ mod sums;
 pub use check::{PartitionCheck, RepairAction, TopicCheck};
 pub use config::{FilesConfig, FlushBehavior};
 
+use crate::backend::{BatchIds, DriverBackend, EventBatch, StoredEvent, TopicBackend};
 use crate::components::TopicComponents;
-use crate::driver::{BatchIds, DriverBackend, EventBatch, StoredEvent, TopicBackend};
 use crate::error::{Error, Result};
 use crate::metadata::PartitionInfo;
 use crate::types::EventId;
@@ -301,10 +302,10 @@ impl DriverBackend for FilesDriver {
                     .map_err(|e| Error::io("create directory", &pdir, e))?;
                 // The C++ reference makes these when a topic is first opened; here readers
                 // never create files, so they are made with the topic.
-                let mut files = vec![partition::DATA_FILE, partition::METADATA_FILE];
-                files.push(partition::INDEX_FILE);
+                let mut files = vec![open_files::DATA_FILE, open_files::METADATA_FILE];
+                files.push(open_files::INDEX_FILE);
                 if checksums {
-                    files.push(partition::SUMS_FILE);
+                    files.push(open_files::SUMS_FILE);
                 }
                 for f in files {
                     let path = pdir.join(f);
@@ -498,7 +499,7 @@ struct FilesTopic {
 
 impl FilesTopic {
     fn partition(&self, p: usize) -> Result<&PartitionFiles> {
-        crate::driver::partition_at(&self.name, &self.partitions, p)
+        crate::backend::partition_at(&self.name, &self.partitions, p)
     }
 }
 
@@ -560,7 +561,7 @@ impl TopicBackend for FilesTopic {
     fn read_data_many(
         &self,
         partition: usize,
-        reads: &mut [crate::driver::DataRead<'_>],
+        reads: &mut [crate::backend::DataRead<'_>],
     ) -> Vec<Result<()>> {
         match self.partition(partition) {
             Ok(files) => files.read_data_many(reads),

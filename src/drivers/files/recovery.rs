@@ -13,7 +13,7 @@
 //!   damage in the middle of stored events, and writers refuse to write over it.
 
 use super::index::{classify, IndexRecord, INDEX_RECORD_SIZE};
-use super::partition::OpenFiles;
+use super::open_files::OpenFiles;
 use super::sums::{SumRecord, SUM_RECORD_SIZE};
 use crate::error::{Error, Result};
 

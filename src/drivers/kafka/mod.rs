@@ -26,10 +26,10 @@ mod config;
 
 pub use config::KafkaConfig;
 
-use crate::components::TopicComponents;
-use crate::driver::{
+use crate::backend::{
     BatchCallback, BatchIds, DriverBackend, EventBatch, PartitionReader, StoredEvent, TopicBackend,
 };
+use crate::components::TopicComponents;
 use crate::error::{Error, Result};
 use crate::metadata::PartitionInfo;
 use crate::types::EventId;

@@ -33,16 +33,16 @@
 use super::rpc::{decode_request, decode_response, respond, Caller};
 use super::wire::layout::{decode_descriptors, decode_sizes, split_entries};
 use super::wire::*;
-use crate::components::TopicComponents;
-use crate::driver::{
+use crate::backend::{
     BatchCallback, BatchIds, DataRead, DriverBackend, EventBatch, PartitionReader, StoredEvent,
     TopicBackend,
 };
+use crate::components::TopicComponents;
 use crate::error::{Error, Result};
 use crate::mercury::{BulkAccess, Engine, EngineOptions, LocalBulk, Request};
+use crate::metadata::Metadata;
 use crate::metadata::PartitionInfo;
 use crate::types::EventId;
-use crate::Metadata;
 use bytes::Bytes;
 use serde_json::{json, Value};
 use std::collections::{BTreeMap, HashMap, VecDeque};
@@ -1251,7 +1251,7 @@ struct MofkaTopic {
 
 impl MofkaTopic {
     fn partition(&self, p: usize) -> Result<&PartitionRef> {
-        crate::driver::partition_at(&self.name, &self.partitions, p)
+        crate::backend::partition_at(&self.name, &self.partitions, p)
     }
 
     fn call<Q: WireMessage, R: WireMessage>(&self, p: usize, rpc: Rpc, body: &Q) -> Result<R> {
@@ -1362,7 +1362,7 @@ impl MofkaTopic {
         target: &crate::mercury::Address,
         id: u64,
         read: &mut DataRead<'_>,
-    ) -> Result<Option<(LocalBulk, crate::Future<Bytes>)>> {
+    ) -> Result<Option<(LocalBulk, crate::future::Future<Bytes>)>> {
         let total: u64 = read.ranges.iter().map(|r| r.1).sum();
         if total == 0 {
             return Ok(None);

@@ -22,11 +22,11 @@ use super::rpc::{decode_request, respond, Caller};
 use super::wire::layout::{
     decode_sizes, encode_descriptors, encode_entries, split_entries, MemoryLocation,
 };
-use super::wire::margo::rpc_id;
 use super::wire::*;
+use crate::descriptor::DataDescriptor;
 use crate::error::{Error, Result};
+use crate::margo::rpc_id;
 use crate::mercury::{BulkOp, Engine, EngineOptions, RemoteBulk, RemoteRegion, Request};
-use crate::DataDescriptor;
 use serde_json::{json, Value};
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};

@@ -2,9 +2,13 @@
 //! id) followed by the Thallium-encoded arguments; a response is the Margo return code (`i32`)
 //! followed by the encoded value. Shared by the driver and the mock service.
 
-use super::wire::margo::{rpc_id, HG_SUCCESS, NO_PARENT_RPC_ID};
+use super::wire::margo::{
+    read_request_header, read_response_header, write_request_header, write_response_header,
+    HG_SUCCESS, NO_PARENT_RPC_ID,
+};
 use super::wire::{BulkHandle, BulkRef, Decoder, Encoder, WireMessage, WireVersion};
 use crate::error::{Error, Result};
+use crate::margo::rpc_id;
 use crate::mercury::{Address, BulkAccess, Engine, LocalBulk, RemoteBulk, Request};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -14,7 +18,7 @@ use std::time::Duration;
 pub(crate) fn encode_request<Q: WireMessage>(version: WireVersion, body: &Q) -> Vec<u8> {
     let mut out = Vec::with_capacity(64);
     let mut enc = Encoder::new(&mut out, version);
-    enc.u64(NO_PARENT_RPC_ID);
+    write_request_header(&mut enc, NO_PARENT_RPC_ID);
     body.write(&mut enc);
     out
 }
@@ -22,7 +26,7 @@ pub(crate) fn encode_request<Q: WireMessage>(version: WireVersion, body: &Q) -> 
 /// Decodes a request payload (trailing bytes are ignored: Mercury's buffer may be longer).
 pub(crate) fn decode_request<Q: WireMessage>(version: WireVersion, payload: &[u8]) -> Result<Q> {
     let mut dec = Decoder::new(payload, version);
-    dec.u64("margo.parent_rpc_id")?;
+    read_request_header(&mut dec)?;
     Ok(Q::read(&mut dec)?)
 }
 
@@ -34,7 +38,7 @@ pub(crate) fn decode_response<R: WireMessage>(
     operation: impl FnOnce() -> String,
 ) -> Result<R> {
     let mut dec = Decoder::new(payload, version);
-    let hg_ret = dec.i32("margo.hg_ret")?;
+    let hg_ret = read_response_header(&mut dec)?;
     if hg_ret != HG_SUCCESS {
         return Err(Error::Transport {
             operation: operation(),
@@ -49,7 +53,7 @@ pub(crate) fn decode_response<R: WireMessage>(
 pub(crate) fn encode_response<R: WireMessage>(version: WireVersion, body: &R) -> Vec<u8> {
     let mut out = Vec::with_capacity(32);
     let mut enc = Encoder::new(&mut out, version);
-    enc.i32(HG_SUCCESS);
+    write_response_header(&mut enc, HG_SUCCESS);
     body.write(&mut enc);
     out
 }

@@ -22,7 +22,8 @@
 
 use super::error::WireError;
 use crate::components::Serializer;
-use crate::{DataDescriptor, Metadata};
+use crate::descriptor::DataDescriptor;
+use crate::metadata::Metadata;
 
 /// Encodes `sizes` as the sizes region.
 pub fn encode_sizes(sizes: &[u64]) -> Vec<u8> {
@@ -124,7 +125,7 @@ pub fn split_region(region: &[u8], count: u64) -> Result<(&[u8], &[u8]), WireErr
 pub fn encode_metadata(
     metadata: &[Metadata],
     serializer: &dyn Serializer,
-) -> crate::Result<(Vec<u8>, Vec<u8>)> {
+) -> crate::error::Result<(Vec<u8>, Vec<u8>)> {
     let mut sizes = Vec::with_capacity(metadata.len());
     let mut content = Vec::new();
     for m in metadata {

@@ -98,6 +98,7 @@ mod result;
 mod rpc;
 mod yokan;
 
+pub use crate::margo::{jenkins_hash, rpc_id, split_rpc_id, DEFAULT_PROVIDER_ID};
 pub use bedrock::{
     LookupProviderRequest, LookupProviderResponse, ProviderDescriptor, QueryConfigRequest,
     QueryConfigResponse, StartProviderRequest, StartProviderResponse,
@@ -105,10 +106,7 @@ pub use bedrock::{
 pub use bulk::{bulk_flags, BulkDescription, BulkHandle, BulkRef, BulkSegment};
 pub use codec::{Decoder, Encoder, HgString, WireMessage};
 pub use error::{WireError, WireErrorKind};
-pub use margo::{
-    jenkins_hash, rpc_id, split_rpc_id, Request, Response, DEFAULT_PROVIDER_ID, HG_SUCCESS,
-    NO_PARENT_RPC_ID,
-};
+pub use margo::{Request, Response, HG_SUCCESS, NO_PARENT_RPC_ID};
 pub use mofka::{
     AckEventRequest, AckEventResponse, RecvBatchRequest, RecvBatchResponse, RemoveConsumerRequest,
     RemoveConsumerResponse, RequestDataRequest, RequestDataResponse, RequestEventsRequest,
@@ -177,9 +175,9 @@ impl FromStr for WireVersion {
     }
 }
 
-impl From<WireError> for crate::Error {
+impl From<WireError> for crate::error::Error {
     fn from(e: WireError) -> Self {
-        crate::Error::Decode {
+        crate::error::Error::Decode {
             what: "Mofka wire message",
             reason: e.to_string(),
         }

@@ -7,8 +7,8 @@ use super::bulk::BulkRef;
 use super::codec::{Decoder, Encoder, WireMessage};
 use super::error::WireError;
 use super::result::MofkaResult;
+use crate::descriptor::DataDescriptor;
 use crate::types::EventId;
-use crate::DataDescriptor;
 
 /// `mofka_producer_send_batch` arguments: a producer hands a batch of events to a partition,
 /// which pulls both bulks.

@@ -3,10 +3,14 @@
 use super::bedrock::*;
 use super::codec::{Decoder, Encoder, WireMessage};
 use super::error::WireError;
-use super::margo::{jenkins_hash, rpc_id};
+use super::margo::{
+    read_request_header, read_response_header, write_request_header, write_response_header,
+    Request, Response, HG_SUCCESS,
+};
 use super::mofka::*;
 use super::yokan::*;
 use super::WireVersion;
+use crate::margo::{jenkins_hash, rpc_id};
 
 macro_rules! rpc_table {
     ( $( $(#[$doc:meta])* $variant:ident = $name:literal, $req:ty, $resp:ty; )* ) => {
@@ -181,5 +185,59 @@ impl AnyResponse {
     /// Appends the value's encoding to `out` (without the Margo header).
     pub fn encode_as(&self, version: WireVersion, out: &mut Vec<u8>) {
         self.write(&mut Encoder::new(out, version));
+    }
+}
+
+impl Request<AnyRequest> {
+    /// Decodes the payload of a request for `rpc` (exactly one request, header included).
+    pub fn decode_payload(
+        rpc: Rpc,
+        payload: &[u8],
+        version: WireVersion,
+    ) -> Result<Self, WireError> {
+        let mut dec = Decoder::new(payload, version);
+        let parent_rpc_id = read_request_header(&mut dec)?;
+        let body = AnyRequest::read(rpc, &mut dec)?;
+        dec.finish()?;
+        Ok(Request {
+            parent_rpc_id,
+            body,
+        })
+    }
+
+    /// Appends the payload (header and arguments) to `out`.
+    pub fn encode_payload(&self, version: WireVersion, out: &mut Vec<u8>) {
+        let mut enc = Encoder::new(out, version);
+        write_request_header(&mut enc, self.parent_rpc_id);
+        self.body.write(&mut enc);
+    }
+}
+
+impl Response<AnyResponse> {
+    /// Decodes the payload of a response for `rpc` (exactly one response, header included).
+    pub fn decode_payload(
+        rpc: Rpc,
+        payload: &[u8],
+        version: WireVersion,
+    ) -> Result<Self, WireError> {
+        let mut dec = Decoder::new(payload, version);
+        let hg_ret = read_response_header(&mut dec)?;
+        let body = if hg_ret == HG_SUCCESS {
+            Some(AnyResponse::read(rpc, &mut dec)?)
+        } else {
+            None
+        };
+        dec.finish()?;
+        Ok(Response { hg_ret, body })
+    }
+
+    /// Appends the payload (header and value) to `out`.
+    pub fn encode_payload(&self, version: WireVersion, out: &mut Vec<u8>) {
+        let mut enc = Encoder::new(out, version);
+        if write_response_header(&mut enc, self.hg_ret) {
+            if let Some(body) = &self.body {
+                body.write(&mut enc);
+            }
+        }
     }
 }
