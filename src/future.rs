@@ -9,17 +9,86 @@ use crate::error::Result;
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
+/// When a wait gives up. The clock is read only when a wait has to block, so that taking a
+/// value that is already there costs no clock read (a consumer pulling a queued event with a
+/// timeout spent a tenth of its time in `clock_gettime`).
+#[derive(Debug)]
+pub(crate) struct Deadline {
+    timeout: Option<Duration>,
+    at: std::cell::Cell<Option<Option<Instant>>>,
+}
+
+impl Deadline {
+    /// No deadline.
+    pub(crate) fn never() -> Self {
+        Deadline {
+            timeout: None,
+            at: std::cell::Cell::new(Some(None)),
+        }
+    }
+
+    /// `timeout` from the first time the deadline is needed.
+    pub(crate) fn after(timeout: Duration) -> Self {
+        Deadline {
+            timeout: Some(timeout),
+            at: std::cell::Cell::new(None),
+        }
+    }
+
+    /// The instant the wait gives up (`None`: never).
+    pub(crate) fn get(&self) -> Option<Instant> {
+        if let Some(at) = self.at.get() {
+            return at;
+        }
+        let at = self.timeout.and_then(|t| Instant::now().checked_add(t));
+        self.at.set(Some(at));
+        at
+    }
+}
+
 /// Something that will eventually produce a `Result<T>`.
 pub(crate) trait Source<T>: Send + Sync {
-    /// Waits until the value is available or the deadline passes (`None` = no deadline).
-    fn wait_until(&self, deadline: Option<Instant>) -> Option<Result<T>>;
+    /// Waits until the value is available or the deadline passes.
+    fn wait_until(&self, deadline: &Deadline) -> Option<Result<T>>;
     /// True when `wait_until` would return a value immediately.
     fn is_ready(&self) -> bool;
 }
 
+/// Where a value claimed for a future goes back when the future is dropped before any wait
+/// returned it (a pulled event returns to its consumer's queue).
+pub(crate) trait GiveBack<T>: Send + Sync {
+    /// Takes `value` back.
+    fn give_back(&self, value: T);
+}
+
 enum Inner<T> {
     Ready(Result<T>),
+    /// A value taken for this future when it was made (a pull that found an event queued):
+    /// no allocation and no lock to wait on it; given back if no wait ever returned it.
+    Claimed {
+        value: Result<T>,
+        returned: std::sync::atomic::AtomicBool,
+        owner: Arc<dyn GiveBack<T>>,
+    },
     Pending(Arc<dyn Source<T>>),
+}
+
+impl<T> Drop for Future<T> {
+    fn drop(&mut self) {
+        if let Inner::Claimed {
+            value,
+            returned,
+            owner,
+        } = &mut self.inner
+        {
+            if !*returned.get_mut() {
+                let value = std::mem::replace(value, Err(crate::error::Error::Closed("future")));
+                if let Ok(v) = value {
+                    owner.give_back(v);
+                }
+            }
+        }
+    }
 }
 
 /// A value of type `T` that becomes available later.
@@ -50,6 +119,18 @@ impl<T: Clone + Send + 'static> Future<T> {
         }
     }
 
+    /// A future holding `value`, claimed from `owner`, which takes it back if the future is
+    /// dropped before a wait returned it.
+    pub(crate) fn claimed(value: T, owner: Arc<dyn GiveBack<T>>) -> Self {
+        Future {
+            inner: Inner::Claimed {
+                value: Ok(value),
+                returned: std::sync::atomic::AtomicBool::new(false),
+                owner,
+            },
+        }
+    }
+
     pub(crate) fn from_source(source: Arc<dyn Source<T>>) -> Self {
         Future {
             inner: Inner::Pending(source),
@@ -60,8 +141,14 @@ impl<T: Clone + Send + 'static> Future<T> {
     pub fn wait(&self) -> Result<T> {
         match &self.inner {
             Inner::Ready(r) => r.clone(),
+            Inner::Claimed {
+                value, returned, ..
+            } => {
+                returned.store(true, std::sync::atomic::Ordering::Relaxed);
+                value.clone()
+            }
             Inner::Pending(s) => loop {
-                if let Some(r) = s.wait_until(None) {
+                if let Some(r) = s.wait_until(&Deadline::never()) {
                     return r;
                 }
             },
@@ -71,14 +158,11 @@ impl<T: Clone + Send + 'static> Future<T> {
     /// Waits at most `timeout`. `Ok(None)` means the time ran out; waiting again is allowed.
     pub fn wait_timeout(&self, timeout: Duration) -> Result<Option<T>> {
         match &self.inner {
-            Inner::Ready(r) => r.clone().map(Some),
-            Inner::Pending(s) => {
-                let deadline = Instant::now().checked_add(timeout);
-                match s.wait_until(deadline) {
-                    Some(r) => r.map(Some),
-                    None => Ok(None),
-                }
-            }
+            Inner::Ready(_) | Inner::Claimed { .. } => self.wait().map(Some),
+            Inner::Pending(s) => match s.wait_until(&Deadline::after(timeout)) {
+                Some(r) => r.map(Some),
+                None => Ok(None),
+            },
         }
     }
 
@@ -96,7 +180,7 @@ impl<T> Future<T> {
     /// True when `wait` would return immediately.
     pub fn completed(&self) -> bool {
         match &self.inner {
-            Inner::Ready(_) => true,
+            Inner::Ready(_) | Inner::Claimed { .. } => true,
             Inner::Pending(s) => s.is_ready(),
         }
     }
@@ -214,15 +298,20 @@ impl<T> Promise<T> {
     /// Waits for the value and maps it with `f` (under the lock, so `f` must be cheap).
     pub(crate) fn wait_map<U>(
         &self,
-        deadline: Option<Instant>,
+        deadline: &Deadline,
         f: impl FnOnce(&Result<T>) -> U,
     ) -> Option<U> {
+        let mut slot = self.lock();
+        if let Some(v) = slot.value.as_ref() {
+            return Some(f(v));
+        }
         if let Some(hook) = PARK_HOOK.get() {
             if let Some(token) = hook.token() {
-                return self.wait_map_parked(*hook, token, deadline, f);
+                drop(slot);
+                return self.wait_map_parked(*hook, token, deadline.get(), f);
             }
         }
-        let mut slot = self.lock();
+        let deadline = deadline.get();
         loop {
             if let Some(v) = slot.value.as_ref() {
                 return Some(f(v));
@@ -250,7 +339,7 @@ impl<T> Promise<T> {
 }
 
 impl<T: Clone + Send> Source<T> for Promise<T> {
-    fn wait_until(&self, deadline: Option<Instant>) -> Option<Result<T>> {
+    fn wait_until(&self, deadline: &Deadline) -> Option<Result<T>> {
         self.wait_map(deadline, Clone::clone)
     }
     fn is_ready(&self) -> bool {

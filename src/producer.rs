@@ -16,7 +16,7 @@ use crate::backend::{BatchIds, EventBatch};
 use crate::components::PartitionSelector;
 use crate::data_view::DataView;
 use crate::error::{panic_message, Error, Result};
-use crate::future::{promise, Future, Promise, Source};
+use crate::future::{promise, Deadline, Future, Promise, Source};
 use crate::metadata::Metadata;
 use crate::thread_pool::{ThreadPool, DEFAULT_PRIORITY};
 use crate::topic::TopicHandle;
@@ -25,7 +25,6 @@ use serde_json::Value;
 use std::collections::{BTreeMap, VecDeque};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::thread::JoinHandle;
-use std::time::Instant;
 
 /// Upper bound on an adaptive batch, in events.
 const ADAPTIVE_MAX_EVENTS: usize = 16 * 1024;
@@ -450,7 +449,7 @@ struct PushSource {
 }
 
 impl Source<EventId> for PushSource {
-    fn wait_until(&self, deadline: Option<Instant>) -> Option<Result<EventId>> {
+    fn wait_until(&self, deadline: &Deadline) -> Option<Result<EventId>> {
         self.batch.wait_map(deadline, |r| match r {
             Ok(ids) => ids.get(self.index as usize).ok_or_else(|| {
                 Error::InvalidArgument(format!(

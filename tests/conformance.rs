@@ -1883,3 +1883,49 @@ fn pool_producers_keep_push_order_over_many_chunks_and_fail_events_one_by_one() 
         assert_eq!(nums, expected, "{ctx}: stored in push order");
     }
 }
+
+#[test]
+fn a_pull_dropped_before_any_wait_gives_its_event_back() {
+    // With 0 and 1 pool threads: a pull that finds events queued claims one at once; a pull
+    // that must wait goes through the consumer's queue. Either way, an event is never lost to a
+    // future nobody waited on, and pulls waited on out of order get events in pull order.
+    let (driver, _guard) = test_driver();
+    for threads in [0, 1] {
+        let topic = new_topic(&driver, "drop-pull", one_partition());
+        let producer = topic.producer().build().unwrap();
+        for i in 0..20u64 {
+            producer.push(json!({"event_num": i}), DataView::new());
+        }
+        flush(&producer);
+        let consumer = topic
+            .consumer("c")
+            .thread_pool(driver.make_thread_pool(ThreadCount(threads)))
+            .build()
+            .unwrap();
+        // Let the first events arrive so that the next pulls find them queued.
+        let first = pull_n(&consumer, 1);
+        assert_eq!(event_num(&first[0]), 0, "threads {threads}");
+        let f1 = consumer.pull();
+        let deadline = Instant::now() + WAIT;
+        while !f1.completed() {
+            assert!(
+                Instant::now() < deadline,
+                "threads {threads}: no event for f1"
+            );
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        drop(f1);
+        let f2 = consumer.pull();
+        let f3 = consumer.pull();
+        let e3 = f3.wait_timeout(WAIT).unwrap().expect("f3");
+        let e2 = f2.wait_timeout(WAIT).unwrap().expect("f2");
+        assert_eq!(
+            (event_num(&e2), event_num(&e3)),
+            (1, 2),
+            "threads {threads}: the dropped pull's event comes first, pulls in pull order"
+        );
+        let rest = pull_n(&consumer, 17);
+        let nums: Vec<u64> = rest.iter().map(event_num).collect();
+        assert_eq!(nums, (3..20).collect::<Vec<u64>>(), "threads {threads}");
+    }
+}

@@ -13,6 +13,7 @@ pub mod mofka;
 /// The drivers compiled into this build, by name: `files` always, `kafka` (alias `octopus`,
 /// the C++ driver's name) with feature `kafka`, `mofka` with feature `mofka`.
 pub(crate) fn builtin() -> Vec<(String, DriverFactory)> {
+    #[allow(unused_mut)] // only the feature-gated drivers push
     let mut v: Vec<(String, DriverFactory)> = vec![(
         "files".into(),
         Arc::new(|o: &serde_json::Value| {

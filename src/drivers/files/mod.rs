@@ -37,6 +37,7 @@
 //! * Consumer positions are persisted; topic names that would escape the root or hold control
 //!   characters are rejected; topic creation is atomic (built aside, then renamed into place).
 
+mod buffers;
 mod check;
 mod config;
 mod file;

