@@ -61,8 +61,19 @@ pub(crate) trait GiveBack<T>: Send + Sync {
     fn give_back(&self, value: T);
 }
 
+/// A source of several values, one per index (a batch of pushes resolves to one id per event):
+/// a future of one of them holds the shared source and its index, with no allocation of its own.
+pub(crate) trait IndexedSource<T>: Send + Sync {
+    /// Waits until value `index` is available or the deadline passes.
+    fn wait_index(&self, index: usize, deadline: &Deadline) -> Option<Result<T>>;
+    /// True when `wait_index` would return immediately.
+    fn is_ready_index(&self, index: usize) -> bool;
+}
+
 enum Inner<T> {
     Ready(Result<T>),
+    /// Value `index` of a shared source.
+    Indexed(Arc<dyn IndexedSource<T>>, usize),
     /// A value taken for this future when it was made (a pull that found an event queued):
     /// no allocation and no lock to wait on it; given back if no wait ever returned it.
     Claimed {
@@ -131,6 +142,13 @@ impl<T: Clone + Send + 'static> Future<T> {
         }
     }
 
+    /// Value `index` of `source`.
+    pub(crate) fn indexed(source: Arc<dyn IndexedSource<T>>, index: usize) -> Self {
+        Future {
+            inner: Inner::Indexed(source, index),
+        }
+    }
+
     pub(crate) fn from_source(source: Arc<dyn Source<T>>) -> Self {
         Future {
             inner: Inner::Pending(source),
@@ -152,6 +170,11 @@ impl<T: Clone + Send + 'static> Future<T> {
                     return r;
                 }
             },
+            Inner::Indexed(s, i) => loop {
+                if let Some(r) = s.wait_index(*i, &Deadline::never()) {
+                    return r;
+                }
+            },
         }
     }
 
@@ -160,6 +183,10 @@ impl<T: Clone + Send + 'static> Future<T> {
         match &self.inner {
             Inner::Ready(_) | Inner::Claimed { .. } => self.wait().map(Some),
             Inner::Pending(s) => match s.wait_until(&Deadline::after(timeout)) {
+                Some(r) => r.map(Some),
+                None => Ok(None),
+            },
+            Inner::Indexed(s, i) => match s.wait_index(*i, &Deadline::after(timeout)) {
                 Some(r) => r.map(Some),
                 None => Ok(None),
             },
@@ -182,6 +209,7 @@ impl<T> Future<T> {
         match &self.inner {
             Inner::Ready(_) | Inner::Claimed { .. } => true,
             Inner::Pending(s) => s.is_ready(),
+            Inner::Indexed(s, i) => s.is_ready_index(*i),
         }
     }
 }
@@ -215,46 +243,39 @@ pub fn set_park_hook(hook: &'static dyn ParkHook) {
     let _ = PARK_HOOK.set(hook);
 }
 
-/// The value slot of a promise and the parked waiters to wake when it is set.
-struct Slot<T> {
-    value: Option<Result<T>>,
-    parked: Vec<Arc<dyn ParkToken>>,
-}
-
-/// The writing end of a future: set once, read by any number of waiters.
+/// The writing end of a future: set once, read by any number of waiters. The value is read
+/// without a lock once set; the mutex only orders waiters going to sleep against `set`.
 pub(crate) struct Promise<T> {
-    slot: Mutex<Slot<T>>,
+    value: std::sync::OnceLock<Result<T>>,
+    /// Parked user-level waiters to wake when the value is set.
+    parked: Mutex<Vec<Arc<dyn ParkToken>>>,
     cond: Condvar,
 }
 
 impl<T> Promise<T> {
     pub(crate) fn new() -> Self {
         Promise {
-            slot: Mutex::new(Slot {
-                value: None,
-                parked: Vec::new(),
-            }),
+            value: std::sync::OnceLock::new(),
+            parked: Mutex::new(Vec::new()),
             cond: Condvar::new(),
         }
     }
 
-    fn lock(&self) -> MutexGuard<'_, Slot<T>> {
-        // A poisoned lock only means a panic happened while holding it; the slot stays coherent
-        // because it is written in one assignment.
-        self.slot.lock().unwrap_or_else(|e| e.into_inner())
+    fn lock(&self) -> MutexGuard<'_, Vec<Arc<dyn ParkToken>>> {
+        // A poisoned lock only means a panic happened while holding it; the list stays usable.
+        self.parked.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     /// Completes the promise; later calls are ignored (the first result wins).
     pub(crate) fn set(&self, value: Result<T>) {
-        let mut slot = self.lock();
-        if slot.value.is_none() {
-            slot.value = Some(value);
-            let parked = std::mem::take(&mut slot.parked);
-            drop(slot);
-            self.cond.notify_all();
-            for token in parked {
-                token.wake();
-            }
+        if self.value.set(value).is_err() {
+            return;
+        }
+        // Under the lock: a waiter that saw no value and is about to sleep holds it.
+        let parked = std::mem::take(&mut *self.lock());
+        self.cond.notify_all();
+        for token in parked {
+            token.wake();
         }
     }
 
@@ -267,15 +288,15 @@ impl<T> Promise<T> {
         f: impl FnOnce(&Result<T>) -> U,
     ) -> Option<U> {
         let token = {
-            let mut slot = self.lock();
-            if let Some(v) = slot.value.as_ref() {
+            let mut parked = self.lock();
+            if let Some(v) = self.value.get() {
                 return Some(f(v));
             }
             let Ok(token) = token else {
                 // Cannot park: poll with yields.
-                drop(slot);
+                drop(parked);
                 loop {
-                    if let Some(v) = self.lock().value.as_ref() {
+                    if let Some(v) = self.value.get() {
                         return Some(f(v));
                     }
                     if deadline.is_some_and(|d| Instant::now() >= d) {
@@ -284,48 +305,47 @@ impl<T> Promise<T> {
                     hook.yield_now();
                 }
             };
-            // Registered while the slot is locked, so `set` cannot slip in between.
-            slot.parked.push(token.clone());
+            // Registered while locked, so `set` cannot slip in between.
+            parked.push(token.clone());
             token
         };
         if !token.park(deadline) {
             // Timed out: forget this waiter so that repeated short waits do not pile up.
-            self.lock().parked.retain(|t| !Arc::ptr_eq(t, &token));
+            self.lock().retain(|t| !Arc::ptr_eq(t, &token));
         }
-        self.lock().value.as_ref().map(f)
+        self.value.get().map(f)
     }
 
-    /// Waits for the value and maps it with `f` (under the lock, so `f` must be cheap).
+    /// Waits for the value and maps it with `f`.
     pub(crate) fn wait_map<U>(
         &self,
         deadline: &Deadline,
         f: impl FnOnce(&Result<T>) -> U,
     ) -> Option<U> {
-        let mut slot = self.lock();
-        if let Some(v) = slot.value.as_ref() {
+        if let Some(v) = self.value.get() {
             return Some(f(v));
         }
         if let Some(hook) = PARK_HOOK.get() {
             if let Some(token) = hook.token() {
-                drop(slot);
                 return self.wait_map_parked(*hook, token, deadline.get(), f);
             }
         }
         let deadline = deadline.get();
+        let mut guard = self.lock();
         loop {
-            if let Some(v) = slot.value.as_ref() {
+            if let Some(v) = self.value.get() {
                 return Some(f(v));
             }
             match deadline {
-                None => slot = self.cond.wait(slot).unwrap_or_else(|e| e.into_inner()),
+                None => guard = self.cond.wait(guard).unwrap_or_else(|e| e.into_inner()),
                 Some(d) => {
                     let now = Instant::now();
                     if now >= d {
                         return None;
                     }
-                    slot = self
+                    guard = self
                         .cond
-                        .wait_timeout(slot, d - now)
+                        .wait_timeout(guard, d - now)
                         .unwrap_or_else(|e| e.into_inner())
                         .0;
                 }
@@ -334,11 +354,11 @@ impl<T> Promise<T> {
     }
 
     pub(crate) fn is_set(&self) -> bool {
-        self.lock().value.is_some()
+        self.value.get().is_some()
     }
 }
 
-impl<T: Clone + Send> Source<T> for Promise<T> {
+impl<T: Clone + Send + Sync> Source<T> for Promise<T> {
     fn wait_until(&self, deadline: &Deadline) -> Option<Result<T>> {
         self.wait_map(deadline, Clone::clone)
     }

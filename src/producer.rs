@@ -16,7 +16,7 @@ use crate::backend::{BatchIds, EventBatch};
 use crate::components::PartitionSelector;
 use crate::data_view::DataView;
 use crate::error::{panic_message, Error, Result};
-use crate::future::{promise, Deadline, Future, Promise, Source};
+use crate::future::{promise, Deadline, Future, IndexedSource, Promise};
 use crate::metadata::Metadata;
 use crate::thread_pool::{ThreadPool, DEFAULT_PRIORITY};
 use crate::topic::TopicHandle;
@@ -442,26 +442,21 @@ impl Shared {
     }
 }
 
-/// Resolves to the id of event `index` of the batch once the batch is stored.
-struct PushSource {
-    batch: Arc<Promise<BatchIds>>,
-    index: u64,
-}
-
-impl Source<EventId> for PushSource {
-    fn wait_until(&self, deadline: &Deadline) -> Option<Result<EventId>> {
-        self.batch.wait_map(deadline, |r| match r {
-            Ok(ids) => ids.get(self.index as usize).ok_or_else(|| {
+/// A batch's promise resolves each of its events' futures to that event's id once the batch
+/// is stored.
+impl IndexedSource<EventId> for Promise<BatchIds> {
+    fn wait_index(&self, index: usize, deadline: &Deadline) -> Option<Result<EventId>> {
+        self.wait_map(deadline, |r| match r {
+            Ok(ids) => ids.get(index).ok_or_else(|| {
                 Error::InvalidArgument(format!(
-                    "the driver returned no id for event {} of a batch",
-                    self.index
+                    "the driver returned no id for event {index} of a batch"
                 ))
             }),
             Err(e) => Err(e.clone()),
         })
     }
-    fn is_ready(&self) -> bool {
-        self.batch.is_set()
+    fn is_ready_index(&self, _index: usize) -> bool {
+        self.is_set()
     }
 }
 
@@ -723,12 +718,12 @@ impl Producer {
         if let Err(e) = pushed {
             return Future::failed(e);
         }
-        let source = PushSource {
-            batch: ob.promise.clone(),
-            index: (ob.batch.len() - 1) as u64,
-        };
+        let future = Future::indexed(
+            ob.promise.clone() as Arc<dyn IndexedSource<EventId>>,
+            ob.batch.len() - 1,
+        );
         shared.maybe_dispatch(&mut st, p);
-        Future::from_source(Arc::new(source))
+        future
     }
 
     /// Declares that this producer, number `producer_index` of `num_producers` cooperating
