@@ -1,0 +1,329 @@
+//! The consumer engine, shared by every driver.
+//!
+//! A consumer has a name and a set of target partitions. A prefetch thread fetches batches of
+//! events from the driver (round robin over the targets, `batch_size` events at a time, at most
+//! `max_num_batches` batches ahead of the application), decodes metadata, runs the application's
+//! data selector and allocator, and has the driver read only the selected bytes straight into the
+//! memory the allocator returned. [`Consumer::pull`] hands out prefetched events.
+//!
+//! Exceptions to the prefetch thread: with an inline pool (0 threads, the default) on a driver
+//! whose fetch returns at once (files), and with drivers whose client prefetches by itself
+//! (Kafka), the pulling thread fetches, a batch at a time, when the queue is empty. Nothing is
+//! then read ahead of the application, and `max_num_batches` has no effect; events are made and
+//! freed by one thread, which avoids the allocator contention of handing them over.
+//!
+//! Acknowledging an event stores "this consumer name has processed its partition up to here"
+//! through the driver; a consumer created later with the same name starts right after the last
+//! acknowledged event of each partition. Events that were prefetched or pulled but not
+//! acknowledged are delivered again to the next consumer of that name.
+
+mod builder;
+mod fetch;
+mod pull;
+mod shared;
+
+pub use builder::ConsumerBuilder;
+
+use crate::backend::{DataRead, PartitionReader, StoredEvent};
+use crate::data_view::{scatter, Allocation, DataView};
+use crate::descriptor::DataDescriptor;
+use crate::error::{panic_message, Error, Result};
+use crate::event::{parse_end_of_stream_marker, AckSink, Event};
+use crate::future::{Deadline, Future, GiveBack, Source};
+use crate::metadata::Metadata;
+use crate::thread_pool::{ThreadPool, DEFAULT_PRIORITY};
+use crate::topic::TopicHandle;
+use crate::types::{BatchSize, EventId, MaxNumBatches, NumEvents};
+use fetch::*;
+use pull::*;
+use serde_json::Value;
+use shared::*;
+use std::collections::VecDeque;
+use std::sync::atomic::{AtomicBool, AtomicUsize};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+/// Chooses which part of an event's data to read: receives the metadata and the descriptor of
+/// the whole data, returns that descriptor, a view of it, or [`DataDescriptor::none`].
+pub type DataSelector = Arc<dyn Fn(&Metadata, &DataDescriptor) -> DataDescriptor + Send + Sync>;
+
+/// Provides the memory the selected data is read into; must hold at least `selected.size()`
+/// bytes.
+pub type DataAllocator = Arc<dyn Fn(&Metadata, &DataDescriptor) -> Allocation + Send + Sync>;
+
+/// Events fetched per batch with an adaptive batch size.
+const ADAPTIVE_FETCH_EVENTS: usize = 1024;
+/// Longest sleep of an idle prefetcher between polls of the driver.
+const MAX_IDLE_SLEEP: Duration = Duration::from_millis(20);
+
+/// What a [`Consumer::process`] callback asks for next.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Flow {
+    /// Keep processing.
+    Continue,
+    /// Stop after this event.
+    Stop,
+}
+
+/// Options of [`Consumer::process`].
+#[derive(Clone)]
+pub struct ProcessOptions {
+    /// How long to wait for the next event before returning (`None`: wait forever).
+    pub timeout: Option<Duration>,
+    /// Stop after this many events.
+    pub max_events: NumEvents,
+    /// Pool running the callback (`None`: the consumer's pool).
+    pub thread_pool: Option<Arc<dyn ThreadPool>>,
+}
+
+impl Default for ProcessOptions {
+    fn default() -> Self {
+        ProcessOptions {
+            timeout: Some(Duration::from_secs(5)),
+            max_events: NumEvents::INFINITY,
+            thread_pool: None,
+        }
+    }
+}
+
+/// Reads events from a topic. Dropping it stops prefetching; unacknowledged events will be
+/// delivered again to the next consumer with the same name.
+pub struct Consumer {
+    shared: Arc<Shared>,
+    prefetcher: Option<JoinHandle<()>>,
+}
+
+impl std::fmt::Debug for Consumer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Consumer")
+            .field("name", &self.shared.name)
+            .field("topic", &self.shared.topic.name())
+            .field("targets", &self.shared.targets)
+            .finish()
+    }
+}
+
+impl Consumer {
+    /// Consumer name.
+    pub fn name(&self) -> &str {
+        &self.shared.name
+    }
+
+    /// The topic it reads.
+    pub fn topic(&self) -> &TopicHandle {
+        &self.shared.topic
+    }
+
+    /// Partitions it reads.
+    pub fn targets(&self) -> &[usize] {
+        &self.shared.targets
+    }
+
+    /// Configured batch size.
+    pub fn batch_size(&self) -> BatchSize {
+        self.shared.batch_size
+    }
+
+    /// Configured prefetch depth in batches.
+    pub fn max_num_batches(&self) -> MaxNumBatches {
+        self.shared.max_num_batches
+    }
+
+    /// The consumer's pool.
+    pub fn thread_pool(&self) -> &Arc<dyn ThreadPool> {
+        &self.shared.pool
+    }
+
+    /// The data selector, if any.
+    pub fn data_selector(&self) -> Option<&DataSelector> {
+        self.shared.selector.as_ref()
+    }
+
+    /// The data allocator, if any.
+    pub fn data_allocator(&self) -> Option<&DataAllocator> {
+        self.shared.allocator.as_ref()
+    }
+
+    /// Driver-specific options given at creation.
+    pub fn options(&self) -> &Value {
+        &self.shared.options
+    }
+
+    /// The next event. `wait_timeout` returns `Ok(None)` while none is available; the event is
+    /// taken from the consumer only when a wait returns it, so abandoning a timed-out pull loses
+    /// nothing. Drivers that know a stream has ended return an event with id
+    /// [`crate::NO_MORE_EVENTS`].
+    pub fn pull(&self) -> Future<Event> {
+        // An event already queued is claimed at once (no source to allocate, no second lock);
+        // errors, the end of the stream and waits go through a pull source.
+        {
+            let mut q = self.shared.lock();
+            if matches!(q.items.front(), Some(Ok(_))) {
+                if let Some(Ok(event)) = q.items.pop_front() {
+                    if q.prefetcher_waiting
+                        && q.items.len() + self.shared.fetch_size <= self.shared.capacity
+                    {
+                        q.prefetcher_waiting = false;
+                        self.shared.room.notify_one();
+                    }
+                    drop(q);
+                    return Future::claimed(event, self.shared.clone() as Arc<dyn GiveBack<Event>>);
+                }
+            }
+        }
+        Future::from_source(Arc::new(PullSource {
+            shared: self.shared.clone(),
+            slot: Mutex::new((None, false)),
+        }))
+    }
+
+    /// Iterates over events, waiting at most `timeout` for each; ends when none arrives in time or
+    /// at an end-of-stream marker. Errors are yielded as items.
+    pub fn iter(&self, timeout: Duration) -> Events<'_> {
+        Events {
+            consumer: self,
+            timeout,
+            done: false,
+        }
+    }
+
+    /// Calls `processor` on each event until it returns [`Flow::Stop`], `max_events` events were
+    /// processed, no event arrives within the timeout, or an end-of-stream marker arrives. With a
+    /// pool of worker threads the callback runs there, and this call waits for every started
+    /// callback before returning. Returns the number of events handed to the processor.
+    pub fn process<F>(&self, processor: F, options: ProcessOptions) -> Result<usize>
+    where
+        F: Fn(Event) -> Flow + Send + Sync + 'static,
+    {
+        let pool = options
+            .thread_pool
+            .unwrap_or_else(|| self.shared.pool.clone());
+        let processor = Arc::new(processor);
+        let stop = Arc::new(AtomicBool::new(false));
+        let pending = Arc::new((Mutex::new(0usize), Condvar::new()));
+        let count = Arc::new(AtomicUsize::new(0));
+        let mut delivered = 0usize;
+        let mut result = Ok(());
+        let stopped = || stop.load(std::sync::atomic::Ordering::SeqCst);
+        'events: while delivered < options.max_events.0 && !stopped() {
+            // Wait in short slices so that a Stop returned on a worker thread ends the wait.
+            let f = self.pull();
+            let deadline = options.timeout.and_then(|t| Instant::now().checked_add(t));
+            let ev = loop {
+                if stopped() {
+                    break 'events;
+                }
+                let mut slice = Duration::from_millis(50);
+                if let Some(d) = deadline {
+                    let now = Instant::now();
+                    if now >= d {
+                        break 'events;
+                    }
+                    slice = slice.min(d - now);
+                }
+                match f.wait_timeout(slice) {
+                    Ok(Some(ev)) => break ev,
+                    Ok(None) => continue,
+                    Err(e) => {
+                        result = Err(e);
+                        break 'events;
+                    }
+                }
+            };
+            if stopped() {
+                // Pulled while a callback was returning Stop: give it back, in order.
+                self.shared.unpull(ev);
+                break;
+            }
+            if ev.is_end_of_stream() {
+                break;
+            }
+            delivered += 1;
+            if pool.thread_count() == 0 {
+                let r = guard("event processor", || processor(ev));
+                count.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                match r {
+                    Ok(Flow::Continue) => {}
+                    Ok(Flow::Stop) => break,
+                    Err(e) => {
+                        result = Err(e);
+                        break;
+                    }
+                }
+                continue;
+            }
+            *pending.0.lock().unwrap_or_else(|e| e.into_inner()) += 1;
+            let (processor, stop, pending, count) = (
+                processor.clone(),
+                stop.clone(),
+                pending.clone(),
+                count.clone(),
+            );
+            pool.push_work(
+                Box::new(move || {
+                    let r = guard("event processor", || processor(ev));
+                    count.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                    if !matches!(r, Ok(Flow::Continue)) {
+                        stop.store(true, std::sync::atomic::Ordering::SeqCst);
+                    }
+                    let mut n = pending.0.lock().unwrap_or_else(|e| e.into_inner());
+                    *n -= 1;
+                    pending.1.notify_all();
+                }),
+                DEFAULT_PRIORITY,
+            );
+        }
+        let mut n = pending.0.lock().unwrap_or_else(|e| e.into_inner());
+        while *n > 0 {
+            n = pending.1.wait(n).unwrap_or_else(|e| e.into_inner());
+        }
+        result.map(|_| count.load(std::sync::atomic::Ordering::SeqCst))
+    }
+}
+
+impl Drop for Consumer {
+    fn drop(&mut self) {
+        {
+            let mut q = self.shared.lock();
+            q.stop = true;
+            // Prefetched events hold the consumer's state alive; they were never delivered.
+            q.items.clear();
+        }
+        // Close the driver-side reader now (events still held by the application do not need it).
+        *self.shared.direct.lock().unwrap_or_else(|e| e.into_inner()) = None;
+        self.shared.room.notify_all();
+        self.shared.ready.notify_all();
+        if let Some(h) = self.prefetcher.take() {
+            let _ = h.join();
+        }
+    }
+}
+
+/// Iterator returned by [`Consumer::iter`].
+pub struct Events<'a> {
+    consumer: &'a Consumer,
+    timeout: Duration,
+    done: bool,
+}
+
+impl Iterator for Events<'_> {
+    type Item = Result<Event>;
+    fn next(&mut self) -> Option<Self::Item> {
+        if self.done {
+            return None;
+        }
+        match self.consumer.pull().wait_timeout(self.timeout) {
+            Ok(Some(ev)) if ev.is_end_of_stream() => {
+                self.done = true;
+                None
+            }
+            Ok(Some(ev)) => Some(Ok(ev)),
+            Ok(None) => {
+                self.done = true;
+                None
+            }
+            Err(e) => Some(Err(e)),
+        }
+    }
+}

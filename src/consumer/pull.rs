@@ -1,0 +1,188 @@
+//! A pull future's source, for pulls that find no event queued.
+
+use super::*;
+
+/// A pull future's source: takes the next prefetched event when waited on, so a pull that times
+/// out never swallows an event.
+pub(super) struct PullSource {
+    pub(super) shared: Arc<Shared>,
+    /// The claimed item, and whether a wait has returned it to the application.
+    pub(super) slot: Mutex<(Option<Result<Event>>, bool)>,
+}
+
+impl Drop for PullSource {
+    fn drop(&mut self) {
+        // An event claimed by `completed()` but never returned by a wait goes back to the queue.
+        let slot = self.slot.get_mut().unwrap_or_else(|e| e.into_inner());
+        if let (Some(Ok(ev)), false) = (slot.0.take(), slot.1) {
+            self.shared.unpull(ev);
+        }
+    }
+}
+
+impl PullSource {
+    /// Direct mode: runs one fetch round in this thread. False when the deadline has passed.
+    pub(super) fn fetch_directly(&self, deadline: Option<Instant>) -> bool {
+        if self.shared.inline_mode {
+            return self.fetch_inline(deadline);
+        }
+        if deadline.is_some_and(|d| Instant::now() >= d) {
+            return false;
+        }
+        let mut direct = self.shared.direct.lock().unwrap_or_else(|e| e.into_inner());
+        // Another puller may have filled the queue while we waited for the fetcher.
+        if !self.shared.lock().items.is_empty() {
+            return true;
+        }
+        if let Some(fetcher) = direct.as_mut() {
+            if fetcher.round(&self.shared) == Round::Empty {
+                // The reader already waited a little; do not spin.
+                std::thread::yield_now();
+            }
+        }
+        true
+    }
+
+    /// Inline mode: one fetch round in this thread (even with a deadline that has passed, so
+    /// that a pull with a zero timeout still reads what is there), then, if it found nothing,
+    /// a short sleep without holding the fetcher. While another puller fetches, waits for what
+    /// it queues. False when the deadline has passed.
+    pub(super) fn fetch_inline(&self, deadline: Option<Instant>) -> bool {
+        let time_left = |cap: Duration| match deadline {
+            None => Some(cap),
+            Some(d) => {
+                let now = Instant::now();
+                (now < d).then(|| cap.min(d - now))
+            }
+        };
+        let mut direct = match self.shared.direct.try_lock() {
+            Ok(g) => g,
+            Err(std::sync::TryLockError::Poisoned(e)) => e.into_inner(),
+            Err(std::sync::TryLockError::WouldBlock) => {
+                let q = self.shared.lock();
+                if !q.items.is_empty() {
+                    return true;
+                }
+                let Some(wait) = time_left(MAX_IDLE_SLEEP) else {
+                    return false;
+                };
+                let _ = self.shared.ready.wait_timeout(q, wait);
+                return true;
+            }
+        };
+        if !self.shared.lock().items.is_empty() {
+            return true;
+        }
+        let Some(fetcher) = direct.as_mut() else {
+            return true; // the consumer is closing: the caller sees it
+        };
+        if fetcher.round(&self.shared) != Round::Empty {
+            fetcher.idle_sleep = Duration::from_micros(100);
+            return true;
+        }
+        // Nothing new: poll again soon, backing off to MAX_IDLE_SLEEP.
+        let sleep = fetcher.idle_sleep;
+        fetcher.idle_sleep = (fetcher.idle_sleep * 2).min(MAX_IDLE_SLEEP);
+        drop(direct);
+        let Some(sleep) = time_left(sleep) else {
+            return false;
+        };
+        std::thread::sleep(sleep);
+        true
+    }
+
+    /// Inline mode: one fetch round without waiting, so that `completed()` can turn true; none
+    /// while another puller is fetching.
+    pub(super) fn fetch_once(&self) {
+        let Ok(mut direct) = self.shared.direct.try_lock() else {
+            return;
+        };
+        if self.shared.lock().items.is_empty() {
+            if let Some(fetcher) = direct.as_mut() {
+                if fetcher.round(&self.shared) == Round::Fetched {
+                    fetcher.idle_sleep = Duration::from_micros(100);
+                }
+            }
+        }
+    }
+}
+
+impl Source<Event> for PullSource {
+    fn wait_until(&self, deadline: &Deadline) -> Option<Result<Event>> {
+        let mut slot = self.slot.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(v) = slot.0.clone() {
+            slot.1 = true;
+            return Some(v);
+        }
+        let mut q = self.shared.lock();
+        loop {
+            if let Some(item) = q.items.pop_front() {
+                if q.prefetcher_waiting
+                    && q.items.len() + self.shared.fetch_size <= self.shared.capacity
+                {
+                    q.prefetcher_waiting = false;
+                    self.shared.room.notify_one();
+                }
+                drop(q);
+                *slot = (Some(item.clone()), true);
+                return Some(item);
+            }
+            if q.ended {
+                let p = self.shared.targets.first().copied().unwrap_or(0);
+                let item = Ok(Event::end_of_stream(p));
+                *slot = (Some(item.clone()), true);
+                return Some(item);
+            }
+            if q.stop {
+                return Some(Err(Error::Closed("consumer")));
+            }
+            if self.shared.direct_mode {
+                drop(q);
+                if !self.fetch_directly(deadline.get()) {
+                    return None;
+                }
+                q = self.shared.lock();
+                continue;
+            }
+            q = match deadline.get() {
+                None => self.shared.ready.wait(q).unwrap_or_else(|e| e.into_inner()),
+                Some(d) => {
+                    let now = Instant::now();
+                    if now >= d {
+                        return None;
+                    }
+                    self.shared
+                        .ready
+                        .wait_timeout(q, d - now)
+                        .unwrap_or_else(|e| e.into_inner())
+                        .0
+                }
+            };
+        }
+    }
+
+    fn is_ready(&self) -> bool {
+        let mut slot = self.slot.lock().unwrap_or_else(|e| e.into_inner());
+        if slot.0.is_some() {
+            return true;
+        }
+        if self.shared.inline_mode {
+            self.fetch_once();
+        }
+        // Claim the next event now, so that a `true` here is always followed by a delivery.
+        let (item, ended) = {
+            let mut q = self.shared.lock();
+            (q.items.pop_front(), q.ended)
+        };
+        if item.is_none() && ended {
+            return true;
+        }
+        match item {
+            Some(item) => {
+                slot.0 = Some(item);
+                true
+            }
+            None => false,
+        }
+    }
+}

@@ -1,0 +1,156 @@
+//! Appending a batch: under the lock, after recovering the log's tail, data and metadata first,
+//! checksums, then index records.
+
+use super::*;
+
+impl PartitionFiles {
+    /// Appends a batch; returns the id of its first event.
+    pub(crate) fn append_batch(&self, batch: &EventBatch) -> Result<EventId> {
+        if let Some(i) = (0..batch.len()).find(|&i| batch.metadata_of(i).is_empty()) {
+            return Err(Error::InvalidArgument(format!(
+                "files driver: event {i} of the batch serialized to empty metadata, which the \
+                 format cannot store (every event needs at least one metadata byte)"
+            )));
+        }
+        // Appenders through this handle queue here; the flock excludes other open files.
+        let deadline = Instant::now() + self.settings.lock_timeout;
+        let _guard = loop {
+            match self.append_lock.try_lock() {
+                Ok(g) => break g,
+                Err(std::sync::TryLockError::Poisoned(e)) => break e.into_inner(),
+                Err(std::sync::TryLockError::WouldBlock) if Instant::now() < deadline => {
+                    std::thread::sleep(Duration::from_micros(50));
+                }
+                Err(std::sync::TryLockError::WouldBlock) => {
+                    return Err(Error::LockTimeout {
+                        what: self.label.clone(),
+                        path: self.dir.join(INDEX_FILE),
+                        waited: self.settings.lock_timeout,
+                        holder: Some("another appender of this process".into()),
+                    })
+                }
+            }
+        };
+        for _ in 0..3 {
+            let files = self.writer()?;
+            if self.settings.use_file_locking {
+                files.index.lock(self.settings.lock_timeout, &self.label)?;
+                // A lock on an index that was deleted or replaced excludes nobody.
+                match files.index.is_current() {
+                    Ok(true) => {}
+                    Ok(false) => {
+                        files.index.unlock();
+                        self.forget(&files);
+                        continue;
+                    }
+                    Err(e) => {
+                        files.index.unlock();
+                        return Err(e);
+                    }
+                }
+            }
+            let result = self.append_locked(&files, batch);
+            if self.settings.use_file_locking {
+                files.index.unlock();
+            }
+            return result;
+        }
+        Err(Error::corrupt(
+            self.dir.join(INDEX_FILE),
+            0,
+            format!(
+                "{}: the index keeps being replaced while appending",
+                self.label
+            ),
+        ))
+    }
+
+    fn append_locked(&self, f: &OpenFiles, batch: &EventBatch) -> Result<EventId> {
+        /// Data is written in groups of about this many bytes, each checksummed just before
+        /// it is written, while it is in the processor's cache.
+        const GROUP_BYTES: usize = 1 << 20;
+        let tail = recover(f, &self.label)?;
+        let mut records = Vec::with_capacity(batch.len() * INDEX_RECORD_SIZE as usize);
+        let (mut md_off, mut data_off) = tail.ends;
+        for i in 0..batch.len() {
+            let md_size = batch.metadata_of(i).len() as u64;
+            let data_size = batch.data_of(i).size() as u64;
+            IndexRecord {
+                metadata_offset: md_off,
+                metadata_size: md_size,
+                data_offset: data_off,
+                data_size,
+            }
+            .encode(&mut records);
+            md_off += md_size;
+            data_off += data_size;
+        }
+        let index_offset = tail.events * INDEX_RECORD_SIZE;
+        let sums_offset = tail.events * SUM_RECORD_SIZE;
+        // Space for the records first: once the payload is written, they cannot fail for lack
+        // of space (and be half visible).
+        f.index.reserve(index_offset, records.len() as u64);
+        if let Some(file) = &f.sums {
+            file.reserve(sums_offset, batch.len() as u64 * SUM_RECORD_SIZE);
+        }
+        f.metadata
+            .write_all_at(batch.metadata_bytes(), tail.ends.0)?;
+        let mut sums = Vec::new();
+        if f.sums.is_some() {
+            sums.reserve(batch.len() * SUM_RECORD_SIZE as usize);
+        }
+        let mut group: Vec<&[u8]> = Vec::with_capacity(batch.len());
+        let mut group_bytes = 0;
+        let mut at = tail.ends.1;
+        for i in 0..batch.len() {
+            let view = batch.data_of(i);
+            if f.sums.is_some() {
+                let md = batch.metadata_of(i);
+                SumRecord {
+                    metadata_size: md.len() as u64,
+                    data_size: view.size() as u64,
+                    crcs: Some((crc(md), crc_of(view.segments().iter().map(|b| &b[..])))),
+                }
+                .encode(&mut sums);
+            }
+            group.extend(view.segments().iter().map(|b| &b[..]));
+            group_bytes += view.size();
+            if group_bytes >= GROUP_BYTES || i + 1 == batch.len() {
+                f.data.write_vectored_at(&group, at)?;
+                at += group_bytes as u64;
+                group.clear();
+                group_bytes = 0;
+            }
+        }
+        if self.settings.flush_behavior == FlushBehavior::Immediate {
+            f.metadata.sync()?;
+            f.data.sync()?;
+        }
+        if let Some(file) = &f.sums {
+            let written = file.write_all_at(&sums, sums_offset).and_then(|()| {
+                if self.settings.flush_behavior == FlushBehavior::Immediate {
+                    file.sync()
+                } else {
+                    Ok(())
+                }
+            });
+            if let Err(e) = written {
+                // The batch failed: its checksum records must not restore it later.
+                let _ = file.file.set_len(sums_offset);
+                return Err(e);
+            }
+        }
+        if let Err(e) = f.index.write_all_at(&records, index_offset) {
+            // Never leave part of this batch visible, nor restorable from its checksums.
+            let _ = f.index.file.set_len(index_offset);
+            if let Some(file) = &f.sums {
+                let _ = file.file.set_len(sums_offset);
+            }
+            return Err(e);
+        }
+        if self.settings.flush_behavior == FlushBehavior::Immediate {
+            f.index.sync()?;
+        }
+        Ok(tail.events)
+    }
+}

@@ -1,0 +1,230 @@
+//! An open Kafka topic: the driver API's data side, dispatching to producing and reading.
+
+use super::*;
+
+/// An open Kafka topic.
+pub(super) struct KafkaTopic {
+    pub(super) name: String,
+    pub(super) kafka_topic: String,
+    pub(super) partitions: usize,
+    pub(super) components: TopicComponents,
+    pub(super) config: KafkaConfig,
+    pub(super) producer_base: BTreeMap<String, String>,
+    pub(super) producer_overrides: BTreeMap<String, String>,
+    /// Created on first use, shared by the producers of this handle.
+    pub(super) writer: Mutex<Option<Arc<ThreadedProducer<DeliveryContext>>>>,
+    /// One consumer per consumer name, to load and commit its offsets.
+    pub(super) offset_clients: Mutex<HashMap<String, Arc<BaseConsumer>>>,
+}
+
+impl KafkaTopic {
+    pub(super) fn check_partition(&self, p: usize) -> Result<()> {
+        if p < self.partitions {
+            Ok(())
+        } else {
+            Err(Error::PartitionOutOfRange {
+                topic: self.name.clone(),
+                partition: p,
+                num_partitions: self.partitions,
+            })
+        }
+    }
+
+    pub(super) fn offset_client(&self, consumer: &str) -> Result<Arc<BaseConsumer>> {
+        let mut m = self
+            .offset_clients
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        if let Some(c) = m.get(consumer) {
+            return Ok(c.clone());
+        }
+        let c: BaseConsumer = client_config(
+            &self.config.kafka,
+            &[
+                ("group.id", consumer),
+                ("enable.auto.commit", "false"),
+                ("allow.auto.create.topics", "false"),
+            ],
+            &BTreeMap::new(),
+        )
+        .create()
+        .map_err(|e| kafka_err("cannot create a Kafka consumer", e))?;
+        let c = Arc::new(c);
+        m.insert(consumer.to_string(), c.clone());
+        Ok(c)
+    }
+
+    pub(super) fn new_reader(
+        &self,
+        consumer: &str,
+        overrides: &BTreeMap<String, String>,
+    ) -> Result<KafkaReader> {
+        let c: BaseConsumer = client_config(
+            &self.config.kafka,
+            &[
+                ("group.id", consumer),
+                ("enable.auto.commit", "false"),
+                ("enable.auto.offset.store", "false"),
+                ("enable.partition.eof", "true"),
+                ("auto.offset.reset", "earliest"),
+                ("allow.auto.create.topics", "false"),
+                ("fetch.wait.max.ms", "100"),
+            ],
+            overrides,
+        )
+        .create()
+        .map_err(|e| kafka_err("cannot create a Kafka consumer", e))?;
+        Ok(KafkaReader {
+            consumer: c,
+            topic: self.kafka_topic.clone(),
+            buffers: HashMap::new(),
+            assigned: HashMap::new(),
+            at_end: HashMap::new(),
+        })
+    }
+}
+
+impl TopicBackend for KafkaTopic {
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    fn partitions(&self) -> Vec<PartitionInfo> {
+        partition_infos(self.partitions)
+    }
+
+    fn components(&self) -> TopicComponents {
+        self.components.clone()
+    }
+
+    fn append_batch(&self, partition: usize, batch: &EventBatch) -> Result<BatchIds> {
+        let (tx, rx) = std::sync::mpsc::channel();
+        self.append_batch_async(
+            partition,
+            batch.clone(),
+            Box::new(move |r| {
+                let _ = tx.send(r);
+            }),
+        );
+        rx.recv().unwrap_or(Err(Error::Closed("kafka producer")))
+    }
+
+    fn append_batch_async(&self, partition: usize, batch: EventBatch, done: BatchCallback) {
+        self.send_batch(partition, batch, done);
+    }
+
+    fn sync(&self, _partitions: &[usize]) -> Result<()> {
+        // Batches complete on their delivery reports (acks from the brokers): nothing is pending.
+        Ok(())
+    }
+
+    fn fetch(
+        &self,
+        partition: usize,
+        from: EventId,
+        max_events: usize,
+        _with_data: bool,
+    ) -> Result<Vec<StoredEvent>> {
+        self.check_partition(partition)?;
+        let mut reader = self.new_reader("diaspora-fetch", &BTreeMap::new())?;
+        let deadline = Instant::now() + REQUEST_TIMEOUT;
+        loop {
+            let got = reader.fetch(partition, from, max_events, true)?;
+            if !got.is_empty()
+                || reader.at_end.get(&partition).copied().unwrap_or(false)
+                || Instant::now() > deadline
+            {
+                return Ok(got);
+            }
+        }
+    }
+
+    fn read_data(
+        &self,
+        _partition: usize,
+        event: &StoredEvent,
+        _ranges: &[(u64, u64)],
+        _dst: &mut [&mut [u8]],
+    ) -> Result<()> {
+        Err(Error::InvalidArgument(format!(
+            "kafka events carry their data (event {} was fetched without it)",
+            event.id
+        )))
+    }
+
+    fn load_offset(&self, consumer: &str, partition: usize) -> Result<EventId> {
+        self.check_partition(partition)?;
+        let c = self.offset_client(consumer)?;
+        let mut tpl = TopicPartitionList::new();
+        tpl.add_partition(&self.kafka_topic, partition as i32);
+        let committed = c.committed_offsets(tpl, REQUEST_TIMEOUT).map_err(|e| {
+            kafka_err(
+                format!("cannot read the offsets of consumer {consumer:?}"),
+                e,
+            )
+        })?;
+        Ok(
+            match committed
+                .find_partition(&self.kafka_topic, partition as i32)
+                .map(|e| e.offset())
+            {
+                Some(Offset::Offset(n)) if n >= 0 => n as u64,
+                _ => 0,
+            },
+        )
+    }
+
+    fn store_offset(&self, consumer: &str, partition: usize, next: EventId) -> Result<()> {
+        self.check_partition(partition)?;
+        let c = self.offset_client(consumer)?;
+        let mut tpl = TopicPartitionList::new();
+        tpl.add_partition_offset(
+            &self.kafka_topic,
+            partition as i32,
+            Offset::Offset(next as i64),
+        )
+        .map_err(|e| kafka_err("bad offset", e))?;
+        c.commit(&tpl, CommitMode::Sync).map_err(|e| {
+            kafka_err(
+                format!("cannot commit the offset of consumer {consumer:?}"),
+                e,
+            )
+        })
+    }
+
+    fn open_reader(
+        &self,
+        consumer: &str,
+        partitions: &[usize],
+        options: &Value,
+    ) -> Result<Option<Box<dyn PartitionReader>>> {
+        let overrides = config::overrides(options)?;
+        let mut reader = self.new_reader(consumer, &overrides)?;
+        // Assign every partition at once, at the consumer's committed positions, so that all
+        // of them start fetching together.
+        let starts: Vec<(usize, u64)> = partitions
+            .iter()
+            .map(|&p| self.load_offset(consumer, p).map(|o| (p, o)))
+            .collect::<Result<_>>()?;
+        reader.assign_all(&starts)?;
+        Ok(Some(Box::new(reader)))
+    }
+
+    fn for_producer(&self, options: &Value) -> Result<Option<Arc<dyn TopicBackend>>> {
+        let overrides = config::overrides(options)?;
+        if overrides.is_empty() {
+            return Ok(None);
+        }
+        Ok(Some(Arc::new(KafkaTopic {
+            name: self.name.clone(),
+            kafka_topic: self.kafka_topic.clone(),
+            partitions: self.partitions,
+            components: self.components.clone(),
+            config: self.config.clone(),
+            producer_base: self.producer_base.clone(),
+            producer_overrides: overrides,
+            writer: Mutex::new(None),
+            offset_clients: Mutex::new(HashMap::new()),
+        })))
+    }
+}
