@@ -214,9 +214,21 @@ impl PartitionSelector for RankAffineSelector {
     }
 }
 
-/// Turns each rank's local outcome into the same result on every rank: `Ok` only if all ranks
-/// succeeded, otherwise an error naming the failed ranks (and this rank's own error, if any).
-pub fn agree<C: Communicator>(comm: &C, what: &str, local: Result<()>) -> Result<()> {
+/// The failures of a collective step, as every rank sees them.
+pub(crate) struct Failures {
+    /// The ranks whose local outcome failed, in order.
+    pub ranks: Vec<usize>,
+    /// The error text of the first of them, broadcast from that rank.
+    pub first_error: String,
+}
+
+/// Collective: gathers which ranks failed (`local` is this rank's outcome) and the first failed
+/// rank's error text; `None` on every rank when all succeeded. The one failure agreement of the
+/// crate (the MPI helpers here and the collective HDF5 export use it).
+pub(crate) fn gather_failures<C: Communicator, T, E: std::fmt::Display>(
+    comm: &C,
+    local: &std::result::Result<T, E>,
+) -> Option<Failures> {
     let failed = local.is_err() as u8;
     let mut all = vec![0u8; comm.size() as usize];
     comm.all_gather_into(&failed, &mut all[..]);
@@ -226,14 +238,35 @@ pub fn agree<C: Communicator>(comm: &C, what: &str, local: Result<()>) -> Result
         .filter(|(_, f)| **f != 0)
         .map(|(r, _)| r)
         .collect();
-    if ranks.is_empty() {
-        return Ok(());
+    let &first = ranks.first()?;
+    let mut text = match (local, comm.rank() as usize == first) {
+        (Err(e), true) => e.to_string().into_bytes(),
+        _ => Vec::new(),
+    };
+    let mut len = text.len() as u64;
+    let root = comm.process_at_rank(first as i32);
+    root.broadcast_into(&mut len);
+    text.resize(len as usize, 0);
+    if len > 0 {
+        root.broadcast_into(&mut text[..]);
     }
-    Err(Error::Collective {
-        operation: what.to_string(),
+    Some(Failures {
         ranks,
-        local: local.err().map(|e| e.to_string()),
+        first_error: String::from_utf8_lossy(&text).into_owned(),
     })
+}
+
+/// Turns each rank's local outcome into the same result on every rank: `Ok` only if all ranks
+/// succeeded, otherwise an error naming the failed ranks (and this rank's own error, if any).
+pub fn agree<C: Communicator>(comm: &C, what: &str, local: Result<()>) -> Result<()> {
+    match gather_failures(comm, &local) {
+        None => Ok(()),
+        Some(f) => Err(Error::Collective {
+            operation: what.to_string(),
+            ranks: f.ranks,
+            local: local.err().map(|e| e.to_string()),
+        }),
+    }
 }
 
 /// Collective: rank 0 creates the topic if it does not exist, then every rank opens it. Every

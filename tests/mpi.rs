@@ -25,6 +25,33 @@ fn example(name: &str) -> PathBuf {
     path
 }
 
+/// The newest build of test target `name` (a rank program built with the tests, in
+/// target/<profile>/deps as `<name>-<hash>`).
+fn test_helper(name: &str) -> PathBuf {
+    let deps = std::env::current_exe()
+        .unwrap()
+        .parent()
+        .unwrap()
+        .to_path_buf();
+    let prefix = format!("{name}-");
+    let newest = std::fs::read_dir(&deps)
+        .unwrap()
+        .filter_map(|e| e.ok())
+        .filter(|e| {
+            let n = e.file_name().to_string_lossy().into_owned();
+            n.starts_with(&prefix) && !n.contains('.')
+        })
+        .max_by_key(|e| e.metadata().and_then(|m| m.modified()).ok())
+        .map(|e| e.path());
+    newest.unwrap_or_else(|| {
+        panic!(
+            "test helper {name} not built in {} (run `cargo test --features mpi` without a \
+             target filter, or add `--test {name}`)",
+            deps.display()
+        )
+    })
+}
+
 fn mpiexec(n: usize, program: &PathBuf, args: &[&str]) -> (bool, String) {
     let launcher = std::env::var("DIASPORA_MPIEXEC").unwrap_or_else(|_| "mpiexec".into());
     let work = tempfile::tempdir().unwrap();
@@ -116,7 +143,7 @@ fn coupling_with_more_ranks_than_partitions_and_the_reverse() {
 
 #[test]
 fn collective_errors_and_ownership_maps() {
-    let (ok, text) = mpiexec(4, &example("mpi_checks"), &[]);
+    let (ok, text) = mpiexec(4, &test_helper("mpi_checks"), &[]);
     assert!(ok, "{text}");
     for check in [
         "creation error reported everywhere",

@@ -42,34 +42,14 @@ use std::path::Path;
 /// Turns each rank's local outcome into the same outcome on every rank: the value if all ranks
 /// succeeded, otherwise [`Error::Collective`] naming the failed ranks and the first one's error.
 fn agree<C: Communicator, T>(comm: &C, what: &str, local: Result<T>) -> Result<T> {
-    let failed = local.is_err() as u8;
-    let mut all = vec![0u8; comm.size() as usize];
-    comm.all_gather_into(&failed, &mut all[..]);
-    let ranks: Vec<usize> = all
-        .iter()
-        .enumerate()
-        .filter(|(_, f)| **f != 0)
-        .map(|(r, _)| r)
-        .collect();
-    let Some(&first) = ranks.first() else {
-        return local;
-    };
-    let mut text = match (&local, comm.rank() as usize == first) {
-        (Err(e), true) => e.to_string().into_bytes(),
-        _ => Vec::new(),
-    };
-    let mut len = text.len() as u64;
-    let root = comm.process_at_rank(first as i32);
-    root.broadcast_into(&mut len);
-    text.resize(len as usize, 0);
-    if len > 0 {
-        root.broadcast_into(&mut text[..]);
+    match crate::mpi::gather_failures(comm, &local) {
+        None => local,
+        Some(f) => Err(Error::Collective {
+            operation: what.to_string(),
+            ranks: f.ranks,
+            message: f.first_error,
+        }),
     }
-    Err(Error::Collective {
-        operation: what.to_string(),
-        ranks,
-        message: String::from_utf8_lossy(&text).into_owned(),
-    })
 }
 
 /// Collective over `comm`: exports `topic` to the single HDF5 file `path`, each rank writing

@@ -1,4 +1,6 @@
-//! Checks of the MPI layer's collective behaviour, run by `tests/mpi.rs` under `mpiexec`.
+//! Checks of the MPI layer's collective behaviour: the rank program that `tests/mpi.rs` runs
+//! under `mpiexec` (a test helper, built with the tests; run alone by `cargo test`, outside any
+//! launcher, it says so and does nothing).
 //!
 //! Every rank prints `rank R/S: <check> ok` for each check it passed and exits non-zero on the
 //! first failure.
@@ -8,7 +10,26 @@ use diaspora_stream::mpi::{self as dmpi, PartitionMap};
 use diaspora_stream::{Driver, Error};
 use serde_json::json;
 
+/// True when a launcher (mpiexec/mpirun of OpenMPI or MPICH, srun) started this process.
+fn under_a_launcher() -> bool {
+    [
+        "OMPI_COMM_WORLD_SIZE",
+        "PMI_SIZE",
+        "PMIX_RANK",
+        "PMI_RANK",
+        "SLURM_STEP_ID",
+    ]
+    .iter()
+    .any(|v| std::env::var_os(v).is_some())
+}
+
 fn main() {
+    if !under_a_launcher() {
+        println!(
+            "mpi_checks: the rank program of tests/mpi.rs, run under mpiexec; nothing to do alone"
+        );
+        return;
+    }
     let universe = dmpi::mpi::initialize().expect("MPI initialisation failed");
     let world = universe.world();
     let (rank, size) = (world.rank() as usize, world.size() as usize);
