@@ -77,6 +77,8 @@ pub use event::Event;
 pub use future::Future;
 pub use metadata::{Metadata, PartitionInfo};
 pub use producer::{Producer, ProducerBuilder};
+#[cfg(feature = "rayon")]
+pub use thread_pool::RayonThreadPool;
 pub use thread_pool::{StdThreadPool, ThreadPool};
 pub use topic::TopicHandle;
 pub use types::{

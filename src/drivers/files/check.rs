@@ -501,6 +501,57 @@ fn partition_dirs(topic_dir: &Path, facts: &TopicFacts) -> Result<Vec<(usize, Pa
         .collect())
 }
 
+/// Checks `dirs` one after the other, calling `progress` with each result.
+#[cfg(not(feature = "rayon"))]
+fn check_partitions(
+    dirs: &[(usize, PathBuf)],
+    framed: bool,
+    facts: &TopicFacts,
+    progress: &mut impl FnMut(&PartitionCheck),
+) -> Result<Vec<PartitionCheck>> {
+    dirs.iter()
+        .map(|(p, pdir)| {
+            let c = check_partition(*p, pdir, framed, facts)?;
+            progress(&c);
+            Ok(c)
+        })
+        .collect()
+}
+
+/// Checks `dirs` in parallel on rayon's pool (reading and verifying the partitions' files is
+/// independent work), calling `progress` in this thread as each partition is done; the results
+/// come back in partition order. The first error (in partition order) is returned.
+#[cfg(feature = "rayon")]
+fn check_partitions(
+    dirs: &[(usize, PathBuf)],
+    framed: bool,
+    facts: &TopicFacts,
+    progress: &mut impl FnMut(&PartitionCheck),
+) -> Result<Vec<PartitionCheck>> {
+    use rayon::prelude::*;
+    let (tx, rx) = std::sync::mpsc::channel();
+    let mut results: Vec<Option<Result<PartitionCheck>>> = (0..dirs.len()).map(|_| None).collect();
+    std::thread::scope(|scope| {
+        scope.spawn(move || {
+            dirs.par_iter()
+                .enumerate()
+                .for_each_with(tx, |tx, (i, (p, pdir))| {
+                    let _ = tx.send((i, check_partition(*p, pdir, framed, facts)));
+                });
+        });
+        for (i, r) in rx {
+            if let Ok(c) = &r {
+                progress(c);
+            }
+            results[i] = Some(r);
+        }
+    });
+    results
+        .into_iter()
+        .map(|r| r.expect("every partition checked"))
+        .collect()
+}
+
 impl FilesDriver {
     fn topic_parts(&self, name: &str) -> Result<(PathBuf, TopicFacts, TopicCheck)> {
         let Some(dir) = self.topic_dir_exists(name)? else {
@@ -548,11 +599,8 @@ impl FilesDriver {
     ) -> Result<TopicCheck> {
         let (dir, facts, mut report) = self.topic_parts(name)?;
         let framed = framed_metadata(&dir);
-        for (p, pdir) in partition_dirs(&dir, &facts)? {
-            let c = check_partition(p, &pdir, framed, &facts)?;
-            progress(&c);
-            report.partitions.push(c);
-        }
+        let dirs = partition_dirs(&dir, &facts)?;
+        report.partitions = check_partitions(&dirs, framed, &facts, &mut progress)?;
         Ok(report)
     }
 

@@ -4,7 +4,13 @@
 //! OS threads. A pool with 0 threads runs every job inline in the caller, which is the cheapest
 //! choice for single-threaded producers. Jobs with a higher priority run first; jobs of equal
 //! priority run in submission order. Dropping a pool runs the jobs still queued before it returns,
-//! so no submitted work is silently lost.
+//! so no submitted work is silently lost. With feature `rayon`, [`RayonThreadPool`] runs the
+//! jobs on a rayon pool (the application's, or rayon's global one).
+
+#[cfg(feature = "rayon")]
+mod rayon_pool;
+#[cfg(feature = "rayon")]
+pub use rayon_pool::RayonThreadPool;
 
 use std::collections::BinaryHeap;
 use std::sync::{Arc, Condvar, Mutex};
@@ -54,9 +60,9 @@ impl Ord for Queued {
 }
 
 #[derive(Default)]
-struct QueueState {
-    heap: BinaryHeap<Queued>,
-    next_seq: u64,
+pub(crate) struct QueueState {
+    pub(crate) heap: BinaryHeap<Queued>,
+    pub(crate) next_seq: u64,
     stopping: bool,
 }
 
@@ -85,7 +91,7 @@ impl std::fmt::Debug for StdThreadPool {
     }
 }
 
-fn run_job(job: Job) {
+pub(crate) fn run_job(job: Job) {
     // A panicking job must not take a worker (or the caller of an inline pool) down with it.
     if let Err(payload) = std::panic::catch_unwind(std::panic::AssertUnwindSafe(job)) {
         eprintln!(
