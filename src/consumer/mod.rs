@@ -28,7 +28,7 @@ use crate::backend::{DataRead, PartitionReader, StoredEvent};
 use crate::data_view::{scatter, Allocation, DataView};
 use crate::descriptor::DataDescriptor;
 use crate::error::{panic_message, Error, Result};
-use crate::event::{parse_end_of_stream_marker, AckSink, Event};
+use crate::event::{parse_end_of_stream_marker, AckSink, Event, EventParts};
 use crate::future::{Deadline, Future, GiveBack, Source};
 use crate::metadata::Metadata;
 use crate::thread_pool::{ThreadPool, DEFAULT_PRIORITY};

@@ -172,23 +172,20 @@ impl Shared {
         }
         // Events not delivered because one failed (the failing one included).
         let leftover = batch.split_off(prepared.len());
-        let events = prepared
+        let parts = prepared
             .into_iter()
             .zip(&batch)
-            .map(|((metadata, data), stored)| {
-                let data = match data {
+            .map(|((metadata, data), stored)| EventParts {
+                metadata,
+                data: match data {
                     PendingData::Ready(v) => v,
                     PendingData::Read { alloc, needed, .. } => alloc.into_view(needed),
-                };
-                Event::new(
-                    metadata,
-                    data,
-                    p,
-                    stored.id,
-                    Some(self_arc.clone() as Arc<dyn AckSink>),
-                )
+                },
+                partition: p,
+                id: stored.id,
             })
             .collect();
+        let events = Event::batch(parts, Some(self_arc.clone() as Arc<dyn AckSink>));
         (events, error, leftover)
     }
 }
