@@ -44,7 +44,7 @@ pub struct Event {
 
 /// Events made together, and where their acknowledgements go.
 struct EventGroup {
-    events: Vec<EventInner>,
+    events: Vec<EventParts>,
     ack: Option<Arc<dyn AckSink>>,
 }
 
@@ -54,13 +54,6 @@ pub(crate) struct EventParts {
     pub data: DataView,
     pub partition: usize,
     pub id: EventId,
-}
-
-struct EventInner {
-    metadata: Metadata,
-    data: DataView,
-    partition: usize,
-    id: EventId,
 }
 
 impl std::fmt::Debug for Event {
@@ -76,25 +69,14 @@ impl std::fmt::Debug for Event {
 }
 
 impl Event {
-    fn inner(&self) -> &EventInner {
+    fn inner(&self) -> &EventParts {
         &self.batch.events[self.index]
     }
 
     /// Events made from `parts` in one allocation, acknowledged through `ack`.
     pub(crate) fn batch(parts: Vec<EventParts>, ack: Option<Arc<dyn AckSink>>) -> Vec<Event> {
         let n = parts.len();
-        let group = Arc::new(EventGroup {
-            events: parts
-                .into_iter()
-                .map(|p| EventInner {
-                    metadata: p.metadata,
-                    data: p.data,
-                    partition: p.partition,
-                    id: p.id,
-                })
-                .collect(),
-            ack,
-        });
+        let group = Arc::new(EventGroup { events: parts, ack });
         (0..n)
             .map(|index| Event {
                 batch: group.clone(),
