@@ -4,6 +4,9 @@
 #
 #   bash scripts/bench-vs-cpp.sh CPP_BIN_DIR [EVENTS] [ROUNDS]
 #
+# Then, when Python can import `adios2` (pip install adios2), scripts/bench-vs-adios2.sh runs
+# ADIOS2's BP5 engine as a second peer (ADIOS2_EVENTS_1MIB and ADIOS2_STEPS_1KIB size it).
+#
 # CPP_BIN_DIR holds the reference's diaspora-producer-benchmark, diaspora-consumer-benchmark and
 # (optionally) diaspora-ctl, built with its ENABLE_BENCHMARKS option. EVENTS (default 200000) are
 # written per run as
@@ -12,8 +15,14 @@
 # on a fresh topic of 4 partitions, for THREADS 0 (inline) and 1. Each case runs ROUNDS times
 # (default 3), the two programs alternating and swapping who goes first, in a temporary folder on
 # the file system of TMPDIR. Each side creates its topics with its own defaults (ours keeps
-# checksums, the reference has none). Prints every run, then the median of each side and their
-# ratio (ours / reference).
+# checksums, the reference has none); a third side, "bare", runs our programs on topics created
+# without checksums, to show what they cost. Prints every run, then the median of each side and
+# the ratios (ours / reference).
+#
+# What each side does with the data: the reference's consumer program reads none (it parses -s
+# and -i but never installs its selector and allocator); ours reads all of every event's data
+# into buffers the library pools (its default `--allocator library`). Both sides use glibc's
+# malloc.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 cpp="${1:?usage: bench-vs-cpp.sh CPP_BIN_DIR [EVENTS] [ROUNDS]}"
@@ -43,6 +52,10 @@ create() {
     "$ours/diaspora-ctl" --logging warn topic create --driver files \
       --driver-config "$work/files.json" --name "$2" --topic.num_partitions 4 \
       --topic.checksums false
+  elif [ "$1" = bare ]; then
+    "$ours/diaspora-ctl" --logging warn topic create --driver files \
+      --driver-config "$work/files.json" --name "$2" --topic.num_partitions 4 \
+      --topic.checksums false
   else
     "$ours/diaspora-ctl" --logging warn topic create --driver files \
       --driver-config "$work/files.json" --name "$2" --topic.num_partitions 4
@@ -62,7 +75,7 @@ declare -A runs
 n=0
 for threads in 0 1; do
   for round in $(seq 1 "$rounds"); do
-    order="cpp ours"; [ $((round % 2)) -eq 0 ] && order="ours cpp"
+    order="cpp ours bare"; [ $((round % 2)) -eq 0 ] && order="bare ours cpp"
     for side in $order; do
       n=$((n + 1))
       topic="t$n"
@@ -83,12 +96,24 @@ done
 
 echo
 echo "medians of $rounds runs, $events events of 64 B metadata + 256 B data, batches of 128, 4 partitions:"
-printf '%-22s %16s %16s %8s\n' case "reference" "this library" ratio
+printf '%-16s %12s %14s %8s %16s %8s\n' case "reference" "this library" ratio \
+  "no checksums" ratio
+ratio() { awk -v o="$1" -v c="$2" 'BEGIN {print (c > 0 ? o / c : 0)}'; }
 for threads in 0 1; do
   for what in producer consumer; do
     c="$(echo "${runs[cpp,$threads,$what]}" | median)"
     o="$(echo "${runs[ours,$threads,$what]}" | median)"
-    printf '%-22s %16.0f %16.0f %7.2fx\n' "$what -p $threads" "$c" "$o" \
-      "$(awk -v o="$o" -v c="$c" 'BEGIN {print (c > 0 ? o / c : 0)}')"
+    b="$(echo "${runs[bare,$threads,$what]}" | median)"
+    printf '%-16s %12.0f %14.0f %7.2fx %16.0f %7.2fx\n' "$what -p $threads" "$c" "$o" \
+      "$(ratio "$o" "$c")" "$b" "$(ratio "$b" "$c")"
   done
 done
+
+# The second peer: ADIOS2's BP5 engine (from PyPI), same machine, same run.
+echo
+if "${PYTHON:-python3}" -c 'import adios2' 2> /dev/null; then
+  OURS_BIN="$ours" bash scripts/bench-vs-adios2.sh "${ADIOS2_EVENTS_1MIB:-2000}" \
+    "${ADIOS2_STEPS_1KIB:-4000}" "$rounds"
+else
+  echo "bench-vs-cpp: ADIOS2 peer skipped (pip install adios2 to run it)"
+fi
