@@ -156,8 +156,16 @@ fn write_string(out: &mut Vec<u8>, s: &str) {
         }
         i += 8;
     }
-    for j in i..bytes.len() {
-        escape_at(out, j, &mut start);
+    // The last few bytes: one overlapping word says whether any of them needs a look.
+    let tail_clean = i < bytes.len()
+        && bytes.len() >= 8
+        && !word_needs_escape(u64::from_le_bytes(
+            bytes[bytes.len() - 8..].try_into().unwrap_or([0; 8]),
+        ));
+    if !tail_clean {
+        for j in i..bytes.len() {
+            escape_at(out, j, &mut start);
+        }
     }
     out.extend_from_slice(&bytes[start..]);
     out.push(b'"');
