@@ -27,6 +27,7 @@ use crate::descriptor::DataDescriptor;
 use crate::error::{Error, Result};
 use crate::margo::rpc_id;
 use crate::mercury::{BulkOp, Engine, EngineOptions, RemoteBulk, RemoteRegion, Request};
+use crate::types::NO_MORE_EVENTS;
 use serde_json::{json, Value};
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
@@ -535,7 +536,7 @@ fn send_no_more_events(state: &State, q: &RequestEventsRequest, address: &str) -
         consumer_ctx: q.consumer_ctx,
         partition_index: q.partition_index,
         count: 0,
-        first_id: u64::MAX,
+        first_id: NO_MORE_EVENTS,
         metadata_sizes: empty(),
         metadata: empty(),
         descriptor_sizes: empty(),

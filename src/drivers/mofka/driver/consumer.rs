@@ -14,16 +14,12 @@ use crate::drivers::mofka::wire::*;
 use crate::error::{Error, Result};
 use crate::margo::rpc_id;
 use crate::mercury::{ForwardToken, Request};
-use crate::types::EventId;
+use crate::types::{EventId, NO_MORE_EVENTS};
 use bytes::Bytes;
 use serde_json::Value;
 use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Condvar, Mutex, Weak};
 use std::time::{Duration, Instant};
-
-/// The `first_id` of an empty `recv_batch` that says a partition is complete (Mofka's
-/// `NoMoreEvents`).
-const NO_MORE_EVENTS: u64 = u64::MAX;
 
 /// Events a consumer subscription has received and not handed out yet.
 #[derive(Default)]
@@ -71,6 +67,7 @@ fn receive(shared: &Shared, input: &[u8]) -> Result<()> {
         )));
     };
     if q.count == 0 {
+        // Mofka's `NoMoreEvents`: an empty batch whose first id is `u64::MAX`.
         if q.first_id == NO_MORE_EVENTS {
             // The partition is complete and will never have more events: hand the engine an
             // end-of-stream marker for it (one producer, the partition itself, ended).
