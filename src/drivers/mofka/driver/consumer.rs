@@ -3,7 +3,7 @@
 //! readers consumers pull from (with the liveness check of their servers), and the one-off
 //! reads of [`TopicBackend::fetch`](crate::backend::TopicBackend::fetch).
 
-use super::config::DEFAULT_BATCH_SIZE;
+use super::config::{ConsumerOptions, DEFAULT_BATCH_SIZE};
 use super::discovery::MASTER_QUERY;
 use super::shared::{lock, mofka_err, Shared};
 use super::topic::MofkaTopic;
@@ -11,7 +11,7 @@ use crate::backend::{PartitionReader, StoredEvent};
 use crate::drivers::mofka::rpc::{decode_request, encode_request, respond};
 use crate::drivers::mofka::wire::layout::{decode_descriptors, decode_sizes, split_entries};
 use crate::drivers::mofka::wire::*;
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::margo::rpc_id;
 use crate::mercury::{ForwardToken, Request};
 use crate::types::{EventId, NO_MORE_EVENTS};
@@ -184,17 +184,9 @@ impl MofkaTopic {
         for &p in partitions {
             self.partition(p)?;
         }
-        let batch_size = match options.get("batch_size") {
-            None | Some(Value::Null) => DEFAULT_BATCH_SIZE,
-            Some(v) => v.as_u64().filter(|&b| b > 0).ok_or_else(|| {
-                Error::config(
-                    "consumer",
-                    format!("\"batch_size\" must be a positive integer, not {v}"),
-                )
-            })?,
-        };
+        let options = ConsumerOptions::parse(options)?;
         let ctx = self.shared.new_ctx();
-        let inbox = self.subscribe(ctx, consumer, partitions, batch_size)?;
+        let inbox = self.subscribe(ctx, consumer, partitions, options.batch_size)?;
         Ok(Box::new(MofkaReader {
             topic: self.clone(),
             ctx,

@@ -5,20 +5,24 @@
 //! | key | meaning |
 //! |---|---|
 //! | `group_file` | (required) the Flock group file of the service (`{"members": [{"address": ...}]}`) |
-//! | `wire_version` | `"0.9"` (default) or `"0.8"`: the `send_batch` layout of the service |
+//! | `wire_version` | `"0.9"` (default) or `"0.8"`: the `send_batch` layout of the service; a string (the number 0.8, what a command line makes of `--driver.wire_version 0.8`, is refused: write `v0.8` there) |
 //! | `address` | Mercury address or transport this client listens on (default: the members' protocol, on the members' host for TCP) |
 //! | `rpc_timeout_ms` | how long a call waits for its response (default 30000) |
 //! | `liveness_ms` | a consumer that gets no event for this long asks its partitions' servers a trivial question (all at once, waiting at most `liveness_ms` or `rpc_timeout_ms` if shorter), and fails its pulls with an error naming one that does not answer (default 5000; 0 disables) |
 //! | `pack_threshold` | data segments smaller than this many bytes are copied into one contiguous region per batch; larger ones are exposed in place (default 16384; 0 exposes every segment in place) |
 //! | `margo` | the C++ driver's Margo configuration: its `"mercury"` settings (`auth_key`, `ip_subnet`, `na_no_block`, `max_contexts`, `request_post_init`, ... see [`TransportOptions::from_margo`](crate::mercury::TransportOptions::from_margo)) initialise this client's Mercury; its thread settings do not apply (this client runs its own progress thread) |
 //!
+//! An unknown key is an error listing the valid ones; `group_file` and `address` also take a
+//! number, as its text.
+//!
 //! Topic options: `num_partitions` (default 1), `partition_type` (default `"memory"`),
 //! `partition_config`, `partition_dependencies` and `partition_pool`, or the C++ driver's names
-//! for them (`partitions`, `partitions_type`, ...). Partitions go round robin over the group's
+//! for them (`partitions`, `partitions_type`, ...; given both, this driver's name wins); an
+//! unknown topic option is an error too. Partitions go round robin over the group's
 //! servers; [`MofkaDriver::add_partition`] adds one to an existing topic on a chosen server.
 //! Consumer options: `batch_size` events per `recv_batch` (default 128). Producer options:
 //! `producer_name` (default `diaspora-rs-<pid>`), `ack_early` (0.9 only; sent, ignored by
-//! current servers).
+//! current servers). Producers and consumers leave the other keys of their options alone.
 //!
 //! Discovery follows the C++ client: the first member's Bedrock (provider 0) runs a Jx9 query
 //! for the Yokan provider tagged `mofka:master`; a topic is three Yokan keys

@@ -3,6 +3,7 @@
 //! pipeline that keeps one batch in flight and the next one prepared, with a watchdog that
 //! cancels requests left without an answer.
 
+use super::config::ProducerOptions;
 use super::shared::{lock, mofka_err, Shared};
 use super::topic::MofkaTopic;
 use crate::backend::{BatchCallback, BatchIds, EventBatch};
@@ -294,17 +295,16 @@ impl MofkaTopic {
     /// This topic for one producer configured with `options` (`producer_name`, `ack_early`),
     /// with partition slots of its own; `None` when the options change nothing.
     pub(super) fn for_producer_options(&self, options: &Value) -> Result<Option<MofkaTopic>> {
-        let name = options.get("producer_name").and_then(Value::as_str);
-        let ack_early = options.get("ack_early").and_then(Value::as_bool);
-        if name.is_none() && ack_early.is_none() {
+        let options = ProducerOptions::parse(options)?;
+        if options.producer_name.is_none() && options.ack_early.is_none() {
             return Ok(None);
         }
         let mut topic = self.clone();
         topic.slots = Arc::default();
-        if let Some(name) = name {
-            topic.producer_name = name.to_string();
+        if let Some(name) = options.producer_name {
+            topic.producer_name = name;
         }
-        topic.ack_early = ack_early.unwrap_or(self.ack_early);
+        topic.ack_early = options.ack_early.unwrap_or(self.ack_early);
         Ok(Some(topic))
     }
 }
