@@ -1,5 +1,6 @@
 //! Bulk (RDMA) memory: [`LocalBulk`] exposes this process's memory, [`RemoteBulk`] describes a
-//! peer's, and [`Engine::transfer`] copies between them.
+//! peer's, and [`Engine::transfer`] copies between them. Both hold their Mercury handle through
+//! one owned type, [`BulkHandle`], which frees it once and keeps the engine alive meanwhile.
 
 use super::address::Address;
 use super::engine::{Engine, Inner};
@@ -55,12 +56,130 @@ pub enum BulkAccess {
     ReadWrite,
 }
 
+/// One reference on a Mercury bulk handle, released when dropped, with the engine whose class
+/// the handle belongs to (kept alive for as long as the handle).
+struct BulkHandle {
+    raw: hg::hg_bulk_t,
+    _engine: Arc<Inner>,
+}
+
+// SAFETY: Mercury's bulk functions (`HG_Bulk_*`, transfers) may be called on a handle from any
+// thread, and the handle is only freed once, by `Drop`; the memory it describes is the
+// business of its owner (`LocalBulk`, or the peer for a `RemoteBulk`).
+unsafe impl Send for BulkHandle {}
+// SAFETY: as above; through a shared reference the handle is only read (its size, its
+// serialization, or another reference taken for a transfer).
+unsafe impl Sync for BulkHandle {}
+
+impl BulkHandle {
+    /// A handle on `segments` (empty ones are left out), which must stay valid while it lives.
+    fn create(
+        engine: &Engine,
+        segments: &[(*mut u8, usize)],
+        access: BulkAccess,
+    ) -> Result<BulkHandle> {
+        let segments: Vec<(*mut u8, usize)> =
+            segments.iter().copied().filter(|&(_, n)| n > 0).collect();
+        if segments.is_empty() {
+            return Err(Error::InvalidArgument(
+                "a bulk handle needs at least one non-empty segment".into(),
+            ));
+        }
+        let mut ptrs: Vec<*mut c_void> = segments.iter().map(|&(p, _)| p as *mut c_void).collect();
+        let sizes: Vec<hg::hg_size_t> = segments.iter().map(|&(_, n)| n as hg::hg_size_t).collect();
+        let flags = match access {
+            BulkAccess::ReadOnly => hg::HG_BULK_READ_ONLY,
+            BulkAccess::WriteOnly => hg::HG_BULK_WRITE_ONLY,
+            BulkAccess::ReadWrite => hg::HG_BULK_READWRITE,
+        };
+        let mut raw = hg::HG_BULK_NULL;
+        // SAFETY: the pointers and sizes describe memory kept valid by the LocalBulk being
+        // built (owned by it, or promised by the caller of `from_raw_segments`).
+        hg_check("HG_Bulk_create", unsafe {
+            hg::HG_Bulk_create(
+                engine.inner.class,
+                ptrs.len() as u32,
+                ptrs.as_mut_ptr(),
+                sizes.as_ptr(),
+                flags as u8,
+                &mut raw,
+            )
+        })?;
+        Ok(BulkHandle {
+            raw,
+            _engine: engine.inner.clone(),
+        })
+    }
+
+    /// A peer's handle, from the bytes [`LocalBulk::serialize`] gave it.
+    fn deserialize(engine: &Engine, bytes: &[u8]) -> Result<BulkHandle> {
+        if bytes.is_empty() {
+            return Err(Error::InvalidArgument("empty (null) bulk handle".into()));
+        }
+        let mut raw = hg::HG_BULK_NULL;
+        // SAFETY: Mercury parses and validates the bytes.
+        hg_check("HG_Bulk_deserialize", unsafe {
+            hg::HG_Bulk_deserialize(
+                engine.inner.class,
+                &mut raw,
+                bytes.as_ptr() as *const c_void,
+                bytes.len() as hg::hg_size_t,
+            )
+        })?;
+        Ok(BulkHandle {
+            raw,
+            _engine: engine.inner.clone(),
+        })
+    }
+
+    /// Another reference on the same handle (Mercury counts them), for a transfer to hold.
+    fn share(&self) -> BulkHandle {
+        // SAFETY: the handle is valid; the new reference is released by its own `Drop`.
+        unsafe {
+            hg::HG_Bulk_ref_incr(self.raw);
+        }
+        BulkHandle {
+            raw: self.raw,
+            _engine: self._engine.clone(),
+        }
+    }
+
+    /// The total size of the memory the handle describes.
+    fn size(&self) -> usize {
+        // SAFETY: the handle is valid.
+        unsafe { hg::HG_Bulk_get_size(self.raw) as usize }
+    }
+}
+
+impl Drop for BulkHandle {
+    fn drop(&mut self) {
+        // SAFETY: this reference is ours and released once, and no transfer uses it any more:
+        // a transfer holds the local bulk (so its handle) by value, and its own reference on
+        // the remote handle, until it completes or fails to start.
+        unsafe {
+            hg::HG_Bulk_free(self.raw);
+        }
+    }
+}
+
+/// Where a [`LocalBulk`]'s memory comes from.
 enum BulkMemory {
     Shared(Vec<Bytes>),
     Owned(Vec<u8>),
     /// Memory the caller of [`LocalBulk::from_raw_segments`] keeps alive.
-    Borrowed(Vec<(*mut u8, usize)>),
+    Borrowed(BorrowedSegments),
 }
+
+/// The segments given to [`LocalBulk::from_raw_segments`].
+struct BorrowedSegments(Vec<(*mut u8, usize)>);
+
+// SAFETY: the caller of `from_raw_segments` promised that the memory stays valid (and, unless
+// the bulk is read-only, untouched by anything else) until the bulk is dropped and its
+// transfers are done, whichever thread holds it meanwhile.
+unsafe impl Send for BorrowedSegments {}
+// SAFETY: through a shared bulk the memory is only read (`LocalBulk::segments`); transfers
+// take the bulk by value.
+unsafe impl Sync for BorrowedSegments {}
 
 /// Local memory exposed for RDMA, with the Mercury bulk handle describing it.
 ///
@@ -68,17 +187,12 @@ enum BulkMemory {
 /// [`DataView`](crate::data_view::DataView)) or an owned buffer. It is freed with the bulk,
 /// after any transfer.
 pub struct LocalBulk {
-    raw: hg::hg_bulk_t,
+    /// Declared first, so that Mercury lets go of the memory before it is freed.
+    handle: BulkHandle,
     memory: BulkMemory,
     access: BulkAccess,
     size: usize,
-    _engine: Arc<Inner>,
 }
-
-// SAFETY: the bulk handle is used through Mercury's thread-safe API and the memory is owned.
-unsafe impl Send for LocalBulk {}
-// SAFETY: shared access only reads the memory (transfers take the bulk by value).
-unsafe impl Sync for LocalBulk {}
 
 impl std::fmt::Debug for LocalBulk {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -89,40 +203,6 @@ impl std::fmt::Debug for LocalBulk {
     }
 }
 
-fn create_bulk(
-    engine: &Engine,
-    segments: &[(*mut u8, usize)],
-    access: BulkAccess,
-) -> Result<hg::hg_bulk_t> {
-    let segments: Vec<(*mut u8, usize)> =
-        segments.iter().copied().filter(|&(_, n)| n > 0).collect();
-    if segments.is_empty() {
-        return Err(Error::InvalidArgument(
-            "a bulk handle needs at least one non-empty segment".into(),
-        ));
-    }
-    let mut ptrs: Vec<*mut c_void> = segments.iter().map(|&(p, _)| p as *mut c_void).collect();
-    let sizes: Vec<hg::hg_size_t> = segments.iter().map(|&(_, n)| n as hg::hg_size_t).collect();
-    let flags = match access {
-        BulkAccess::ReadOnly => hg::HG_BULK_READ_ONLY,
-        BulkAccess::WriteOnly => hg::HG_BULK_WRITE_ONLY,
-        BulkAccess::ReadWrite => hg::HG_BULK_READWRITE,
-    };
-    let mut raw = hg::HG_BULK_NULL;
-    // SAFETY: the pointers and sizes describe memory owned by the LocalBulk being built.
-    hg_check("HG_Bulk_create", unsafe {
-        hg::HG_Bulk_create(
-            engine.inner.class,
-            ptrs.len() as u32,
-            ptrs.as_mut_ptr(),
-            sizes.as_ptr(),
-            flags as u8,
-            &mut raw,
-        )
-    })?;
-    Ok(raw)
-}
-
 impl LocalBulk {
     /// Exposes read-only segments (for example a [`DataView`](crate::data_view::DataView)'s)
     /// without copying them.
@@ -131,26 +211,24 @@ impl LocalBulk {
             .iter()
             .map(|s| (s.as_ptr() as *mut u8, s.len()))
             .collect();
-        let raw = create_bulk(engine, &raw_segments, BulkAccess::ReadOnly)?;
+        let handle = BulkHandle::create(engine, &raw_segments, BulkAccess::ReadOnly)?;
         Ok(LocalBulk {
-            raw,
+            handle,
             size: segments.iter().map(Bytes::len).sum(),
             memory: BulkMemory::Shared(segments),
             access: BulkAccess::ReadOnly,
-            _engine: engine.inner.clone(),
         })
     }
 
     /// Exposes an owned buffer that peers may write (and read, with
     /// [`BulkAccess::ReadWrite`]); get it back with [`LocalBulk::into_vec`].
     pub fn from_vec(engine: &Engine, mut buffer: Vec<u8>, access: BulkAccess) -> Result<LocalBulk> {
-        let raw = create_bulk(engine, &[(buffer.as_mut_ptr(), buffer.len())], access)?;
+        let handle = BulkHandle::create(engine, &[(buffer.as_mut_ptr(), buffer.len())], access)?;
         Ok(LocalBulk {
-            raw,
+            handle,
             size: buffer.len(),
             memory: BulkMemory::Owned(buffer),
             access,
-            _engine: engine.inner.clone(),
         })
     }
 
@@ -167,13 +245,12 @@ impl LocalBulk {
         segments: &[(*mut u8, usize)],
         access: BulkAccess,
     ) -> Result<LocalBulk> {
-        let raw = create_bulk(engine, segments, access)?;
+        let handle = BulkHandle::create(engine, segments, access)?;
         Ok(LocalBulk {
-            raw,
+            handle,
             size: segments.iter().map(|s| s.1).sum(),
-            memory: BulkMemory::Borrowed(segments.to_vec()),
+            memory: BulkMemory::Borrowed(BorrowedSegments(segments.to_vec())),
             access,
-            _engine: engine.inner.clone(),
         })
     }
 
@@ -194,6 +271,7 @@ impl LocalBulk {
             BulkMemory::Owned(v) => vec![v.as_slice()],
             // SAFETY: the creator guarantees the memory is valid while the bulk lives.
             BulkMemory::Borrowed(segs) => segs
+                .0
                 .iter()
                 .map(|&(p, n)| unsafe { std::slice::from_raw_parts(p as *const u8, n) })
                 .collect(),
@@ -201,8 +279,11 @@ impl LocalBulk {
     }
 
     /// The owned buffer (`None` for shared segments).
-    pub fn into_vec(mut self) -> Option<Vec<u8>> {
-        match std::mem::replace(&mut self.memory, BulkMemory::Shared(Vec::new())) {
+    pub fn into_vec(self) -> Option<Vec<u8>> {
+        let LocalBulk { handle, memory, .. } = self;
+        // Mercury lets go of the buffer before it is handed out.
+        drop(handle);
+        match memory {
             BulkMemory::Owned(v) => Some(v),
             BulkMemory::Shared(_) | BulkMemory::Borrowed(_) => None,
         }
@@ -211,44 +292,25 @@ impl LocalBulk {
     /// The handle as Mercury serializes it for a peer (the bytes `hg_proc_hg_bulk_t` writes
     /// after its `u64` size), to be sent inside an RPC payload.
     pub fn serialize(&self) -> Result<Vec<u8>> {
+        let raw = self.handle.raw;
         // SAFETY: the handle is valid; the buffer has the size Mercury asked for.
         unsafe {
-            let n = hg::HG_Bulk_get_serialize_size(self.raw, 0) as usize;
+            let n = hg::HG_Bulk_get_serialize_size(raw, 0) as usize;
             let mut out = vec![0u8; n];
             hg_check(
                 "HG_Bulk_serialize",
-                hg::HG_Bulk_serialize(
-                    out.as_mut_ptr() as *mut c_void,
-                    n as hg::hg_size_t,
-                    0,
-                    self.raw,
-                ),
+                hg::HG_Bulk_serialize(out.as_mut_ptr() as *mut c_void, n as hg::hg_size_t, 0, raw),
             )?;
             Ok(out)
         }
     }
 }
 
-impl Drop for LocalBulk {
-    fn drop(&mut self) {
-        // SAFETY: the handle is ours; transfers hold the bulk by value so none is running.
-        unsafe {
-            hg::HG_Bulk_free(self.raw);
-        }
-    }
-}
-
 /// A peer's memory, described by a bulk handle it sent in a payload.
 pub struct RemoteBulk {
-    raw: hg::hg_bulk_t,
+    handle: BulkHandle,
     size: usize,
-    _engine: Arc<Inner>,
 }
-
-// SAFETY: the handle is used through Mercury's thread-safe API.
-unsafe impl Send for RemoteBulk {}
-// SAFETY: as above.
-unsafe impl Sync for RemoteBulk {}
 
 impl std::fmt::Debug for RemoteBulk {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -261,40 +323,14 @@ impl std::fmt::Debug for RemoteBulk {
 impl RemoteBulk {
     /// Rebuilds a peer's handle from its serialized bytes (see [`LocalBulk::serialize`]).
     pub fn deserialize(engine: &Engine, bytes: &[u8]) -> Result<RemoteBulk> {
-        if bytes.is_empty() {
-            return Err(Error::InvalidArgument("empty (null) bulk handle".into()));
-        }
-        let mut raw = hg::HG_BULK_NULL;
-        // SAFETY: Mercury parses and validates the bytes.
-        hg_check("HG_Bulk_deserialize", unsafe {
-            hg::HG_Bulk_deserialize(
-                engine.inner.class,
-                &mut raw,
-                bytes.as_ptr() as *const c_void,
-                bytes.len() as hg::hg_size_t,
-            )
-        })?;
-        // SAFETY: the handle is valid.
-        let size = unsafe { hg::HG_Bulk_get_size(raw) } as usize;
-        Ok(RemoteBulk {
-            raw,
-            size,
-            _engine: engine.inner.clone(),
-        })
+        let handle = BulkHandle::deserialize(engine, bytes)?;
+        let size = handle.size();
+        Ok(RemoteBulk { handle, size })
     }
 
     /// Total size of the peer's memory.
     pub fn size(&self) -> usize {
         self.size
-    }
-}
-
-impl Drop for RemoteBulk {
-    fn drop(&mut self) {
-        // SAFETY: the handle is ours (transfers hold their own reference).
-        unsafe {
-            hg::HG_Bulk_free(self.raw);
-        }
     }
 }
 
@@ -304,7 +340,8 @@ struct BulkState {
     promise: Arc<Promise<BulkSlot>>,
     inflight: Arc<Inflight>,
     local: Option<LocalBulk>,
-    remote: hg::hg_bulk_t,
+    /// The transfer's own reference on the peer's handle.
+    remote: BulkHandle,
     op_id: usize,
 }
 
@@ -316,14 +353,19 @@ unsafe extern "C" fn bulk_done(info: *const hg::hg_cb_info) -> hg::hg_return_t {
             let ptr = info.arg as *mut BulkState;
             // Taking the lock orders this after `transfer` recorded the op id.
             let mut ops = (*ptr).inflight.bulk_ops();
-            let mut state = Box::from_raw(ptr);
+            let state = Box::from_raw(ptr);
             ops.remove(&state.op_id);
             drop(ops);
-            hg::HG_Bulk_free(state.remote);
-            let local = state.local.take();
+            let BulkState {
+                promise,
+                local,
+                remote,
+                ..
+            } = *state;
+            drop(remote);
             let result =
                 hg_check("HG_Bulk_transfer", info.ret).map(|()| Arc::new(Mutex::new(local)));
-            state.promise.set(result);
+            promise.set(result);
             hg::HG_SUCCESS
         }
     })
@@ -402,17 +444,13 @@ impl Engine {
             ))));
             return transfer;
         }
-        // Keep the remote handle alive for the transfer (Mercury refcount).
-        // SAFETY: the handle is valid.
-        unsafe {
-            hg::HG_Bulk_ref_incr(remote.raw);
-        }
-        let local_raw = local.raw;
+        let (local_raw, remote_raw) = (local.handle.raw, remote.handle.raw);
         let state = Box::into_raw(Box::new(BulkState {
             promise,
             inflight: self.inner.inflight.clone(),
             local: Some(local),
-            remote: remote.raw,
+            // Keeps the remote handle alive for the transfer (Mercury counts references).
+            remote: remote.handle.share(),
             op_id: 0,
         }));
         let mut op_id = hg::HG_OP_ID_NULL;
@@ -430,7 +468,7 @@ impl Engine {
                     BulkOp::Push => hg::HG_BULK_PUSH,
                 },
                 origin.raw,
-                remote.raw,
+                remote_raw,
                 remote_offset as hg::hg_size_t,
                 local_raw,
                 local_offset as hg::hg_size_t,
@@ -442,11 +480,16 @@ impl Engine {
             drop(ops);
             // SAFETY: the callback will not run: the state is still ours.
             let state = unsafe { Box::from_raw(state) };
-            // SAFETY: undo the reference taken above.
-            unsafe {
-                hg::HG_Bulk_free(state.remote);
-            }
-            state.promise.set(Err(hg_error("HG_Bulk_transfer", ret)));
+            let BulkState {
+                promise,
+                local,
+                remote,
+                ..
+            } = *state;
+            // Releases the reference on the remote handle taken above.
+            drop(remote);
+            promise.set(Err(hg_error("HG_Bulk_transfer", ret)));
+            drop(local);
             return transfer;
         }
         ops.insert(op_id as usize);
