@@ -34,7 +34,7 @@
 //!   string and the value ([`RequestResult`]), except `RequestResult<std::string>` which carries
 //!   the flag and one string that is the value or the error ([`QueryConfigResponse`]);
 //! - a `DataDescriptor` sent to a partition is written with
-//!   [`DataDescriptor::save`](crate::DataDescriptor::save), without a length prefix.
+//!   [`DataDescriptor::save`](crate::descriptor::DataDescriptor::save), without a length prefix.
 //!
 //! **Mercury procs (Yokan RPCs)** are C structs whose fields are also copied raw and in order, with
 //! three composite types: a byte buffer (`u64` size then bytes), a list of `u64` (`u64` count then

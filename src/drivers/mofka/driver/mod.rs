@@ -1,0 +1,118 @@
+//! The `"mofka"` driver: a native client of Mofka services over the Mercury layer.
+//!
+//! Options (JSON):
+//!
+//! | key | meaning |
+//! |---|---|
+//! | `group_file` | (required) the Flock group file of the service (`{"members": [{"address": ...}]}`) |
+//! | `wire_version` | `"0.9"` (default) or `"0.8"`: the `send_batch` layout of the service; a string (the number 0.8, what a command line makes of `--driver.wire_version 0.8`, is refused: write `v0.8` there) |
+//! | `address` | Mercury address or transport this client listens on (default: the members' protocol, on the members' host for TCP) |
+//! | `rpc_timeout_ms` | how long a call waits for its response (default 30000) |
+//! | `liveness_ms` | a consumer that gets no event for this long asks its partitions' servers a trivial question (all at once, waiting at most `liveness_ms` or `rpc_timeout_ms` if shorter), and fails its pulls with an error naming one that does not answer (default 5000; 0 disables) |
+//! | `pack_threshold` | data segments smaller than this many bytes are copied into one contiguous region per batch; larger ones are exposed in place (default 16384; 0 exposes every segment in place) |
+//! | `margo` | the C++ driver's Margo configuration: its `"mercury"` settings (`auth_key`, `ip_subnet`, `na_no_block`, `max_contexts`, `request_post_init`, ... see [`TransportOptions::from_margo`](crate::mercury::TransportOptions::from_margo)) initialise this client's Mercury; its thread settings do not apply (this client runs its own progress thread) |
+//!
+//! An unknown key is an error listing the valid ones; `group_file` and `address` also take a
+//! number, as its text.
+//!
+//! Topic options: `num_partitions` (default 1), `partition_type` (default `"memory"`),
+//! `partition_config`, `partition_dependencies` and `partition_pool`, or the C++ driver's names
+//! for them (`partitions`, `partitions_type`, ...; given both, this driver's name wins); an
+//! unknown topic option is an error too. Partitions go round robin over the group's
+//! servers; [`MofkaDriver::add_partition`] adds one to an existing topic on a chosen server.
+//! Consumer options: `batch_size` events per `recv_batch` (default 128). Producer options:
+//! `producer_name` (default `diaspora-rs-<pid>`), `ack_early` (0.9 only; sent, ignored by
+//! current servers). Producers and consumers leave the other keys of their options alone.
+//!
+//! Discovery follows the C++ client: the first member's Bedrock (provider 0) runs a Jx9 query
+//! for the Yokan provider tagged `mofka:master`; a topic is three Yokan keys
+//! `MOFKA:GLOBAL:<topic>:{validator,selector,serializer}` and a Yokan collection
+//! `MOFKA:GLOBAL:<topic>:partitions` of `{"address", "provider_id", "uuid"}` documents; new
+//! partitions are Bedrock providers of type `mofka` started by the client.
+//!
+//! Consumer positions live in the service (per consumer name, in memory on current servers):
+//! a consumer is fed from its name's cursor, and acknowledgements move the cursor. So
+//! [`TopicBackend::load_offset`](crate::backend::TopicBackend::load_offset) is 0 and the feed
+//! decides where reading resumes.
+//!
+//! The parts: [`config`] reads the options, [`discovery`] finds the service, [`shared`] holds
+//! what the driver and its topics share (and the master database's calls), [`topics`]
+//! administers topics and [`partitions`] starts their partitions; an open topic
+//! ([`topic`]) sends batches through [`producer`], feeds consumers through [`consumer`] and
+//! reads event data through [`data`].
+
+mod config;
+mod consumer;
+mod data;
+mod discovery;
+mod partitions;
+mod producer;
+mod shared;
+mod topic;
+mod topics;
+
+pub use partitions::PartitionSpec;
+
+use crate::error::Result;
+use crate::mercury::{Engine, EngineOptions};
+use serde_json::Value;
+use shared::Shared;
+use std::collections::HashMap;
+use std::sync::atomic::AtomicU64;
+use std::sync::{Arc, Mutex};
+
+/// The `"mofka"` driver.
+pub struct MofkaDriver {
+    shared: Arc<Shared>,
+}
+
+impl std::fmt::Debug for MofkaDriver {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MofkaDriver")
+            .field("servers", &self.shared.members)
+            .field("master", &self.shared.master)
+            .finish()
+    }
+}
+
+impl MofkaDriver {
+    /// Connects to the service named by the options' group file (see the module docs).
+    pub fn new(options: &Value) -> Result<MofkaDriver> {
+        let config = config::Config::parse(options)?;
+        let members = discovery::read_group_file(&config.group_file)?;
+        let info = config
+            .address
+            .clone()
+            .unwrap_or_else(|| discovery::listen_info(&members[0]));
+        // Servers call consumers back (recv_batch), so the client listens.
+        let engine = Engine::new(
+            &info,
+            EngineOptions {
+                listen: true,
+                transport: config.transport.clone(),
+                ..Default::default()
+            },
+        )?;
+        let caller = super::rpc::Caller::new(engine.clone(), config.version, config.timeout);
+        let master = discovery::find_master(&caller, &members, &config.group_file)?;
+        let shared = Arc::new(Shared {
+            caller,
+            members,
+            master,
+            inboxes: Mutex::new(HashMap::new()),
+            next_ctx: AtomicU64::new(1),
+            watchdog: Arc::default(),
+            pack_threshold: config.pack_threshold,
+            graveyard: Mutex::default(),
+            liveness: config.liveness,
+        });
+        consumer::register_recv_batch(&shared)?;
+        Ok(MofkaDriver { shared })
+    }
+
+    /// The servers of the service's group, in the group file's order (a partition's
+    /// `server_rank` indexes this list).
+    pub fn servers(&self) -> &[String] {
+        &self.shared.members
+    }
+}

@@ -1,0 +1,197 @@
+//! What the driver, its topics and the `recv_batch` handler share ([`Shared`]): the call
+//! layer, the group's servers, the master database and its Yokan calls (keys and the
+//! partition collections), consumer inboxes and the memory of cancelled batches; and the
+//! small helpers every part uses.
+
+use super::consumer::Inbox;
+use super::producer::Watchdog;
+use crate::drivers::mofka::rpc::Caller;
+use crate::drivers::mofka::wire::layout::split_entries;
+use crate::drivers::mofka::wire::*;
+use crate::error::{Error, Result};
+use crate::mercury::LocalBulk;
+use serde_json::Value;
+use std::collections::{HashMap, VecDeque};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+/// Prefix of every key and collection of the master database that describes a topic:
+/// `MOFKA:GLOBAL:<topic>:{validator,selector,serializer}` and `MOFKA:GLOBAL:<topic>:partitions`.
+pub(super) const KEY_PREFIX: &str = "MOFKA:GLOBAL:";
+/// The keys of a topic's components, after `<KEY_PREFIX><topic>:`.
+pub(super) const COMPONENT_KEYS: [&str; 3] = ["validator", "selector", "serializer"];
+
+/// Locks `m`, also after a panic of another holder (the state stays usable).
+pub(super) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// An error of this driver.
+pub(super) fn mofka_err(message: impl Into<String>) -> Error {
+    Error::Driver {
+        driver: "mofka",
+        message: message.into(),
+    }
+}
+
+/// State shared by the driver, its topics and the `recv_batch` handler.
+pub(super) struct Shared {
+    /// Calls and bulk transfers over this client's Mercury engine.
+    pub(super) caller: Caller,
+    /// The group's servers, in the group file's order (partitions go round robin over them).
+    pub(super) members: Vec<String>,
+    /// The Yokan provider holding the topics (`mofka:master`): its server and provider id.
+    pub(super) master: (String, u16),
+    /// Consumer subscriptions by context id, filled by the `recv_batch` handler.
+    pub(super) inboxes: Mutex<HashMap<u64, Arc<Inbox>>>,
+    /// Counter behind [`Shared::new_ctx`].
+    pub(super) next_ctx: AtomicU64,
+    /// Fails batches sent without an answer in time.
+    pub(super) watchdog: Arc<Watchdog>,
+    /// See [`super::producer::pack_region`].
+    pub(super) pack_threshold: usize,
+    /// Memory of cancelled batches, kept for a while (see [`Shared::bury`]).
+    pub(super) graveyard: Mutex<VecDeque<(Instant, Vec<LocalBulk>)>>,
+    /// How long a consumer goes without events before checking that its servers answer.
+    pub(super) liveness: Option<Duration>,
+}
+
+impl Shared {
+    /// Calls the master database.
+    pub(super) fn yokan<Q: WireMessage, R: WireMessage>(&self, rpc: Rpc, body: &Q) -> Result<R> {
+        self.caller
+            .call(&self.master.0, rpc.name(), self.master.1, body)
+    }
+
+    /// Keeps the memory of a cancelled batch exposed for at least ten call timeouts:
+    /// cancelling only ends this side of the request, and a service still handling it may go
+    /// on reading the batch (over shared memory it reads this process's memory directly), so
+    /// freeing it at once could let the service store reused bytes. Entries are released by
+    /// [`Shared::prune_graveyard`] (on each batch sent) and when the driver goes.
+    pub(super) fn bury(&self, bulks: Vec<LocalBulk>) {
+        self.prune_graveyard();
+        lock(&self.graveyard).push_back((Instant::now(), bulks));
+    }
+
+    /// Releases the cancelled batches kept longer than ten call timeouts.
+    pub(super) fn prune_graveyard(&self) {
+        let mut graveyard = lock(&self.graveyard);
+        let grace = self.caller.timeout.saturating_mul(10);
+        while graveyard.front().is_some_and(|(t, _)| t.elapsed() > grace) {
+            graveyard.pop_front();
+        }
+    }
+
+    /// A consumer context id unique to this client: the process id, then a counter.
+    pub(super) fn new_ctx(&self) -> u64 {
+        (u64::from(std::process::id()) << 32) | self.next_ctx.fetch_add(1, Ordering::Relaxed)
+    }
+
+    /// The values of `keys` in the master database (`None` for a missing key).
+    pub(super) fn get_keys(&self, keys: &[String]) -> Result<Vec<Option<Vec<u8>>>> {
+        let ksizes: Vec<u64> = keys.iter().map(|k| k.len() as u64).collect();
+        let kbytes: Vec<u8> = keys.iter().flat_map(|k| k.bytes()).collect();
+        let lengths: LengthDirectResponse = self.yokan(
+            Rpc::LengthDirect,
+            &LengthDirectRequest {
+                mode: yokan_mode::NO_RDMA,
+                timeout_ms: 0.0,
+                keys: kbytes.clone(),
+                sizes: ksizes.clone(),
+            },
+        )?;
+        check_yokan("length", lengths.ret)?;
+        let total: u64 = lengths
+            .sizes
+            .iter()
+            .filter(|&&s| s < yokan_mode::NO_MORE)
+            .sum();
+        if lengths
+            .sizes
+            .iter()
+            .all(|&s| s == yokan_mode::KEY_NOT_FOUND_SIZE)
+        {
+            return Ok(vec![None; keys.len()]);
+        }
+        let got: GetDirectResponse = self.yokan(
+            Rpc::GetDirect,
+            &GetDirectRequest {
+                mode: yokan_mode::NO_RDMA,
+                timeout_ms: 0.0,
+                vbufsize: total,
+                ksizes,
+                keys: kbytes,
+            },
+        )?;
+        check_yokan("get", got.ret)?;
+        let mut out = Vec::with_capacity(keys.len());
+        let mut pos = 0usize;
+        for &s in &got.vsizes {
+            if s >= yokan_mode::NO_MORE {
+                out.push(None);
+            } else {
+                let end = pos + s as usize;
+                let v = got
+                    .vals
+                    .get(pos..end)
+                    .ok_or_else(|| mofka_err("Yokan returned fewer value bytes than announced"))?;
+                out.push(Some(v.to_vec()));
+                pos = end;
+            }
+        }
+        out.resize(keys.len(), None);
+        Ok(out)
+    }
+
+    /// The partition documents of `topic`, by index; `None` when the topic has no partition
+    /// collection.
+    pub(super) fn list_partitions(&self, topic: &str) -> Result<Option<Vec<Value>>> {
+        let coll = format!("{KEY_PREFIX}{topic}:partitions");
+        let mut docs = Vec::new();
+        loop {
+            let r: DocListDirectResponse = self.yokan(
+                Rpc::DocListDirect,
+                &DocListDirectRequest {
+                    mode: yokan_mode::NO_RDMA,
+                    timeout_ms: 0.0,
+                    count: 256,
+                    from_id: docs.len() as u64,
+                    coll_name: HgString::new(coll.clone()),
+                    filter: Vec::new(),
+                    bufsize: 1 << 20,
+                },
+            )?;
+            if r.ret == YokanStatus::KEY_NOT_FOUND {
+                return Ok(None);
+            }
+            check_yokan("doc_list", r.ret)?;
+            let sizes: Vec<u64> = r
+                .sizes
+                .iter()
+                .copied()
+                .take_while(|&s| s < yokan_mode::NO_MORE)
+                .collect();
+            let entries = split_entries(&sizes, &r.docs)?;
+            for e in &entries {
+                docs.push(serde_json::from_slice::<Value>(e).map_err(|err| {
+                    mofka_err(format!(
+                        "partition document of topic {topic:?} is not JSON: {err}"
+                    ))
+                })?);
+            }
+            if entries.len() < 256 {
+                return Ok(Some(docs));
+            }
+        }
+    }
+}
+
+/// Fails unless a Yokan call returned `SUCCESS`.
+pub(super) fn check_yokan(what: &str, ret: i32) -> Result<()> {
+    if ret == YokanStatus::SUCCESS {
+        Ok(())
+    } else {
+        Err(mofka_err(format!("Yokan {what} failed with code {ret}")))
+    }
+}

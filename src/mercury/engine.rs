@@ -1,0 +1,227 @@
+//! The [`Engine`]: one Mercury class and context, the progress thread that drives them, and
+//! the shared state ([`Inner`]) that stops them when the last handle goes.
+
+use super::address::Address;
+use super::error::{hg_check, hg_error};
+use super::init::{cxi_default_auth_key, init_class, remove_stale_sm_files};
+use super::options::EngineOptions;
+use super::progress::{progress_loop, Inflight, RawParts};
+use super::rpc::free_handler_entry;
+use crate::error::{Error, Result};
+use crate::thread_pool::{StdThreadPool, ThreadPool};
+use mercury_sys as hg;
+use std::collections::HashSet;
+use std::ffi::{c_void, CString};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::thread::{JoinHandle, ThreadId};
+
+/// What every handle on an engine shares: the Mercury class and context, the progress thread
+/// and the registrations. Dropping the last one stops the engine.
+pub(super) struct Inner {
+    pub(super) class: *mut hg::hg_class_t,
+    pub(super) context: *mut hg::hg_context_t,
+    pub(super) info: String,
+    pub(super) listening: bool,
+    pub(super) stop: Arc<AtomicBool>,
+    pub(super) progress: Mutex<Option<JoinHandle<()>>>,
+    pub(super) progress_thread: ThreadId,
+    pub(super) registered: Mutex<HashSet<u64>>,
+    pub(super) inflight: Arc<Inflight>,
+    pub(super) handler_pool: Option<Arc<dyn ThreadPool>>,
+    pub(super) owns_handler_pool: bool,
+    /// Handlers replaced by a later registration of their id, freed with the engine.
+    pub(super) retired_handlers: Mutex<Vec<usize>>,
+    /// Strings given to `HG_Init_opt`, kept for the class's lifetime.
+    pub(super) _init_strings: Vec<CString>,
+}
+
+// SAFETY: the raw class and context are used through Mercury's thread-safe API; the Rust state
+// is behind mutexes or atomics.
+unsafe impl Send for Inner {}
+// SAFETY: as above.
+unsafe impl Sync for Inner {}
+
+impl Drop for Inner {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::SeqCst);
+        if std::thread::current().id() != self.progress_thread {
+            let handle = self
+                .progress
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .take();
+            if let Some(handle) = handle {
+                let _ = handle.join();
+            }
+        }
+        // Otherwise the progress thread itself dropped the last handle: it finalises the class
+        // when its loop ends, right after the current callback.
+        for entry in self
+            .retired_handlers
+            .get_mut()
+            .unwrap_or_else(|e| e.into_inner())
+            .drain(..)
+        {
+            // SAFETY: each was leaked by `Engine::register` and is no longer registered.
+            unsafe { free_handler_entry(entry as *mut c_void) };
+        }
+        if let Some(pool) = self.handler_pool.take() {
+            if self.owns_handler_pool {
+                // The last handle may have been dropped by a handler running on this very
+                // pool: let another thread wait for the pool's workers.
+                let _ = std::thread::Builder::new()
+                    .name("diaspora-hg-pool-drop".into())
+                    .spawn(move || drop(pool));
+            }
+        }
+    }
+}
+
+/// A Mercury engine: class, context, progress thread and registered RPCs.
+///
+/// Cheap to clone (all clones share the engine).
+#[derive(Clone)]
+pub struct Engine {
+    pub(super) inner: Arc<Inner>,
+}
+
+impl std::fmt::Debug for Engine {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Engine")
+            .field("info", &self.inner.info)
+            .field("listening", &self.inner.listening)
+            .finish()
+    }
+}
+
+impl Engine {
+    /// Starts Mercury with `info` (a transport such as `na+sm`, `ofi+tcp`, or a full address
+    /// such as `ofi+tcp://127.0.0.1:5000`) and the progress thread.
+    pub fn new(info: &str, options: EngineOptions) -> Result<Engine> {
+        let c_info = CString::new(info)
+            .map_err(|_| Error::InvalidArgument(format!("transport {info:?} contains NUL")))?;
+        let mut transport = options.transport.clone();
+        if transport.auth_key.is_none() {
+            transport.auth_key =
+                cxi_default_auth_key(info, std::env::var("SLINGSHOT_VNIS").ok().as_deref());
+        }
+        let (mut class, mut init_strings) = init_class(&c_info, options.listen, &transport)?;
+        let shared_memory = info.starts_with("na+sm") || options.transport.auto_sm;
+        if class.is_null() && shared_memory && remove_stale_sm_files() {
+            (class, init_strings) = init_class(&c_info, options.listen, &transport)?;
+        }
+        if class.is_null() {
+            return Err(Error::Transport {
+                operation: format!("HG_Init({info:?})"),
+                code: hg::HG_PROTONOSUPPORT as i32,
+                message: "Mercury could not initialise this transport (is the plugin built in, \
+                          and is the address valid here?)"
+                    .into(),
+            });
+        }
+        // SAFETY: `class` is valid.
+        let context = unsafe { hg::HG_Context_create(class) };
+        if context.is_null() {
+            // SAFETY: `class` is valid and has no context.
+            unsafe {
+                hg::HG_Finalize(class);
+            }
+            return Err(hg_error("HG_Context_create", hg::HG_NOMEM));
+        }
+        let stop = Arc::new(AtomicBool::new(false));
+        let inflight = Arc::new(Inflight::default());
+        let raw = RawParts { class, context };
+        let (stop2, inflight2) = (stop.clone(), inflight.clone());
+        let (timeout, shutdown_timeout, spindown) = (
+            options.progress_timeout,
+            options.shutdown_timeout,
+            options.progress_spindown,
+        );
+        let spawned = std::thread::Builder::new()
+            .name("diaspora-hg-progress".into())
+            .spawn(move || {
+                progress_loop(raw, stop2, inflight2, timeout, shutdown_timeout, spindown)
+            });
+        let progress = match spawned {
+            Ok(p) => p,
+            Err(e) => {
+                // SAFETY: nothing else uses them yet.
+                unsafe {
+                    hg::HG_Context_destroy(context);
+                    hg::HG_Finalize(class);
+                }
+                return Err(Error::Driver {
+                    driver: "mercury",
+                    message: format!("could not start the progress thread: {e}"),
+                });
+            }
+        };
+        let (handler_pool, owns_handler_pool) = match options.handler_pool {
+            // A pool that runs jobs inline would run handlers on the progress thread, where a
+            // handler waiting for Mercury would wait forever.
+            Some(pool) if pool.thread_count() > 0 => (Some(pool), false),
+            _ => (
+                Some(Arc::new(StdThreadPool::new(options.handler_threads.max(1)))
+                    as Arc<dyn ThreadPool>),
+                true,
+            ),
+        };
+        Ok(Engine {
+            inner: Arc::new(Inner {
+                class,
+                context,
+                info: info.to_string(),
+                listening: options.listen,
+                stop,
+                progress_thread: progress.thread().id(),
+                progress: Mutex::new(Some(progress)),
+                registered: Mutex::new(HashSet::new()),
+                inflight,
+                handler_pool,
+                owns_handler_pool,
+                retired_handlers: Mutex::new(Vec::new()),
+                _init_strings: init_strings,
+            }),
+        })
+    }
+
+    /// The transport string the engine was started with.
+    pub fn info(&self) -> &str {
+        &self.inner.info
+    }
+
+    /// Whether the engine listens for incoming connections.
+    pub fn is_listening(&self) -> bool {
+        self.inner.listening
+    }
+
+    /// This engine's own address, as a string peers can look up.
+    pub fn self_address(&self) -> Result<String> {
+        let mut addr = hg::HG_ADDR_NULL;
+        // SAFETY: the class is valid; the address is freed by the Address guard.
+        hg_check("HG_Addr_self", unsafe {
+            hg::HG_Addr_self(self.inner.class, &mut addr)
+        })?;
+        Address {
+            raw: addr,
+            engine: self.inner.clone(),
+        }
+        .to_text()
+    }
+
+    /// Resolves a peer's address string (blocks until Mercury resolves it).
+    pub fn lookup(&self, address: &str) -> Result<Address> {
+        let c_addr = CString::new(address)
+            .map_err(|_| Error::InvalidArgument(format!("address {address:?} contains NUL")))?;
+        let mut addr = hg::HG_ADDR_NULL;
+        // SAFETY: the class is valid and `c_addr` outlives the call.
+        hg_check(&format!("HG_Addr_lookup({address:?})"), unsafe {
+            hg::HG_Addr_lookup2(self.inner.class, c_addr.as_ptr(), &mut addr)
+        })?;
+        Ok(Address {
+            raw: addr,
+            engine: self.inner.clone(),
+        })
+    }
+}
