@@ -1,6 +1,17 @@
 //! [`ConsumerBuilder`]: a consumer's options, checked and turned into a running consumer.
 
-use super::*;
+use super::shared::{prefetch_loop, Fetcher, Queue, Shared};
+use super::{Consumer, DataAllocator, DataSelector, ADAPTIVE_FETCH_EVENTS};
+use crate::data_view::Allocation;
+use crate::descriptor::DataDescriptor;
+use crate::error::{Error, Result};
+use crate::metadata::Metadata;
+use crate::thread_pool::ThreadPool;
+use crate::topic::TopicHandle;
+use crate::types::{BatchSize, MaxNumBatches};
+use serde_json::Value;
+use std::collections::VecDeque;
+use std::sync::{Arc, Condvar, Mutex};
 
 /// Options of a new consumer; finish with [`ConsumerBuilder::build`].
 #[must_use]

@@ -17,32 +17,28 @@
 //! acknowledged event of each partition. Events that were prefetched or pulled but not
 //! acknowledged are delivered again to the next consumer of that name.
 
+use crate::data_view::Allocation;
+use crate::descriptor::DataDescriptor;
+use crate::error::Result;
+use crate::event::Event;
+use crate::future::{Future, GiveBack};
+use crate::metadata::Metadata;
+use crate::thread_pool::{ThreadPool, DEFAULT_PRIORITY};
+use crate::topic::TopicHandle;
+use crate::types::{BatchSize, MaxNumBatches, NumEvents};
+use pull::PullSource;
+use serde_json::Value;
+use shared::{guard, Shared};
+use std::sync::atomic::{AtomicBool, AtomicUsize};
+use std::sync::{Arc, Condvar, Mutex};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
 mod builder;
-mod fetch;
 mod pull;
 mod shared;
 
 pub use builder::ConsumerBuilder;
-
-use crate::backend::{DataRead, PartitionReader, StoredEvent};
-use crate::data_view::{scatter, Allocation, DataView};
-use crate::descriptor::DataDescriptor;
-use crate::error::{panic_message, Error, Result};
-use crate::event::{parse_end_of_stream_marker, AckSink, Event, EventParts};
-use crate::future::{Deadline, Future, GiveBack, Source};
-use crate::metadata::Metadata;
-use crate::thread_pool::{ThreadPool, DEFAULT_PRIORITY};
-use crate::topic::TopicHandle;
-use crate::types::{BatchSize, EventId, MaxNumBatches, NumEvents};
-use fetch::*;
-use pull::*;
-use serde_json::Value;
-use shared::*;
-use std::collections::VecDeque;
-use std::sync::atomic::{AtomicBool, AtomicUsize};
-use std::sync::{Arc, Condvar, Mutex, MutexGuard};
-use std::thread::JoinHandle;
-use std::time::{Duration, Instant};
 
 /// Chooses which part of an event's data to read: receives the metadata and the descriptor of
 /// the whole data, returns that descriptor, a view of it, or [`DataDescriptor::none`].

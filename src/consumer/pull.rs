@@ -1,6 +1,12 @@
 //! A pull future's source, for pulls that find no event queued.
 
-use super::*;
+use super::shared::{Round, Shared};
+use super::MAX_IDLE_SLEEP;
+use crate::error::{Error, Result};
+use crate::event::Event;
+use crate::future::{Deadline, Source};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 /// A pull future's source: takes the next prefetched event when waited on, so a pull that times
 /// out never swallows an event.

@@ -1,5 +1,5 @@
 //! The built-in drivers. Each folder implements [`crate::backend::DriverBackend`] and
-//! [`crate::backend::TopicBackend`]; [`builtin`] is the one list of them that the registry of
+//! [`crate::backend::TopicBackend`]; `builtin()` is the one list of them that the registry of
 //! [`crate::driver`] starts from.
 
 use crate::backend::{DriverBackend, DriverFactory};

@@ -1,10 +1,11 @@
 //! A peer's [`Address`], resolved by [`Engine::lookup`](super::Engine::lookup) or taken from
 //! a [`Request`](super::Request).
 
-use super::engine::Inner;
+use super::engine::{Engine, Inner};
 use super::error::hg_check;
 use crate::error::{Error, Result};
 use mercury_sys as hg;
+use std::ffi::CString;
 use std::sync::Arc;
 
 /// A peer's address, resolved by [`Engine::lookup`](super::Engine::lookup) or taken from a
@@ -84,5 +85,36 @@ impl Drop for Address {
         unsafe {
             hg::HG_Addr_free(self.engine.class, self.raw);
         }
+    }
+}
+
+impl Engine {
+    /// This engine's own address, as a string peers can look up.
+    pub fn self_address(&self) -> Result<String> {
+        let mut addr = hg::HG_ADDR_NULL;
+        // SAFETY: the class is valid; the address is freed by the Address guard.
+        hg_check("HG_Addr_self", unsafe {
+            hg::HG_Addr_self(self.inner.class, &mut addr)
+        })?;
+        Address {
+            raw: addr,
+            engine: self.inner.clone(),
+        }
+        .to_text()
+    }
+
+    /// Resolves a peer's address string (blocks until Mercury resolves it).
+    pub fn lookup(&self, address: &str) -> Result<Address> {
+        let c_addr = CString::new(address)
+            .map_err(|_| Error::InvalidArgument(format!("address {address:?} contains NUL")))?;
+        let mut addr = hg::HG_ADDR_NULL;
+        // SAFETY: the class is valid and `c_addr` outlives the call.
+        hg_check(&format!("HG_Addr_lookup({address:?})"), unsafe {
+            hg::HG_Addr_lookup2(self.inner.class, c_addr.as_ptr(), &mut addr)
+        })?;
+        Ok(Address {
+            raw: addr,
+            engine: self.inner.clone(),
+        })
     }
 }

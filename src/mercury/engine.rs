@@ -1,12 +1,10 @@
 //! The [`Engine`]: one Mercury class and context, the progress thread that drives them, and
 //! the shared state ([`Inner`]) that stops them when the last handle goes.
 
-use super::address::Address;
-use super::error::{hg_check, hg_error};
+use super::error::hg_error;
 use super::init::{cxi_default_auth_key, init_class, remove_stale_sm_files};
 use super::options::EngineOptions;
 use super::progress::{progress_loop, Inflight, RawParts};
-use super::rpc::free_handler_entry;
 use crate::error::{Error, Result};
 use crate::thread_pool::{StdThreadPool, ThreadPool};
 use mercury_sys as hg;
@@ -30,8 +28,9 @@ pub(super) struct Inner {
     pub(super) inflight: Arc<Inflight>,
     pub(super) handler_pool: Option<Arc<dyn ThreadPool>>,
     pub(super) owns_handler_pool: bool,
-    /// Handlers replaced by a later registration of their id, freed with the engine.
-    pub(super) retired_handlers: Mutex<Vec<usize>>,
+    /// Handlers replaced by a later registration of their id, freed with the engine: each
+    /// pointer with the function that frees it.
+    pub(super) retired_handlers: Mutex<Vec<(usize, RetiredFree)>>,
     /// Strings given to `HG_Init_opt`, kept for the class's lifetime.
     pub(super) _init_strings: Vec<CString>,
 }
@@ -39,6 +38,9 @@ pub(super) struct Inner {
 // SAFETY: the raw class and context are used through Mercury's thread-safe API; the Rust state
 // is behind mutexes or atomics.
 unsafe impl Send for Inner {}
+
+/// Frees a retired handler's data (the function Mercury would have called).
+pub(super) type RetiredFree = unsafe extern "C" fn(*mut c_void);
 // SAFETY: as above.
 unsafe impl Sync for Inner {}
 
@@ -57,14 +59,15 @@ impl Drop for Inner {
         }
         // Otherwise the progress thread itself dropped the last handle: it finalises the class
         // when its loop ends, right after the current callback.
-        for entry in self
+        for (entry, free) in self
             .retired_handlers
             .get_mut()
             .unwrap_or_else(|e| e.into_inner())
             .drain(..)
         {
-            // SAFETY: each was leaked by `Engine::register` and is no longer registered.
-            unsafe { free_handler_entry(entry as *mut c_void) };
+            // SAFETY: each was leaked by `Engine::register`, is no longer registered, and is
+            // freed by the function registered with it, once.
+            unsafe { free(entry as *mut c_void) };
         }
         if let Some(pool) = self.handler_pool.take() {
             if self.owns_handler_pool {
@@ -194,34 +197,5 @@ impl Engine {
     /// Whether the engine listens for incoming connections.
     pub fn is_listening(&self) -> bool {
         self.inner.listening
-    }
-
-    /// This engine's own address, as a string peers can look up.
-    pub fn self_address(&self) -> Result<String> {
-        let mut addr = hg::HG_ADDR_NULL;
-        // SAFETY: the class is valid; the address is freed by the Address guard.
-        hg_check("HG_Addr_self", unsafe {
-            hg::HG_Addr_self(self.inner.class, &mut addr)
-        })?;
-        Address {
-            raw: addr,
-            engine: self.inner.clone(),
-        }
-        .to_text()
-    }
-
-    /// Resolves a peer's address string (blocks until Mercury resolves it).
-    pub fn lookup(&self, address: &str) -> Result<Address> {
-        let c_addr = CString::new(address)
-            .map_err(|_| Error::InvalidArgument(format!("address {address:?} contains NUL")))?;
-        let mut addr = hg::HG_ADDR_NULL;
-        // SAFETY: the class is valid and `c_addr` outlives the call.
-        hg_check(&format!("HG_Addr_lookup({address:?})"), unsafe {
-            hg::HG_Addr_lookup2(self.inner.class, c_addr.as_ptr(), &mut addr)
-        })?;
-        Ok(Address {
-            raw: addr,
-            engine: self.inner.clone(),
-        })
     }
 }

@@ -96,7 +96,7 @@ pub(super) unsafe extern "C" fn payload_proc(
 }
 
 /// Frees a [`HandlerEntry`] (Mercury calls it for data it drops).
-pub(super) unsafe extern "C" fn free_handler_entry(data: *mut c_void) {
+unsafe extern "C" fn free_handler_entry(data: *mut c_void) {
     if !data.is_null() {
         // SAFETY: `data` is the Box leaked by `Engine::register`, freed once by Mercury.
         drop(unsafe { Box::from_raw(data as *mut HandlerEntry) });
@@ -235,7 +235,7 @@ impl Engine {
                 .retired_handlers
                 .lock()
                 .unwrap_or_else(|e| e.into_inner())
-                .push(old as usize);
+                .push((old as usize, free_handler_entry));
         }
         // SAFETY: Mercury keeps the pointer and frees it with `free_handler_entry` when the
         // class is finalised.

@@ -1,6 +1,27 @@
 //! The driver itself: topic administration on the cluster (create, open, list, exists).
 
-use super::*;
+use super::config::KafkaConfig;
+use super::produce::Writer;
+use super::topic::KafkaTopic;
+use super::{
+    check_topic_name, client_config, kafka_err, partition_infos, ADMIN_TIMEOUT, REQUEST_TIMEOUT,
+};
+use crate::backend::{DriverBackend, TopicBackend};
+use crate::components::TopicComponents;
+use crate::error::{Error, Result};
+use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+use rdkafka::client::DefaultClientContext;
+use rdkafka::consumer::BaseConsumer;
+use rdkafka::consumer::Consumer as _;
+use rdkafka::error::{KafkaError, RDKafkaErrorCode};
+use rdkafka::message::Message as _;
+use rdkafka::producer::BaseRecord;
+use rdkafka::producer::Producer as _;
+use rdkafka::{Offset, TopicPartitionList};
+use serde_json::{json, Value};
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 /// The kafka driver.
 pub struct KafkaDriver {
@@ -256,17 +277,18 @@ impl DriverBackend for KafkaDriver {
             TopicComponents::from_configs(&configs[0], &configs[1], &configs[2])
                 .map_err(|e| Error::config("topic", format!("topic {name:?}: {e}")))?
         };
-        let producer_base = self.config.kafka.clone();
         Ok(Arc::new(KafkaTopic {
             name: name.to_string(),
+            writer: Writer::new(
+                kafka_topic.clone(),
+                self.config.kafka.clone(),
+                BTreeMap::new(),
+            ),
             kafka_topic,
             partitions: n,
             components,
             config: self.config.clone(),
-            writer: Mutex::new(None),
             offset_clients: Mutex::new(HashMap::new()),
-            producer_overrides: BTreeMap::new(),
-            producer_base,
         }))
     }
 

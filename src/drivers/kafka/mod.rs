@@ -22,6 +22,13 @@
 //! 0), delivery failures surface as errors, acknowledgements are stored (Octopus auto-commits
 //! whatever was polled), target partitions are honoured, existence checks never create topics.
 
+use crate::error::{Error, Result};
+use crate::metadata::PartitionInfo;
+use rdkafka::config::ClientConfig;
+use serde_json::json;
+use std::collections::BTreeMap;
+use std::time::Duration;
+
 mod admin;
 mod config;
 mod produce;
@@ -32,32 +39,6 @@ mod topic;
 pub use admin::KafkaDriver;
 pub use config::KafkaConfig;
 pub use records::decode_record;
-
-use crate::backend::{
-    BatchCallback, BatchIds, DriverBackend, EventBatch, PartitionReader, StoredEvent, TopicBackend,
-};
-use crate::components::TopicComponents;
-use crate::error::{Error, Result};
-use crate::metadata::PartitionInfo;
-use crate::types::EventId;
-use bytes::Bytes;
-use produce::*;
-use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
-use rdkafka::client::{ClientContext, DefaultClientContext};
-use rdkafka::config::ClientConfig;
-use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer};
-use rdkafka::error::{KafkaError, RDKafkaErrorCode};
-use rdkafka::message::{DeliveryResult, Message};
-use rdkafka::producer::{BaseRecord, Producer, ProducerContext, ThreadedProducer};
-use rdkafka::{Offset, TopicPartitionList};
-use read::*;
-use records::*;
-use serde_json::{json, Value};
-use std::collections::{BTreeMap, HashMap, VecDeque};
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
-use topic::*;
 
 /// How long administrative requests may take.
 const ADMIN_TIMEOUT: Duration = Duration::from_secs(60);

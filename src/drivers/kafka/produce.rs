@@ -1,6 +1,19 @@
 //! Producing: batches handed to librdkafka, and their delivery reports routed back to them.
 
-use super::*;
+use super::records::encode_record;
+use super::{client_config, kafka_err};
+use crate::backend::{BatchCallback, BatchIds, EventBatch};
+use crate::error::Result;
+use crate::types::EventId;
+use rdkafka::client::ClientContext;
+use rdkafka::error::{KafkaError, RDKafkaErrorCode};
+use rdkafka::message::DeliveryResult;
+use rdkafka::message::Message as _;
+use rdkafka::producer::{BaseRecord, ProducerContext, ThreadedProducer};
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 /// Completion state of one batch sent to librdkafka.
 pub(super) struct BatchState {
@@ -68,19 +81,42 @@ impl ProducerContext for DeliveryContext {
     }
 }
 
-impl KafkaTopic {
-    pub(super) fn writer(&self) -> Result<Arc<ThreadedProducer<DeliveryContext>>> {
-        let mut w = self.writer.lock().unwrap_or_else(|e| e.into_inner());
+/// The producing side of an open topic: its librdkafka producer, made on first use and shared
+/// by the producers of the topic handle.
+pub(super) struct Writer {
+    kafka_topic: String,
+    /// The driver's librdkafka settings, and the producer's overrides.
+    pub(super) base: BTreeMap<String, String>,
+    overrides: BTreeMap<String, String>,
+    producer: Mutex<Option<Arc<ThreadedProducer<DeliveryContext>>>>,
+}
+
+impl Writer {
+    pub(super) fn new(
+        kafka_topic: String,
+        base: BTreeMap<String, String>,
+        overrides: BTreeMap<String, String>,
+    ) -> Self {
+        Writer {
+            kafka_topic,
+            base,
+            overrides,
+            producer: Mutex::new(None),
+        }
+    }
+
+    fn producer(&self) -> Result<Arc<ThreadedProducer<DeliveryContext>>> {
+        let mut w = self.producer.lock().unwrap_or_else(|e| e.into_inner());
         if let Some(p) = w.as_ref() {
             return Ok(p.clone());
         }
         let producer: ThreadedProducer<DeliveryContext> = client_config(
-            &self.producer_base,
+            &self.base,
             &[
                 ("allow.auto.create.topics", "false"),
                 ("enable.idempotence", "true"),
             ],
-            &self.producer_overrides,
+            &self.overrides,
         )
         .create_with_context(DeliveryContext)
         .map_err(|e| kafka_err("cannot create a Kafka producer", e))?;
@@ -89,16 +125,13 @@ impl KafkaTopic {
         Ok(p)
     }
 
-    /// Hands every record of `batch` to librdkafka; `done` runs once all are delivered (or one
-    /// failed).
+    /// Hands every record of `batch` to librdkafka for `partition` (checked by the caller);
+    /// `done` runs once all are delivered (or one failed).
     pub(super) fn send_batch(&self, partition: usize, batch: EventBatch, done: BatchCallback) {
-        if let Err(e) = self.check_partition(partition) {
-            return done(Err(e));
-        }
         if batch.is_empty() {
             return done(Ok(BatchIds::Each(Vec::new())));
         }
-        let producer = match self.writer() {
+        let producer = match self.producer() {
             Ok(p) => p,
             Err(e) => return done(Err(e)),
         };

@@ -1,6 +1,18 @@
 //! Reading: a consumer's cursor over explicitly assigned partitions.
 
-use super::*;
+use super::kafka_err;
+use super::records::decode_record;
+use crate::backend::{PartitionReader, StoredEvent};
+use crate::error::Result;
+use crate::types::EventId;
+use bytes::Bytes;
+use rdkafka::consumer::BaseConsumer;
+use rdkafka::consumer::Consumer as _;
+use rdkafka::error::KafkaError;
+use rdkafka::message::Message as _;
+use rdkafka::{Offset, TopicPartitionList};
+use std::collections::{HashMap, VecDeque};
+use std::time::{Duration, Instant};
 
 /// A consumer's cursor: explicitly assigned partitions, records buffered per partition.
 pub(super) struct KafkaReader {

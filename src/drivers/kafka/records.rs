@@ -1,6 +1,8 @@
 //! The record layout shared with the C++ Octopus driver.
 
-use super::*;
+use super::END_MARKER;
+use crate::error::{Error, Result};
+use bytes::Bytes;
 
 /// Encodes one event as an Octopus record value.
 pub(super) fn encode_record(metadata: &[u8], data: &crate::data_view::DataView) -> Vec<u8> {

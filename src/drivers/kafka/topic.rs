@@ -1,6 +1,23 @@
 //! An open Kafka topic: the driver API's data side, dispatching to producing and reading.
 
-use super::*;
+use super::config::KafkaConfig;
+use super::produce::Writer;
+use super::read::KafkaReader;
+use super::{client_config, kafka_err, partition_infos, REQUEST_TIMEOUT};
+use crate::backend::{
+    BatchCallback, BatchIds, EventBatch, PartitionReader, StoredEvent, TopicBackend,
+};
+use crate::components::TopicComponents;
+use crate::error::{Error, Result};
+use crate::metadata::PartitionInfo;
+use crate::types::EventId;
+use rdkafka::consumer::Consumer as _;
+use rdkafka::consumer::{BaseConsumer, CommitMode};
+use rdkafka::{Offset, TopicPartitionList};
+use serde_json::Value;
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
 
 /// An open Kafka topic.
 pub(super) struct KafkaTopic {
@@ -9,10 +26,8 @@ pub(super) struct KafkaTopic {
     pub(super) partitions: usize,
     pub(super) components: TopicComponents,
     pub(super) config: KafkaConfig,
-    pub(super) producer_base: BTreeMap<String, String>,
-    pub(super) producer_overrides: BTreeMap<String, String>,
-    /// Created on first use, shared by the producers of this handle.
-    pub(super) writer: Mutex<Option<Arc<ThreadedProducer<DeliveryContext>>>>,
+    /// Its producing side.
+    pub(super) writer: Writer,
     /// One consumer per consumer name, to load and commit its offsets.
     pub(super) offset_clients: Mutex<HashMap<String, Arc<BaseConsumer>>>,
 }
@@ -110,7 +125,10 @@ impl TopicBackend for KafkaTopic {
     }
 
     fn append_batch_async(&self, partition: usize, batch: EventBatch, done: BatchCallback) {
-        self.send_batch(partition, batch, done);
+        if let Err(e) = self.check_partition(partition) {
+            return done(Err(e));
+        }
+        self.writer.send_batch(partition, batch, done);
     }
 
     fn sync(&self, _partitions: &[usize]) -> Result<()> {
@@ -198,7 +216,7 @@ impl TopicBackend for KafkaTopic {
         partitions: &[usize],
         options: &Value,
     ) -> Result<Option<Box<dyn PartitionReader>>> {
-        let overrides = config::overrides(options)?;
+        let overrides = super::config::overrides(options)?;
         let mut reader = self.new_reader(consumer, &overrides)?;
         // Assign every partition at once, at the consumer's committed positions, so that all
         // of them start fetching together.
@@ -211,7 +229,7 @@ impl TopicBackend for KafkaTopic {
     }
 
     fn for_producer(&self, options: &Value) -> Result<Option<Arc<dyn TopicBackend>>> {
-        let overrides = config::overrides(options)?;
+        let overrides = super::config::overrides(options)?;
         if overrides.is_empty() {
             return Ok(None);
         }
@@ -221,9 +239,11 @@ impl TopicBackend for KafkaTopic {
             partitions: self.partitions,
             components: self.components.clone(),
             config: self.config.clone(),
-            producer_base: self.producer_base.clone(),
-            producer_overrides: overrides,
-            writer: Mutex::new(None),
+            writer: Writer::new(
+                self.kafka_topic.clone(),
+                self.writer.base.clone(),
+                overrides,
+            ),
             offset_clients: Mutex::new(HashMap::new()),
         })))
     }

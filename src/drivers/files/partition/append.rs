@@ -1,7 +1,16 @@
 //! Appending a batch: under the lock, after recovering the log's tail, data and metadata first,
 //! checksums, then index records.
 
-use super::*;
+use super::PartitionFiles;
+use crate::backend::EventBatch;
+use crate::drivers::files::config::FlushBehavior;
+use crate::drivers::files::index::{IndexRecord, INDEX_RECORD_SIZE};
+use crate::drivers::files::open_files::{OpenFiles, INDEX_FILE};
+use crate::drivers::files::recovery::recover;
+use crate::drivers::files::sums::{crc, crc_of, SumRecord, SUM_RECORD_SIZE};
+use crate::error::{Error, Result};
+use crate::types::EventId;
+use std::time::{Duration, Instant};
 
 impl PartitionFiles {
     /// Appends a batch; returns the id of its first event.

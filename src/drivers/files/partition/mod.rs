@@ -31,23 +31,17 @@
 //! C++ reference creates them only when a topic is opened), a partition whose index is missing
 //! while its metadata is not is an error. Writers open the files for writing, creating them.
 
-mod append;
-mod read;
-
-use super::buffers::BufferPool;
-use super::config::FlushBehavior;
-use super::file::NamedFile;
-use super::index::{classify, BadRecord, IndexRecord, INDEX_RECORD_SIZE};
-use super::open_files::{OpenFiles, DATA_FILE, INDEX_FILE};
-use super::recovery::recover;
-use super::sums::{crc, crc_of, Crc, SumRecord, SUM_RECORD_SIZE};
-use crate::backend::{EventBatch, StoredEvent};
-use crate::error::{Error, Result};
-use crate::types::EventId;
-use bytes::Bytes;
+use crate::drivers::files::buffers::BufferPool;
+use crate::drivers::files::config::FlushBehavior;
+use crate::drivers::files::index::INDEX_RECORD_SIZE;
+use crate::drivers::files::open_files::OpenFiles;
+use crate::error::Result;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, RwLock};
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
+mod append;
+mod read;
 
 /// Settings of one partition, from the driver's options and the topic's description.
 #[derive(Clone, Copy, Debug)]

@@ -2,7 +2,16 @@
 //! data spans read into pooled buffers and verified while in cache, and data reads of byte
 //! ranges.
 
-use super::*;
+use super::PartitionFiles;
+use crate::backend::StoredEvent;
+use crate::drivers::files::buffers::BufferPool;
+use crate::drivers::files::file::NamedFile;
+use crate::drivers::files::index::{classify, BadRecord, IndexRecord, INDEX_RECORD_SIZE};
+use crate::drivers::files::open_files::{OpenFiles, DATA_FILE};
+use crate::drivers::files::sums::{crc, crc_of, Crc, SumRecord, SUM_RECORD_SIZE};
+use crate::error::{Error, Result};
+use crate::types::EventId;
+use bytes::Bytes;
 
 /// A fetch reads at most this many data bytes at once (larger events are read one by one). Small
 /// enough that a pooled buffer stays in the processor's cache between the read and the
