@@ -4,9 +4,9 @@
 //! The driver's and the topics' options are closed sets (`deny_unknown_fields`): an unknown
 //! key, such as a typo, is an error listing the valid ones. Producer and consumer options are
 //! not: the application hands every driver the same ones, and the keys this driver does not
-//! use are left alone.
+//! use are left alone. A topic's partition options are read into a [`PartitionSpec`], the
+//! description of a partition to start.
 
-use super::partitions::PartitionSpec;
 use crate::drivers::mofka::wire::WireVersion;
 use crate::error::{Error, Result};
 use crate::mercury::TransportOptions;
@@ -209,6 +209,25 @@ pub(super) fn topic_partition_options(options: &Value) -> Result<(usize, Partiti
             pool,
         },
     ))
+}
+
+/// How [`MofkaDriver::add_partition`](super::MofkaDriver::add_partition) starts a partition: the C++ driver's
+/// `addCustomPartition` arguments.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct PartitionSpec {
+    /// Index of the server in the group file's members ([`MofkaDriver::servers`](super::MofkaDriver::servers)).
+    pub server_rank: usize,
+    /// The partition manager's type: `memory` (when empty) or another type the service knows
+    /// (`default` on Mofka 0.9).
+    pub partition_type: String,
+    /// The partition manager's configuration (`{}` when null).
+    pub config: Value,
+    /// Bedrock dependencies of the provider, each a provider name or a list of them (for
+    /// example the `metadata` and `data` providers a legacy partition uses);
+    /// `master_database` is always set to the topic's master.
+    pub dependencies: serde_json::Map<String, Value>,
+    /// Argobots pool of the provider on its server (default `__primary__`).
+    pub pool: Option<String>,
 }
 
 /// A producer's options (other keys are left alone).

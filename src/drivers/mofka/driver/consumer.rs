@@ -1,12 +1,15 @@
 //! The consumer path: subscriptions (`request_events`, `remove_consumer`), the `recv_batch`
 //! handler that fills each subscription's inbox with the events the partitions send, the
 //! readers consumers pull from (with the liveness check of their servers), and the one-off
-//! reads of [`TopicBackend::fetch`](crate::backend::TopicBackend::fetch).
+//! reads of [`TopicBackend::fetch`](crate::backend::TopicBackend::fetch); subscriptions and
+//! fetches are methods of a topic's [`Partitions`].
 
 use super::config::{ConsumerOptions, DEFAULT_BATCH_SIZE};
 use super::discovery::MASTER_QUERY;
-use super::shared::{lock, mofka_err, Shared};
-use super::topic::MofkaTopic;
+use super::partitions::Partitions;
+use super::shared::Shared;
+use super::state::Inbox;
+use super::{lock, mofka_err};
 use crate::backend::{PartitionReader, StoredEvent};
 use crate::drivers::mofka::rpc::{decode_request, encode_request, respond};
 use crate::drivers::mofka::wire::layout::{decode_descriptors, decode_sizes, split_entries};
@@ -17,26 +20,8 @@ use crate::mercury::{ForwardToken, Request};
 use crate::types::{EventId, NO_MORE_EVENTS};
 use bytes::Bytes;
 use serde_json::Value;
-use std::collections::{HashMap, VecDeque};
-use std::sync::{Arc, Condvar, Mutex, Weak};
+use std::sync::{Arc, Weak};
 use std::time::{Duration, Instant};
-
-/// Events a consumer subscription has received and not handed out yet.
-#[derive(Default)]
-pub(super) struct InboxState {
-    /// The events of each partition, in the order they came.
-    queues: HashMap<u64, VecDeque<StoredEvent>>,
-    /// The number of events in all the queues.
-    queued: usize,
-    /// An error to report to the next fetch.
-    error: Option<String>,
-}
-
-/// A subscription's events, filled by the `recv_batch` handler.
-pub(super) struct Inbox {
-    state: Mutex<InboxState>,
-    changed: Condvar,
-}
 
 /// Registers the `recv_batch` handler (provider id 0) that fills consumer inboxes.
 pub(super) fn register_recv_batch(shared: &Arc<Shared>) -> Result<()> {
@@ -125,7 +110,7 @@ fn receive(shared: &Shared, input: &[u8]) -> Result<()> {
     Ok(())
 }
 
-impl MofkaTopic {
+impl Partitions {
     /// Subscribes `ctx` to partitions `parts` under consumer name `name`.
     fn subscribe(
         &self,
@@ -134,10 +119,7 @@ impl MofkaTopic {
         parts: &[usize],
         batch_size: u64,
     ) -> Result<Arc<Inbox>> {
-        let inbox = Arc::new(Inbox {
-            state: Mutex::new(InboxState::default()),
-            changed: Condvar::new(),
-        });
+        let inbox = Arc::new(Inbox::default());
         lock(&self.shared.inboxes).insert(ctx, inbox.clone());
         for &p in parts {
             let r: Result<RequestEventsResponse> = self.call(
@@ -191,7 +173,7 @@ impl MofkaTopic {
             topic: self.clone(),
             ctx,
             inbox,
-            parts: partitions.to_vec(),
+            subscribed: partitions.to_vec(),
             last_alive: Instant::now(),
         }))
     }
@@ -254,10 +236,12 @@ impl MofkaTopic {
 
 /// A consumer's subscription to some partitions.
 struct MofkaReader {
-    topic: MofkaTopic,
+    /// The topic's partitions.
+    topic: Partitions,
     ctx: u64,
     inbox: Arc<Inbox>,
-    parts: Vec<usize>,
+    /// The partitions subscribed to.
+    subscribed: Vec<usize>,
     /// When the reader last got events or checked that its servers answer.
     last_alive: Instant,
 }
@@ -286,7 +270,7 @@ impl MofkaReader {
         );
         type Asked = (crate::future::Future<Bytes>, ForwardToken);
         let mut asked: Vec<(usize, &str, Result<Asked>)> = Vec::new();
-        for &p in &self.parts {
+        for &p in &self.subscribed {
             let part = self.topic.partition(p)?;
             if asked.iter().any(|(_, a, _)| *a == part.address) {
                 continue;
@@ -383,6 +367,6 @@ impl PartitionReader for MofkaReader {
 
 impl Drop for MofkaReader {
     fn drop(&mut self) {
-        self.topic.unsubscribe(self.ctx, &self.parts);
+        self.topic.unsubscribe(self.ctx, &self.subscribed);
     }
 }

@@ -1,9 +1,10 @@
-//! Reading events' data (`request_data`): the partition pushes the selected bytes by RDMA
-//! into memory this client exposes, either the application's destination buffers (reads with
-//! a data selector or allocator) or buffers made for whole events.
+//! Reading events' data (`request_data`, methods of a topic's [`Partitions`]): the partition
+//! pushes the selected bytes by RDMA into memory this client exposes, either the
+//! application's destination buffers (reads with a data selector or allocator) or buffers
+//! made for whole events.
 
-use super::shared::mofka_err;
-use super::topic::MofkaTopic;
+use super::mofka_err;
+use super::partitions::Partitions;
 use crate::backend::{DataRead, StoredEvent};
 use crate::drivers::mofka::rpc::{decode_response, encode_request};
 use crate::drivers::mofka::wire::*;
@@ -29,7 +30,7 @@ fn check_request_data(version: WireVersion, reply: &[u8], id: EventId) -> Result
     }
 }
 
-impl MofkaTopic {
+impl Partitions {
     /// Sends the `request_data` call of one read, with `dst` exposed for the service to push
     /// into; `None` when nothing is to be read.
     #[allow(clippy::type_complexity)]

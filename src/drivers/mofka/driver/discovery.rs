@@ -2,7 +2,7 @@
 //! on, and the master database (the Yokan provider tagged `mofka:master`) that a Jx9 query to
 //! a member's Bedrock names.
 
-use super::shared::mofka_err;
+use super::mofka_err;
 use crate::drivers::mofka::rpc::Caller;
 use crate::drivers::mofka::wire::{QueryConfigRequest, QueryConfigResponse, Rpc};
 use crate::error::{Error, Result};

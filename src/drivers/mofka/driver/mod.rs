@@ -35,11 +35,14 @@
 //! [`TopicBackend::load_offset`](crate::backend::TopicBackend::load_offset) is 0 and the feed
 //! decides where reading resumes.
 //!
-//! The parts: [`config`] reads the options, [`discovery`] finds the service, [`shared`] holds
-//! what the driver and its topics share (and the master database's calls), [`topics`]
-//! administers topics and [`partitions`] starts their partitions; an open topic
-//! ([`topic`]) sends batches through [`producer`], feeds consumers through [`consumer`] and
-//! reads event data through [`data`].
+//! The parts, each using only those before it: [`config`] reads the options; [`state`] is the
+//! consumers' inboxes and the batches in flight; [`shared`] holds what the driver and its
+//! topics share (and the master database's calls); [`discovery`] finds the service;
+//! [`partitions`] locates and starts partitions; [`data`] reads event data, [`producer`]
+//! sends batches and [`consumer`] feeds consumers, each working on a topic's
+//! [`Partitions`](partitions::Partitions); [`topic`] is an open topic, handing its work to
+//! those three; and [`topics`] administers topics. This module holds the driver and the
+//! helpers every part uses ([`lock`], [`mofka_err`]).
 
 mod config;
 mod consumer;
@@ -48,18 +51,19 @@ mod discovery;
 mod partitions;
 mod producer;
 mod shared;
+mod state;
 mod topic;
 mod topics;
 
-pub use partitions::PartitionSpec;
+pub use config::PartitionSpec;
 
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::mercury::{Engine, EngineOptions};
 use serde_json::Value;
 use shared::Shared;
 use std::collections::HashMap;
 use std::sync::atomic::AtomicU64;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, MutexGuard};
 
 /// The `"mofka"` driver.
 pub struct MofkaDriver {
@@ -114,5 +118,18 @@ impl MofkaDriver {
     /// `server_rank` indexes this list).
     pub fn servers(&self) -> &[String] {
         &self.shared.members
+    }
+}
+
+/// Locks `m`, also after a panic of another holder (the state stays usable).
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// An error of this driver.
+fn mofka_err(message: impl Into<String>) -> Error {
+    Error::Driver {
+        driver: "mofka",
+        message: message.into(),
     }
 }

@@ -1,15 +1,61 @@
-//! Starting partitions: a partition is a Bedrock provider of type `mofka` started on one of
-//! the group's servers and recorded in its topic's collection of the master database
+//! A topic's partitions: where each lives ([`PartitionRef`]), an open topic's partitions and
+//! the calls to them ([`Partitions`], on which the producer, consumer and data paths work),
+//! and starting partitions. A partition is a Bedrock provider of type `mofka` started on one
+//! of the group's servers and recorded in its topic's collection of the master database
 //! ([`MofkaDriver::add_partition`], with a [`PartitionSpec`], and the topic creation of
 //! [`super::topics`]).
 
-use super::shared::{check_yokan, mofka_err, KEY_PREFIX};
-use super::topics::check_topic_name;
-use super::MofkaDriver;
+use super::config::PartitionSpec;
+use super::shared::{check_topic_name, check_yokan, Shared, KEY_PREFIX};
+use super::{mofka_err, MofkaDriver};
 use crate::drivers::mofka::wire::*;
 use crate::error::{Error, Result};
+use crate::metadata::PartitionInfo;
 use serde_json::{json, Value};
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+/// Where one partition of a topic lives.
+#[derive(Clone)]
+pub(super) struct PartitionRef {
+    /// The server's Mercury address.
+    pub(super) address: String,
+    /// The partition's provider id on that server.
+    pub(super) provider_id: u16,
+    /// The partition's document in the master database, as the application sees it.
+    pub(super) info: PartitionInfo,
+}
+
+/// The partitions of an open topic and the driver's shared state: what the producer path,
+/// the consumer path and data reads need of a topic.
+#[derive(Clone)]
+pub(super) struct Partitions {
+    /// The topic's name.
+    pub(super) topic: String,
+    pub(super) shared: Arc<Shared>,
+    /// The topic's partitions, by index.
+    pub(super) list: Vec<PartitionRef>,
+}
+
+impl Partitions {
+    /// Partition `p`, or an error naming the topic's partition count.
+    pub(super) fn partition(&self, p: usize) -> Result<&PartitionRef> {
+        crate::backend::partition_at(&self.topic, &self.list, p)
+    }
+
+    /// Calls the provider of partition `p`.
+    pub(super) fn call<Q: WireMessage, R: WireMessage>(
+        &self,
+        p: usize,
+        rpc: Rpc,
+        body: &Q,
+    ) -> Result<R> {
+        let part = self.partition(p)?;
+        self.shared
+            .caller
+            .call(&part.address, rpc.name(), part.provider_id, body)
+    }
+}
 
 /// A random UUID-shaped text (32 hex digits grouped 8-4-4-4-12): a partition's `uuid`.
 fn new_uuid() -> String {
@@ -161,25 +207,6 @@ impl MofkaDriver {
             )
         })
     }
-}
-
-/// How [`MofkaDriver::add_partition`] starts a partition: the C++ driver's
-/// `addCustomPartition` arguments.
-#[derive(Clone, Debug, Default, PartialEq)]
-pub struct PartitionSpec {
-    /// Index of the server in the group file's members ([`MofkaDriver::servers`]).
-    pub server_rank: usize,
-    /// The partition manager's type: `memory` (when empty) or another type the service knows
-    /// (`default` on Mofka 0.9).
-    pub partition_type: String,
-    /// The partition manager's configuration (`{}` when null).
-    pub config: Value,
-    /// Bedrock dependencies of the provider, each a provider name or a list of them (for
-    /// example the `metadata` and `data` providers a legacy partition uses);
-    /// `master_database` is always set to the topic's master.
-    pub dependencies: serde_json::Map<String, Value>,
-    /// Argobots pool of the provider on its server (default `__primary__`).
-    pub pool: Option<String>,
 }
 
 /// The Bedrock provider name of a partition: `<topic>_partition_<uuid prefix>`, with every

@@ -1,23 +1,24 @@
-//! The producer path: a batch's metadata and data exposed for the partition to pull (small
-//! data segments packed into one region), its `send_batch` request, and the per-partition
-//! pipeline that keeps one batch in flight and the next one prepared, with a watchdog that
-//! cancels requests left without an answer.
+//! The producer path ([`Writer`]): a batch's metadata and data exposed for the partition to
+//! pull (small data segments packed into one region), its `send_batch` request, and the
+//! per-partition pipeline that keeps one batch in flight and the next one prepared, each sent
+//! batch watched by the driver's watchdog (see [`super::state`]).
 
 use super::config::ProducerOptions;
-use super::shared::{lock, mofka_err, Shared};
-use super::topic::MofkaTopic;
+use super::partitions::Partitions;
+use super::shared::Shared;
+use super::state::PendingBatch;
+use super::{lock, mofka_err};
 use crate::backend::{BatchCallback, BatchIds, EventBatch};
 use crate::drivers::mofka::rpc::{decode_response, encode_request};
 use crate::drivers::mofka::wire::*;
 use crate::error::{Error, Result};
 use crate::margo::rpc_id;
-use crate::mercury::{Address, ForwardToken, LocalBulk};
+use crate::mercury::{Address, LocalBulk};
 use bytes::Bytes;
 use serde_json::Value;
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Condvar, Mutex, OnceLock, Weak};
-use std::time::{Duration, Instant};
+use std::sync::{Arc, Condvar, Mutex};
+use std::time::Instant;
 
 /// A region `[sizes][segments...]` as the segments to expose: runs of segments smaller than
 /// `threshold` are copied, with the sizes, into contiguous buffers, and larger segments are
@@ -55,95 +56,6 @@ fn decode_send_batch(version: WireVersion, partition: usize, reply: &[u8]) -> Re
     .into_result()
     .map_err(|e| mofka_err(format!("partition {partition} refused a batch: {e}")))?;
     Ok(BatchIds::Contiguous(first))
-}
-
-/// A batch sent asynchronously: its callback and its partition's turn, taken by whichever of
-/// the answer and the watchdog comes first.
-pub(super) struct PendingBatch {
-    done: Mutex<Option<BatchCallback>>,
-    /// The request, to cancel it when it times out.
-    token: Mutex<Option<ForwardToken>>,
-    timed_out: AtomicBool,
-    partition: usize,
-}
-
-impl PendingBatch {
-    /// Reports the outcome (once).
-    fn finish(&self, result: Result<BatchIds>) {
-        // An answer that made it despite the timeout stands; a cancelled request reports why.
-        let result = match result {
-            Err(_) if self.timed_out.load(Ordering::SeqCst) => Err(mofka_err(format!(
-                "partition {} did not answer a batch in time (mofka_producer_send_batch: no \
-                 response; the request was cancelled, but the service may still store the batch)",
-                self.partition
-            ))),
-            r => r,
-        };
-        let done = lock(&self.done).take();
-        if let Some(done) = done {
-            // A panicking callback must not stop the partition's later batches.
-            if let Err(payload) =
-                std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| done(result)))
-            {
-                let what = payload
-                    .downcast_ref::<&str>()
-                    .map(|s| s.to_string())
-                    .or_else(|| payload.downcast_ref::<String>().cloned())
-                    .unwrap_or_default();
-                eprintln!("diaspora-stream: a mofka batch callback panicked: {what}");
-            }
-        }
-    }
-
-    /// Called by the watchdog: cancels the request. Its completion then reports the timeout
-    /// and sends the partition's next batch, so that no later batch overtakes this one.
-    fn expire(&self) {
-        self.timed_out.store(true, Ordering::SeqCst);
-        if let Some(token) = lock(&self.token).as_ref() {
-            token.cancel();
-        }
-    }
-}
-
-/// Fails asynchronous batches that got no answer in time (their bulks stay exposed until
-/// Mercury completes or cancels the request).
-#[derive(Default)]
-pub(super) struct Watchdog {
-    pending: Mutex<Vec<(Instant, Weak<PendingBatch>, usize)>>,
-    started: OnceLock<()>,
-}
-
-impl Watchdog {
-    fn watch(self: &Arc<Self>, deadline: Instant, batch: &Arc<PendingBatch>, partition: usize) {
-        let mut pending = lock(&self.pending);
-        pending.retain(|(_, w, _)| w.strong_count() > 0);
-        pending.push((deadline, Arc::downgrade(batch), partition));
-        drop(pending);
-        self.started.get_or_init(|| {
-            let me = Arc::downgrade(self);
-            let _ = std::thread::Builder::new()
-                .name("diaspora-mofka-watchdog".into())
-                .spawn(move || loop {
-                    std::thread::sleep(Duration::from_millis(100));
-                    let Some(me) = me.upgrade() else {
-                        return;
-                    };
-                    let now = Instant::now();
-                    let expired: Vec<(Weak<PendingBatch>, usize)> = {
-                        let mut pending = lock(&me.pending);
-                        let (gone, kept): (Vec<_>, Vec<_>) =
-                            pending.drain(..).partition(|(d, _, _)| *d <= now);
-                        *pending = kept;
-                        gone.into_iter().map(|(_, w, p)| (w, p)).collect()
-                    };
-                    for (w, _) in expired {
-                        if let Some(batch) = w.upgrade() {
-                            batch.expire();
-                        }
-                    }
-                });
-        });
-    }
 }
 
 /// A batch ready to go: its exposed memory, its encoded request and where it goes.
@@ -202,15 +114,37 @@ impl PartitionSlots {
     }
 }
 
-impl MofkaTopic {
+/// What a producer adds to an open topic: the name and flag its `send_batch` requests carry
+/// and its partitions' pipelines.
+#[derive(Clone)]
+pub(super) struct Writer {
+    /// The name `send_batch` carries (producer option `producer_name`).
+    producer_name: String,
+    /// The `ack_early` flag `send_batch` carries on wire 0.9 (producer option `ack_early`).
+    ack_early: bool,
+    /// The producer pipeline's partitions (one batch in flight each).
+    slots: Arc<PartitionSlots>,
+}
+
+impl Writer {
+    /// The writer of a topic just opened: named `diaspora-rs-<pid>`, without `ack_early`.
+    pub(super) fn new() -> Writer {
+        Writer {
+            producer_name: format!("diaspora-rs-{}", std::process::id()),
+            ack_early: false,
+            slots: Arc::default(),
+        }
+    }
+
     /// Exposes a batch's metadata and data for the partition to pull, and encodes the
     /// `send_batch` request. The bulks must live until the service answered.
     fn prepare_batch(
         &self,
+        parts: &Partitions,
         partition: usize,
         batch: &EventBatch,
     ) -> Result<(Vec<LocalBulk>, Vec<u8>)> {
-        self.partition(partition)?;
+        parts.partition(partition)?;
         let n = batch.len();
         let meta_sizes: Vec<u64> = (0..n).map(|i| batch.metadata_of(i).len() as u64).collect();
         let mut meta = layout::encode_sizes(&meta_sizes);
@@ -225,7 +159,7 @@ impl MofkaTopic {
         let mut data_segments = pack_region(
             &data_sizes,
             (0..n).flat_map(|i| batch.data_of(i).segments().iter()),
-            self.shared.pack_threshold,
+            parts.shared.pack_threshold,
         );
         if data_sizes.iter().all(|&s| s == 0) {
             // A data region holding only the sizes makes Mofka 0.8.3's memory partition
@@ -234,10 +168,10 @@ impl MofkaTopic {
             // padding after the sizes is stored and never referenced (every size says 0).
             data_segments.push(Bytes::from_static(&[0]));
         }
-        let (meta_bulk, metadata) = self.shared.caller.expose(meta_segments)?;
-        let (data_bulk, data) = self.shared.caller.expose(data_segments)?;
+        let (meta_bulk, metadata) = parts.shared.caller.expose(meta_segments)?;
+        let (data_bulk, data) = parts.shared.caller.expose(data_segments)?;
         let payload = encode_request(
-            self.shared.caller.version,
+            parts.shared.caller.version,
             &SendBatchRequest {
                 producer_name: self.producer_name.clone(),
                 count: n as u64,
@@ -253,15 +187,21 @@ impl MofkaTopic {
     /// flight per partition, like the C++ client: the service may handle two requests of one
     /// partition in any order. The next one is prepared meanwhile and sent by the completion
     /// of the first; batches for other partitions go out meanwhile.
-    pub(super) fn send_batch(&self, partition: usize, batch: EventBatch, done: BatchCallback) {
+    pub(super) fn send_batch(
+        &self,
+        parts: &Partitions,
+        partition: usize,
+        batch: EventBatch,
+        done: BatchCallback,
+    ) {
         let started = self
-            .prepare_batch(partition, &batch)
+            .prepare_batch(parts, partition, &batch)
             .and_then(|(bulks, payload)| {
-                let part = self.partition(partition)?;
+                let part = parts.partition(partition)?;
                 Ok((
                     bulks,
                     payload,
-                    self.shared.caller.address(&part.address)?,
+                    parts.shared.caller.address(&part.address)?,
                     part.provider_id,
                 ))
             });
@@ -278,34 +218,29 @@ impl MofkaTopic {
             payload,
             target,
             provider_id,
-            pending: Arc::new(PendingBatch {
-                done: Mutex::new(Some(done)),
-                token: Mutex::new(None),
-                timed_out: AtomicBool::new(false),
-                partition,
-            }),
+            pending: Arc::new(PendingBatch::new(partition, done)),
         };
         if let Some(ready) = self.slots.submit(partition, ready) {
-            for (batch, e) in send_prepared(&self.shared, &self.slots, ready) {
+            for (batch, e) in send_prepared(&parts.shared, &self.slots, ready) {
                 batch.finish(Err(e));
             }
         }
     }
 
-    /// This topic for one producer configured with `options` (`producer_name`, `ack_early`),
+    /// The writer of one producer configured with `options` (`producer_name`, `ack_early`),
     /// with partition slots of its own; `None` when the options change nothing.
-    pub(super) fn for_producer_options(&self, options: &Value) -> Result<Option<MofkaTopic>> {
+    pub(super) fn for_options(&self, options: &Value) -> Result<Option<Writer>> {
         let options = ProducerOptions::parse(options)?;
         if options.producer_name.is_none() && options.ack_early.is_none() {
             return Ok(None);
         }
-        let mut topic = self.clone();
-        topic.slots = Arc::default();
-        if let Some(name) = options.producer_name {
-            topic.producer_name = name;
-        }
-        topic.ack_early = options.ack_early.unwrap_or(self.ack_early);
-        Ok(Some(topic))
+        Ok(Some(Writer {
+            producer_name: options
+                .producer_name
+                .unwrap_or_else(|| self.producer_name.clone()),
+            ack_early: options.ack_early.unwrap_or(self.ack_early),
+            slots: Arc::default(),
+        }))
     }
 }
 
@@ -345,7 +280,7 @@ fn send_prepared(
             Box::new(move |reply| {
                 // Mercury is done with the request: its memory may go, except after a
                 // cancellation, when the service may still be reading it (see `bury`).
-                if completion.timed_out.load(Ordering::SeqCst) {
+                if completion.timed_out() {
                     next_shared.bury(bulks);
                 } else {
                     drop(bulks);
@@ -363,7 +298,7 @@ fn send_prepared(
         );
         match sent {
             Ok(token) => {
-                *lock(&pending.token) = Some(token);
+                pending.set_token(token);
                 shared
                     .watchdog
                     .watch(Instant::now() + shared.caller.timeout, &pending, partition);

@@ -1,10 +1,11 @@
 //! What the driver, its topics and the `recv_batch` handler share ([`Shared`]): the call
 //! layer, the group's servers, the master database and its Yokan calls (keys and the
-//! partition collections), consumer inboxes and the memory of cancelled batches; and the
-//! small helpers every part uses.
+//! partition collections), consumer inboxes, the watchdog of batches in flight and the memory
+//! of cancelled batches; and the master database's naming rules ([`KEY_PREFIX`],
+//! [`check_topic_name`]).
 
-use super::consumer::Inbox;
-use super::producer::Watchdog;
+use super::state::{Inbox, Watchdog};
+use super::{lock, mofka_err};
 use crate::drivers::mofka::rpc::Caller;
 use crate::drivers::mofka::wire::layout::split_entries;
 use crate::drivers::mofka::wire::*;
@@ -13,7 +14,7 @@ use crate::mercury::LocalBulk;
 use serde_json::Value;
 use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 /// Prefix of every key and collection of the master database that describes a topic:
@@ -21,19 +22,6 @@ use std::time::{Duration, Instant};
 pub(super) const KEY_PREFIX: &str = "MOFKA:GLOBAL:";
 /// The keys of a topic's components, after `<KEY_PREFIX><topic>:`.
 pub(super) const COMPONENT_KEYS: [&str; 3] = ["validator", "selector", "serializer"];
-
-/// Locks `m`, also after a panic of another holder (the state stays usable).
-pub(super) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|e| e.into_inner())
-}
-
-/// An error of this driver.
-pub(super) fn mofka_err(message: impl Into<String>) -> Error {
-    Error::Driver {
-        driver: "mofka",
-        message: message.into(),
-    }
-}
 
 /// State shared by the driver, its topics and the `recv_batch` handler.
 pub(super) struct Shared {
@@ -194,4 +182,14 @@ pub(super) fn check_yokan(what: &str, ret: i32) -> Result<()> {
     } else {
         Err(mofka_err(format!("Yokan {what} failed with code {ret}")))
     }
+}
+
+/// Refuses names the master database's keys cannot hold (empty, or with `:` or NUL).
+pub(super) fn check_topic_name(name: &str) -> Result<()> {
+    if name.is_empty() || name.contains(':') || name.contains('\0') {
+        return Err(Error::InvalidArgument(format!(
+            "invalid topic name {name:?}: it must be non-empty and contain no ':'"
+        )));
+    }
+    Ok(())
 }

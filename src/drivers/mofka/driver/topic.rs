@@ -1,9 +1,10 @@
-//! An open topic ([`MofkaTopic`]): its partitions (server and provider of each) and the
+//! An open topic ([`MofkaTopic`]): its partitions, components and producer, and the
 //! [`TopicBackend`] methods, which hand the work to the producer path ([`super::producer`]),
 //! the consumer path ([`super::consumer`]) and data reads ([`super::data`]).
 
-use super::producer::PartitionSlots;
-use super::shared::{mofka_err, Shared};
+use super::mofka_err;
+use super::partitions::Partitions;
+use super::producer::Writer;
 use crate::backend::{
     BatchCallback, BatchIds, DataRead, EventBatch, PartitionReader, StoredEvent, TopicBackend,
 };
@@ -15,59 +16,39 @@ use crate::types::EventId;
 use serde_json::Value;
 use std::sync::Arc;
 
-/// Where one partition of a topic lives.
-#[derive(Clone)]
-pub(super) struct PartitionRef {
-    /// The server's Mercury address.
-    pub(super) address: String,
-    /// The partition's provider id on that server.
-    pub(super) provider_id: u16,
-    /// The partition's document in the master database, as the application sees it.
-    pub(super) info: PartitionInfo,
-}
-
 /// An open Mofka topic.
 #[derive(Clone)]
 pub(super) struct MofkaTopic {
-    pub(super) name: String,
-    pub(super) shared: Arc<Shared>,
-    pub(super) partitions: Vec<PartitionRef>,
-    pub(super) components: TopicComponents,
-    /// The name `send_batch` carries (producer option `producer_name`).
-    pub(super) producer_name: String,
-    /// The `ack_early` flag `send_batch` carries on wire 0.9 (producer option `ack_early`).
-    pub(super) ack_early: bool,
-    /// The producer pipeline's partitions (one batch in flight each).
-    pub(super) slots: Arc<PartitionSlots>,
+    /// Its partitions (and its name).
+    partitions: Partitions,
+    components: TopicComponents,
+    /// What its producer adds: the name and flag its batches carry, and its pipeline.
+    writer: Writer,
 }
 
 impl MofkaTopic {
-    /// Partition `p`, or an error naming the topic's partition count.
-    pub(super) fn partition(&self, p: usize) -> Result<&PartitionRef> {
-        crate::backend::partition_at(&self.name, &self.partitions, p)
-    }
-
-    /// Calls the provider of partition `p`.
-    pub(super) fn call<Q: WireMessage, R: WireMessage>(
-        &self,
-        p: usize,
-        rpc: Rpc,
-        body: &Q,
-    ) -> Result<R> {
-        let part = self.partition(p)?;
-        self.shared
-            .caller
-            .call(&part.address, rpc.name(), part.provider_id, body)
+    /// The topic with `partitions` and `components`, as opened (for a producer without
+    /// options).
+    pub(super) fn new(partitions: Partitions, components: TopicComponents) -> MofkaTopic {
+        MofkaTopic {
+            partitions,
+            components,
+            writer: Writer::new(),
+        }
     }
 }
 
 impl TopicBackend for MofkaTopic {
     fn name(&self) -> &str {
-        &self.name
+        &self.partitions.topic
     }
 
     fn partitions(&self) -> Vec<PartitionInfo> {
-        self.partitions.iter().map(|p| p.info.clone()).collect()
+        self.partitions
+            .list
+            .iter()
+            .map(|p| p.info.clone())
+            .collect()
     }
 
     fn components(&self) -> TopicComponents {
@@ -90,7 +71,8 @@ impl TopicBackend for MofkaTopic {
     }
 
     fn append_batch_async(&self, partition: usize, batch: EventBatch, done: BatchCallback) {
-        self.send_batch(partition, batch, done);
+        self.writer
+            .send_batch(&self.partitions, partition, batch, done);
     }
 
     fn open_reader(
@@ -99,14 +81,18 @@ impl TopicBackend for MofkaTopic {
         partitions: &[usize],
         options: &Value,
     ) -> Result<Option<Box<dyn PartitionReader>>> {
-        self.open_subscription(consumer, partitions, options)
+        self.partitions
+            .open_subscription(consumer, partitions, options)
             .map(Some)
     }
 
     fn for_producer(&self, options: &Value) -> Result<Option<Arc<dyn TopicBackend>>> {
-        Ok(self
-            .for_producer_options(options)?
-            .map(|t| Arc::new(t) as Arc<dyn TopicBackend>))
+        Ok(self.writer.for_options(options)?.map(|writer| {
+            Arc::new(MofkaTopic {
+                writer,
+                ..self.clone()
+            }) as Arc<dyn TopicBackend>
+        }))
     }
 
     fn sync(&self, _partitions: &[usize]) -> Result<()> {
@@ -121,7 +107,8 @@ impl TopicBackend for MofkaTopic {
         max_events: usize,
         with_data: bool,
     ) -> Result<Vec<StoredEvent>> {
-        self.fetch_from_start(partition, from, max_events, with_data)
+        self.partitions
+            .fetch_from_start(partition, from, max_events, with_data)
     }
 
     fn read_data(
@@ -142,12 +129,12 @@ impl TopicBackend for MofkaTopic {
     }
 
     fn read_data_many(&self, partition: usize, reads: &mut [DataRead<'_>]) -> Vec<Result<()>> {
-        self.read_many(partition, reads)
+        self.partitions.read_many(partition, reads)
     }
 
     fn load_offset(&self, _consumer: &str, partition: usize) -> Result<EventId> {
         // The service keeps the cursor and feeds from it.
-        self.partition(partition)?;
+        self.partitions.partition(partition)?;
         Ok(0)
     }
 
@@ -155,7 +142,7 @@ impl TopicBackend for MofkaTopic {
         if next == 0 {
             return Ok(());
         }
-        let r: AckEventResponse = self.call(
+        let r: AckEventResponse = self.partitions.call(
             partition,
             Rpc::AckEvent,
             &AckEventRequest {

@@ -3,11 +3,11 @@
 //! partitions started round robin over the group's servers), opening, testing and listing
 //! topics.
 
-use super::config::topic_partition_options;
-use super::partitions::PartitionSpec;
-use super::shared::{check_yokan, mofka_err, COMPONENT_KEYS, KEY_PREFIX};
-use super::topic::{MofkaTopic, PartitionRef};
-use super::MofkaDriver;
+use super::config::{topic_partition_options, PartitionSpec};
+use super::partitions::{PartitionRef, Partitions};
+use super::shared::{check_topic_name, check_yokan, COMPONENT_KEYS, KEY_PREFIX};
+use super::topic::MofkaTopic;
+use super::{mofka_err, MofkaDriver};
 use crate::backend::{DriverBackend, TopicBackend};
 use crate::components::TopicComponents;
 use crate::drivers::mofka::wire::layout::split_entries;
@@ -166,15 +166,14 @@ impl DriverBackend for MofkaDriver {
         }
         let infos: Vec<PartitionInfo> = partitions.iter().map(|p| p.info.clone()).collect();
         components.partition_selector.set_partitions(&infos);
-        Ok(Arc::new(MofkaTopic {
-            name: name.to_string(),
-            shared: self.shared.clone(),
-            partitions,
+        Ok(Arc::new(MofkaTopic::new(
+            Partitions {
+                topic: name.to_string(),
+                shared: self.shared.clone(),
+                list: partitions,
+            },
             components,
-            producer_name: format!("diaspora-rs-{}", std::process::id()),
-            ack_early: false,
-            slots: Arc::default(),
-        }))
+        )))
     }
 
     fn topic_exists(&self, name: &str) -> Result<bool> {
@@ -232,14 +231,4 @@ impl DriverBackend for MofkaDriver {
         }
         Ok(out)
     }
-}
-
-/// Refuses names the master database's keys cannot hold (empty, or with `:` or NUL).
-pub(super) fn check_topic_name(name: &str) -> Result<()> {
-    if name.is_empty() || name.contains(':') || name.contains('\0') {
-        return Err(Error::InvalidArgument(format!(
-            "invalid topic name {name:?}: it must be non-empty and contain no ':'"
-        )));
-    }
-    Ok(())
 }
