@@ -81,7 +81,7 @@ def main():
         if re.search(r"\buse\s+super::\*\s*;", src):
             problems.append(f"{path}: `use super::*;` hides which modules it uses")
         parent = m.split("::")[:-1]
-        for kind, target in re.findall(r"\b(crate|super)::((?:\w+::)*\w+)", src):
+        for kind, target in paths(src):
             base = [] if kind == "crate" else parent
             t = resolve("::".join(base + target.split("::")))
             if t != m:
@@ -139,6 +139,51 @@ def main():
     if problems:
         sys.exit(1)
     print(f"check-imports: {len(mods)} modules, no import circle, {len(upward)} upward import(s)")
+
+
+def paths(src):
+    """Every `crate::a::b` and `super::a::b` path of `src`, with braced groups expanded
+    (`use super::{a::X, b};` names `super::a::X` and `super::b`)."""
+    found = []
+    for m in re.finditer(r"\b(crate|super)::((?:\w+::)*)(\{|\w+)", src):
+        kind, prefix, last = m.group(1), m.group(2), m.group(3)
+        if last != "{":
+            found.append((kind, prefix + last))
+            continue
+        # The braced group, up to its matching brace.
+        depth, i = 1, m.end()
+        while i < len(src) and depth:
+            depth += {"{": 1, "}": -1}.get(src[i], 0)
+            i += 1
+        for item in split_group(src[m.end() : i - 1]):
+            found.append((kind, prefix + item))
+    return found
+
+
+def split_group(text):
+    """The paths of a use group's contents, nested groups expanded."""
+    out, depth, start = [], 0, 0
+    parts = []
+    for i, c in enumerate(text):
+        if c == "{":
+            depth += 1
+        elif c == "}":
+            depth -= 1
+        elif c == "," and depth == 0:
+            parts.append(text[start:i])
+            start = i + 1
+    parts.append(text[start:])
+    for p in (p.strip() for p in parts):
+        if not p or p in ("self", "*"):
+            continue
+        p = re.sub(r"\s+as\s+\w+$", "", p)
+        if "{" in p:
+            head, _, rest = p.partition("{")
+            for inner in split_group(rest.rsplit("}", 1)[0]):
+                out.append(head + inner)
+        else:
+            out.append(re.sub(r"\s+", "", p).split("::self")[0])
+    return out
 
 
 def cycles(graph):

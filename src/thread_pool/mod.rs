@@ -4,7 +4,7 @@
 //! OS threads. A pool with 0 threads runs every job inline in the caller, which is the cheapest
 //! choice for single-threaded producers. Jobs with a higher priority run first; jobs of equal
 //! priority run in submission order. Dropping a pool runs the jobs still queued before it returns,
-//! so no submitted work is silently lost. With feature `rayon`, [`RayonThreadPool`] runs the
+//! so no submitted work is silently lost. With feature `rayon`, `RayonThreadPool` runs the
 //! jobs on a rayon pool (the application's, or rayon's global one).
 
 #[cfg(feature = "rayon")]
