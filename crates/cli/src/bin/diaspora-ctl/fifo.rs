@@ -25,10 +25,10 @@
 //! lets consumer workers finish the line they are writing, removes the control FIFO and the FIFOs
 //! it created, and exits 0.
 
-use crate::common::{open_driver, open_topic, parse_batch_size, CliError, CliResult};
+use crate::common::{open_driver, open_topic, parse_batch_size, DriverArgs};
+use crate::error::{CliError, CliResult};
 use crate::options::Dotted;
 use crate::signals::Shutdown;
-use crate::DriverArgs;
 use clap::Args;
 use diaspora_stream::{
     BatchSize, Consumer, DataDescriptor, DataView, Driver, Event, Future, Metadata, Producer,
