@@ -17,7 +17,9 @@ if [ -z "${DIASPORA_KAFKA_BOOTSTRAP:-}" ]; then
 fi
 export DIASPORA_KAFKA_BOOTSTRAP
 
-cargo test --features mpi,kafka,hdf5 --no-fail-fast "$@"
+# The library and the command-line tools (crates/cli: diaspora-ctl and the benchmark programs,
+# with the tests that run them).
+cargo test -p diaspora-stream -p diaspora-stream-cli --features mpi,kafka,hdf5 --no-fail-fast "$@"
 
 echo "test: conformance suite on the kafka driver ($DIASPORA_KAFKA_BOOTSTRAP)"
 DIASPORA_TEST_BACKEND=kafka \

@@ -4,8 +4,9 @@
 //!   Every variant maps to a cargo feature through the recipe's `CARGO_FEATURES` table, every
 //!   cargo feature (but `default`) has a variant, and a variant may only map to a feature that
 //!   `Cargo.toml` lacks if [`PLANNED_FEATURES`] lists it. Also: the Spack >= 1.0 repository
-//!   layout, the recipe's minimum Rust against `rust-version`, and the test suites its check
-//!   phase names.
+//!   layout, the recipe's minimum Rust against `rust-version`, the test suites its check
+//!   phase names, and the command-line crate (`crates/cli`) following the library's version and
+//!   features.
 //! - With `DIASPORA_TEST_DIST=1` only (minutes, vendors every crate): `scripts/dist.sh` builds
 //!   the air-gapped source tarball, which is unpacked and built with `cargo build --frozen`
 //!   under an empty `CARGO_HOME` and, where `unshare -n` works, without any network.
@@ -19,6 +20,8 @@ use std::process::Command;
 
 const RECIPE: &str = "spack/spack_repo/diaspora_rs/packages/diaspora_stream_rs/package.py";
 const REPO_YAML: &str = "spack/spack_repo/diaspora_rs/repo.yaml";
+/// The command-line tools and benchmark programs: a workspace member of their own.
+const CLI_MANIFEST: &str = "crates/cli/Cargo.toml";
 
 /// Cargo features that the recipe already has variants for but that the crate does not have
 /// yet. A variant mapped to a feature missing from Cargo.toml fails the test unless it is here;
@@ -470,6 +473,40 @@ fn spack_recipe_follows_cargo_toml() {
     }
 }
 
+/// The command-line tools' crate (crates/cli) ships with the library: same version, edition,
+/// minimum Rust and license, a dependency on this very version, and every library feature
+/// forwarded (the Spack recipe builds it with the variants' features).
+#[test]
+fn cli_crate_follows_the_library() {
+    let manifest = read("Cargo.toml");
+    let cli = read(CLI_MANIFEST);
+    let package = toml_table(&manifest, "package");
+    let cli_package = toml_table(&cli, "package");
+    for key in ["version", "edition", "rust-version", "license"] {
+        assert_eq!(
+            cli_package.get(key).map(|v| unquote(v)),
+            package.get(key).map(|v| unquote(v)),
+            "{CLI_MANIFEST}: [package] {key} must be the library's"
+        );
+    }
+    let dependency = &toml_table(&cli, "dependencies")["diaspora-stream"];
+    let version = unquote(&package["version"]);
+    assert!(
+        dependency.contains("path = \"../..\"")
+            && dependency.contains(&format!("version = \"{version}\"")),
+        "{CLI_MANIFEST}: diaspora-stream must be the path ../.. at version {version}: {dependency}"
+    );
+    let forwarded = toml_table(&cli, "features");
+    for feature in cargo_features(&manifest) {
+        let wanted = format!("\"diaspora-stream/{feature}\"");
+        assert!(
+            forwarded.get(&feature).is_some_and(|v| v.contains(&wanted)),
+            "{CLI_MANIFEST}: feature {feature:?} must forward {wanted} (the recipe passes the \
+             variants' features to this crate)"
+        );
+    }
+}
+
 // ---------------------------------------------------------------------------------------------
 // The air-gapped tarball
 
@@ -573,7 +610,7 @@ fn dist_tarball_builds_offline() {
             "{absent} must not be shipped"
         );
     }
-    for tracked in ["Cargo.toml", "src/lib.rs", RECIPE] {
+    for tracked in ["Cargo.toml", "src/lib.rs", CLI_MANIFEST, RECIPE] {
         if root().join(tracked).is_file() && is_tracked(tracked) {
             assert!(
                 source.join(tracked).is_file(),

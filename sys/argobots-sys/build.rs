@@ -25,7 +25,8 @@ fn main() {
             std::process::exit(1);
         }
     };
-    // Dependents read this as DEP_<links>_LIBDIR (diaspora-stream turns it into a run path).
+    // Dependents read this as DEP_<links>_LIBDIR (diaspora-stream and diaspora-stream-cli turn
+    // it into a run path).
     if let Ok(dirs) = env::join_paths(&lib.link_paths) {
         println!("cargo:libdir={}", dirs.to_string_lossy());
     }

@@ -23,6 +23,7 @@ from spack.package import (
     run_after,
     variant,
     version,
+    working_dir,
 )
 
 RELEASES = "https://github.com/diaspora-project/diaspora-stream-rs/releases/download"
@@ -45,11 +46,16 @@ BINDGEN_VARIANTS = ("mpi", "mercury", "mofka", "argobots")
 #: fixtures beside a git checkout, a Kafka broker, or an MPI launcher they configure themselves.
 CHECK_TESTS = ("conformance", "files_driver", "multiprocess")
 
+#: The workspace member with the programs (diaspora-ctl and the two benchmark programs); the
+#: library, the root package, has none. It forwards every cargo feature to the library.
+CLI_CRATE = "crates/cli"
+
 #: Top-level entries of the source tree that are not part of the installed crate.
 NOT_CRATE_SOURCE = (
     ".cargo",
     ".ci",
     ".git",
+    "crates",
     "out",
     "scripts",
     "slurm",
@@ -195,11 +201,21 @@ class CargoBuilder(cargo.CargoBuilder):
 
     @property
     def build_args(self):
-        # `cargo install --root out --path .` builds and installs every binary: diaspora-ctl,
-        # diaspora-producer-benchmark and diaspora-consumer-benchmark.
         return self.cargo_flags
+
+    def build(self, pkg, spec, prefix):
+        """`cargo install --root out --path crates/cli` from the top of the workspace (where
+        Cargo.lock and a dist tarball's .cargo/config.toml are): builds and installs
+        diaspora-ctl, diaspora-producer-benchmark and diaspora-consumer-benchmark, with the
+        variants' features forwarded to the library."""
+        args = ["--root", "out", "--path", CLI_CRATE, *self.std_build_args, *self.build_args]
+        with working_dir(self.build_directory):
+            pkg.module.cargo("install", *args)
 
     @property
     def check_args(self):
+        # At the top of the workspace: the library's unit tests and CHECK_TESTS, and the unit
+        # tests of the programs (the CLI crate's --bins).
         tests = [arg for name in CHECK_TESTS for arg in ("--test", name)]
-        return [*self.cargo_flags, "--lib", "--bins", *tests]
+        packages = ["--package", "diaspora-stream", "--package", "diaspora-stream-cli"]
+        return [*self.cargo_flags, *packages, "--lib", "--bins", *tests]

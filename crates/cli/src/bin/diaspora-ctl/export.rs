@@ -5,9 +5,9 @@
 //! terminal, a log line every few seconds otherwise); the summary is printed on stdout as one
 //! JSON document. Without the `hdf5` feature the command exists but explains how to get it.
 
-use crate::common::{CliError, CliResult};
+use crate::common::DriverArgs;
+use crate::error::{CliError, CliResult};
 use crate::options::Dotted;
-use crate::DriverArgs;
 use clap::{Args, ValueEnum};
 use std::path::PathBuf;
 

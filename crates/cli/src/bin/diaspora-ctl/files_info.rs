@@ -5,7 +5,7 @@
 //! Everything driver-specific of `diaspora-ctl` is here; the generic API has no call for sizes
 //! or for listing consumer names.
 
-use crate::common::{CliError, CliResult};
+use crate::error::{CliError, CliResult};
 use diaspora_stream::drivers::files::FilesConfig;
 use serde_json::Value;
 use std::path::{Path, PathBuf};

@@ -3,7 +3,7 @@
 //! The first signal sets a flag that the commands poll; a second one (if the graceful shutdown is
 //! stuck) exits at once with status 1.
 
-use crate::common::{CliError, CliResult};
+use crate::error::{CliError, CliResult};
 use signal_hook::consts::{SIGINT, SIGTERM};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;

@@ -1,9 +1,9 @@
 //! `topic create`, `topic list` and `topic info`.
 
-use crate::common::{end_position, open_driver, open_topic, CliError, CliResult, Context};
+use crate::common::{end_position, open_driver, open_topic, DriverArgs};
+use crate::error::{CliError, CliResult, Context};
 use crate::files_info;
 use crate::options::{layered, Dotted};
-use crate::DriverArgs;
 use clap::Args;
 use diaspora_stream::components::{
     partition_selector_from_config, serializer_from_config, validator_from_config,

@@ -5,29 +5,21 @@
 //! between two barriers, and the report (rank 0) gives totals over all ranks.
 
 use clap::Parser;
-use diaspora_stream::{BatchSize, DataView, Driver, ThreadCount};
+use diaspora_stream::{BatchSize, DataView, ThreadCount};
 use serde_json::Value;
 use std::io::IsTerminal;
-use std::path::PathBuf;
 use std::time::Instant;
 
 #[path = "bench_support/mod.rs"]
 mod bench_support;
-use bench_support::{read_driver_config, Ranks};
+use bench_support::{Ranks, TopicArgs};
 
 /// Pushes events to an existing topic and reports throughput.
 #[derive(Parser, Debug)]
 #[command(name = "diaspora-producer-benchmark", version)]
 struct Args {
-    /// Driver name (e.g. `files`).
-    #[arg(short = 'd', long)]
-    driver: String,
-    /// JSON file with the driver's options.
-    #[arg(short = 'c', long)]
-    driver_config: Option<PathBuf>,
-    /// Topic to write to (it must exist).
-    #[arg(short = 't', long)]
-    topic: String,
+    #[command(flatten)]
+    target: TopicArgs,
     /// Events pushed by each rank.
     #[arg(short = 'n', long, default_value_t = 1000)]
     num_events: u64,
@@ -41,9 +33,6 @@ struct Args {
     /// Events per batch.
     #[arg(short = 'b', long, default_value_t = 1)]
     batch_size: usize,
-    /// Threads of the producer's pool (0: inline).
-    #[arg(short = 'p', long, default_value_t = 1, value_parser = bench_support::threads)]
-    num_threads: usize,
     /// Flush every this many events (0: only at the end).
     #[arg(short = 'f', long, default_value_t = 1000)]
     flush_interval: u64,
@@ -95,13 +84,8 @@ fn run(args: &Args, ranks: &Ranks) -> Result<(), String> {
     if args.batch_size == 0 {
         return Err("--batch-size must be at least 1".into());
     }
-    let options = read_driver_config(args.driver_config.as_deref())?;
-    let driver = Driver::new(&args.driver, &options)
-        .map_err(|e| format!("driver {:?}: {e}", args.driver))?;
-    let topic = driver
-        .open_topic(&args.topic)
-        .map_err(|e| format!("topic {:?}: {e}", args.topic))?;
-    let pool = driver.make_thread_pool(ThreadCount(args.num_threads));
+    let (driver, topic) = args.target.open()?;
+    let pool = driver.make_thread_pool(ThreadCount(args.target.num_threads));
     let producer = topic
         .producer()
         .name("benchmark-producer")
@@ -121,20 +105,12 @@ fn run(args: &Args, ranks: &Ranks) -> Result<(), String> {
         .collect();
     if ranks.rank == 0 {
         println!("--- Benchmark Options ---");
-        println!("Driver: {}", args.driver);
-        println!(
-            "Driver config file: {}",
-            args.driver_config
-                .as_ref()
-                .map(|p| p.display().to_string())
-                .unwrap_or_default()
-        );
-        println!("Topic: {}", args.topic);
+        args.target.print();
         println!("Number of events: {n}");
         println!("Data size: {}", args.data_size);
         println!("Metadata size: {}", args.metadata_size);
         println!("Batch size: {}", args.batch_size);
-        println!("Number of threads: {}", args.num_threads);
+        println!("Number of threads: {}", args.target.num_threads);
         println!("Flush interval: {}", args.flush_interval);
         println!("Number of processes: {}", ranks.size);
     }

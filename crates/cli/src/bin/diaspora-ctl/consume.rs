@@ -10,11 +10,11 @@
 
 use crate::common::{
     end_position, open_driver, open_topic, parse_batch_size, parse_event_count, parse_seconds,
-    CliError, CliResult,
+    DriverArgs,
 };
+use crate::error::{CliError, CliResult};
 use crate::options::Dotted;
 use crate::signals::Shutdown;
-use crate::DriverArgs;
 use base64::prelude::*;
 use clap::Args;
 use diaspora_stream::{BatchSize, Event};

@@ -22,6 +22,7 @@
 mod logging;
 mod common;
 mod consume;
+mod error;
 mod export;
 mod fifo;
 mod files_info;
@@ -32,9 +33,8 @@ mod produce;
 mod signals;
 mod topic;
 
-use clap::{Args, Parser, Subcommand};
-use common::CliResult;
-use std::path::PathBuf;
+use clap::{Parser, Subcommand};
+use error::CliResult;
 use std::process::ExitCode;
 
 /// Text appended to the help of commands that take driver options.
@@ -139,18 +139,6 @@ enum TopicCommand {
     /// changed offsets) is reported, never guessed at.
     #[command(after_help = DRIVER_OPTIONS_HELP)]
     Repair(topic::RepairArgs),
-}
-
-/// How to reach a driver: its type and options.
-#[derive(Args, Debug, Clone)]
-pub struct DriverArgs {
-    /// Driver type, e.g. `files`.
-    #[arg(long, value_name = "TYPE")]
-    driver: String,
-
-    /// JSON file holding the driver's options (--driver.KEY VALUE options override it).
-    #[arg(long, value_name = "FILE")]
-    driver_config: Option<PathBuf>,
 }
 
 fn main() -> ExitCode {

@@ -6,9 +6,9 @@
 //! command with nothing of it or after it written; what came before is flushed. The number of
 //! events stored is printed on stdout, also when the command fails.
 
-use crate::common::{open_driver, open_topic, parse_batch_size, CliError, CliResult};
+use crate::common::{open_driver, open_topic, parse_batch_size, DriverArgs};
+use crate::error::{CliError, CliResult};
 use crate::options::Dotted;
-use crate::DriverArgs;
 use base64::prelude::*;
 use clap::Args;
 use diaspora_stream::{BatchSize, DataView, EventId, Future, Metadata};

@@ -7,14 +7,13 @@
 //! round robin and the report (rank 0) gives totals over all ranks.
 
 use clap::Parser;
-use diaspora_stream::{Allocation, DataDescriptor, Driver, ThreadCount};
+use diaspora_stream::{Allocation, DataDescriptor, ThreadCount};
 use std::io::IsTerminal;
-use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 #[path = "bench_support/mod.rs"]
 mod bench_support;
-use bench_support::{read_driver_config, Ranks};
+use bench_support::{Ranks, TopicArgs};
 
 /// Parses a duration in seconds: above 0 and at most a year.
 fn seconds(s: &str) -> Result<f64, String> {
@@ -39,22 +38,12 @@ fn fraction(s: &str) -> Result<f64, String> {
 #[derive(Parser, Debug)]
 #[command(name = "diaspora-consumer-benchmark", version)]
 struct Args {
-    /// Driver name (e.g. `files`).
-    #[arg(short = 'd', long)]
-    driver: String,
-    /// JSON file with the driver's options.
-    #[arg(short = 'c', long)]
-    driver_config: Option<PathBuf>,
-    /// Topic to read.
-    #[arg(short = 't', long)]
-    topic: String,
+    #[command(flatten)]
+    target: TopicArgs,
     /// Events each rank reads (it stops earlier if its partitions stay empty for
     /// `--idle-timeout` seconds or end their stream).
     #[arg(short = 'n', long, default_value_t = 1000)]
     num_events: u64,
-    /// Threads of the consumer's pool.
-    #[arg(short = 'p', long, default_value_t = 1, value_parser = bench_support::threads)]
-    num_threads: usize,
     /// Fraction of each selected event's data that is read, in [0, 1].
     #[arg(short = 's', long, default_value_t = 1.0, value_parser = fraction)]
     data_selectivity: f64,
@@ -99,12 +88,7 @@ fn main() {
 }
 
 fn run(args: &Args, ranks: &Ranks) -> Result<(), String> {
-    let options = read_driver_config(args.driver_config.as_deref())?;
-    let driver = Driver::new(&args.driver, &options)
-        .map_err(|e| format!("driver {:?}: {e}", args.driver))?;
-    let topic = driver
-        .open_topic(&args.topic)
-        .map_err(|e| format!("topic {:?}: {e}", args.topic))?;
+    let (driver, topic) = args.target.open()?;
     let np = topic.num_partitions();
     let mine: Vec<usize> = (ranks.rank..np).step_by(ranks.size).collect();
     if ranks.rank == 0 {
@@ -117,17 +101,9 @@ fn run(args: &Args, ranks: &Ranks) -> Result<(), String> {
             eprintln!("WARNING: there are more processes than partitions; some read nothing");
         }
         println!("--- Benchmark Options ---");
-        println!("Driver: {}", args.driver);
-        println!(
-            "Driver config file: {}",
-            args.driver_config
-                .as_ref()
-                .map(|p| p.display().to_string())
-                .unwrap_or_default()
-        );
-        println!("Topic: {}", args.topic);
+        args.target.print();
         println!("Number of events: {}", args.num_events);
-        println!("Number of threads: {}", args.num_threads);
+        println!("Number of threads: {}", args.target.num_threads);
         println!("Data interest: {}", args.data_interest);
         println!("Data selectivity: {}", args.data_selectivity);
         println!("Data placement: {:?}", args.allocator);
@@ -148,7 +124,7 @@ fn run(args: &Args, ranks: &Ranks) -> Result<(), String> {
         let builder = topic
             .consumer(&args.consumer)
             .targets(&mine)
-            .thread_pool(driver.make_thread_pool(ThreadCount(args.num_threads)));
+            .thread_pool(driver.make_thread_pool(ThreadCount(args.target.num_threads)));
         let everything = interest >= 1.0 && selectivity >= 1.0;
         let builder = if everything && args.allocator == Placement::Library {
             builder

@@ -7,7 +7,7 @@
 //! too. The key is split on dots (`a..b` gives `a`, `""`, `b`; a trailing dot is dropped) and the
 //! value is typed by [`typed_value`].
 
-use crate::common::{CliError, CliResult};
+use crate::error::{CliError, CliResult};
 use serde_json::{Map, Value};
 use std::ffi::OsString;
 use std::path::Path;

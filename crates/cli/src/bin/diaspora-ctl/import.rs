@@ -5,9 +5,9 @@
 //! `--topic-config` / `--topic.KEY VALUE` driver-specific options; `--append` adds the events
 //! to an existing topic instead. The summary is printed on stdout as one JSON document.
 
-use crate::common::{CliError, CliResult};
+use crate::common::DriverArgs;
+use crate::error::{CliError, CliResult};
 use crate::options::Dotted;
-use crate::DriverArgs;
 use clap::Args;
 use std::path::PathBuf;
 

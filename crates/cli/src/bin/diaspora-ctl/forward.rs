@@ -37,7 +37,8 @@
 //!
 //! Run one daemon per configuration: two daemons with the same policy share its consumer name.
 
-use crate::common::{make_driver, open_topic, CliError, CliResult};
+use crate::common::{make_driver, open_topic};
+use crate::error::{CliError, CliResult};
 use crate::signals::Shutdown;
 use clap::Args;
 use diaspora_stream::{Consumer, Driver, Error, Event, EventId, Future, Producer, TopicHandle};

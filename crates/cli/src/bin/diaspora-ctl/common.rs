@@ -1,36 +1,23 @@
-//! Errors and helpers shared by the commands: opening drivers and topics, counting events.
+//! Helpers shared by the commands: the driver options every command takes, opening drivers
+//! and topics, counting events, parsing numbers of the command line.
 
+use crate::error::{CliError, CliResult, Context};
 use crate::options::{layered, Dotted};
-use crate::DriverArgs;
+use clap::Args;
 use diaspora_stream::{Driver, Error, TopicBackend, TopicHandle};
 use serde_json::Value;
-use std::fmt;
+use std::path::PathBuf;
 
-/// An error reported to the user as `error: <message>` with exit code 1.
-#[derive(Debug)]
-pub struct CliError(pub String);
+/// How to reach a driver: its type and options.
+#[derive(Args, Debug, Clone)]
+pub struct DriverArgs {
+    /// Driver type, e.g. `files`.
+    #[arg(long, value_name = "TYPE")]
+    pub driver: String,
 
-impl fmt::Display for CliError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
-    }
-}
-
-impl std::error::Error for CliError {}
-
-/// Result of the commands.
-pub type CliResult<T> = Result<T, CliError>;
-
-/// Adds what was being done to an error message.
-pub trait Context<T> {
-    /// `"<what>: <error>"`.
-    fn context(self, what: impl FnOnce() -> String) -> CliResult<T>;
-}
-
-impl<T, E: fmt::Display> Context<T> for Result<T, E> {
-    fn context(self, what: impl FnOnce() -> String) -> CliResult<T> {
-        self.map_err(|e| CliError(format!("{}: {e}", what())))
-    }
+    /// JSON file holding the driver's options (--driver.KEY VALUE options override it).
+    #[arg(long, value_name = "FILE")]
+    pub driver_config: Option<PathBuf>,
 }
 
 /// Driver options: `--driver-config` merge-patched with `--driver.*`.

@@ -1,11 +1,58 @@
-//! Pieces shared by the two benchmark programs: MPI ranks (or a single process without the
-//! `mpi` feature), driver configuration files, the progress bar.
+//! Pieces shared by the two benchmark programs: the options both take (driver, its
+//! configuration file, topic, threads), MPI ranks (or a single process without the `mpi`
+//! feature), the progress bar.
 
+use clap::Args;
+use diaspora_stream::{Driver, TopicHandle};
 use serde_json::Value;
-use std::path::Path;
+use std::path::{Path, PathBuf};
+
+/// The options of both programs: which topic of which driver, and the threads working on it.
+/// Each program flattens it into its own options (`#[command(flatten)]`).
+#[derive(Args, Debug)]
+pub struct TopicArgs {
+    /// Driver name (e.g. `files`).
+    #[arg(short = 'd', long)]
+    pub driver: String,
+    /// JSON file with the driver's options.
+    #[arg(short = 'c', long)]
+    pub driver_config: Option<PathBuf>,
+    /// Topic to use (it must exist).
+    #[arg(short = 't', long)]
+    pub topic: String,
+    /// Threads of the producer's or consumer's pool (0: inline).
+    #[arg(short = 'p', long, default_value_t = 1, value_parser = threads)]
+    pub num_threads: usize,
+}
+
+impl TopicArgs {
+    /// Creates the driver from `--driver` and `--driver-config`, and opens `--topic`.
+    pub fn open(&self) -> Result<(Driver, TopicHandle), String> {
+        let options = read_driver_config(self.driver_config.as_deref())?;
+        let driver = Driver::new(&self.driver, &options)
+            .map_err(|e| format!("driver {:?}: {e}", self.driver))?;
+        let topic = driver
+            .open_topic(&self.topic)
+            .map_err(|e| format!("topic {:?}: {e}", self.topic))?;
+        Ok((driver, topic))
+    }
+
+    /// Prints the driver, configuration file and topic lines of the options report.
+    pub fn print(&self) {
+        println!("Driver: {}", self.driver);
+        println!(
+            "Driver config file: {}",
+            self.driver_config
+                .as_ref()
+                .map(|p| p.display().to_string())
+                .unwrap_or_default()
+        );
+        println!("Topic: {}", self.topic);
+    }
+}
 
 /// Parses a thread count, at most 1024.
-pub fn threads(s: &str) -> Result<usize, String> {
+fn threads(s: &str) -> Result<usize, String> {
     match s.trim().parse::<usize>() {
         Ok(v) if v <= 1024 => Ok(v),
         _ => Err(format!("{s:?} is not a thread count from 0 to 1024")),
@@ -13,7 +60,7 @@ pub fn threads(s: &str) -> Result<usize, String> {
 }
 
 /// Reads a JSON driver configuration file (none: `{}`).
-pub fn read_driver_config(path: Option<&Path>) -> Result<Value, String> {
+fn read_driver_config(path: Option<&Path>) -> Result<Value, String> {
     let Some(path) = path else {
         return Ok(Value::Object(Default::default()));
     };

@@ -1,0 +1,113 @@
+//! `diaspora-ctl forward` from the files driver to a real Kafka-compatible broker (feature
+//! `kafka`): every event arrives once, data included, and SIGTERM stops the daemon cleanly.
+//!
+//! The broker's address comes from `DIASPORA_KAFKA_BOOTSTRAP` (e.g. `127.0.0.1:19092`);
+//! `scripts/kafka-broker.sh start` runs one on loopback, and `scripts/test.sh` does so itself.
+//! The library's Kafka tests are in the root's `tests/kafka.rs`.
+#![cfg(feature = "kafka")]
+
+use diaspora_stream::{DataView, Driver};
+use serde_json::{json, Value};
+use std::process::Command;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+fn bootstrap() -> String {
+    std::env::var("DIASPORA_KAFKA_BOOTSTRAP").unwrap_or_else(|_| {
+        panic!(
+            "DIASPORA_KAFKA_BOOTSTRAP is not set: start a broker (scripts/kafka-broker.sh start) \
+             and export its address, or run scripts/test.sh which does both"
+        )
+    })
+}
+
+fn driver() -> Driver {
+    Driver::new(
+        "kafka",
+        &json!({"kafka": {"bootstrap.servers": bootstrap()}}),
+    )
+    .unwrap()
+}
+
+fn unique(prefix: &str) -> String {
+    static N: AtomicU64 = AtomicU64::new(0);
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos();
+    format!(
+        "{prefix}-{}-{nanos}-{}",
+        std::process::id(),
+        N.fetch_add(1, Ordering::SeqCst)
+    )
+}
+
+fn topic_options(partitions: usize) -> Value {
+    json!({"num_partitions": partitions, "replication_factor": 1})
+}
+
+#[test]
+fn forward_from_files_to_kafka_keeps_data() {
+    let dir = tempfile::tempdir().unwrap();
+    let files = Driver::new("files", &json!({"root_path": dir.path().join("topics")})).unwrap();
+    files
+        .create_topic("src", &json!({"num_partitions": 2}))
+        .unwrap();
+    let src = files.open_topic("src").unwrap();
+    let producer = src.producer().build().unwrap();
+    for i in 0..50u64 {
+        producer.push(
+            json!({"i": i}),
+            DataView::from(vec![(i % 251) as u8; (i * 37 % 500) as usize]),
+        );
+    }
+    producer.flush().wait().unwrap();
+    drop(producer);
+    let kafka = driver();
+    let dst = unique("fwd");
+    kafka.create_topic(&dst, &topic_options(3)).unwrap();
+    let config = dir.path().join("forward.yaml");
+    std::fs::write(
+        &config,
+        format!(
+            "drivers:\n  a: {{type: files, options: {{root_path: {}}}}}\n  b: {{type: kafka, options: {{kafka: {{bootstrap.servers: \"{}\"}}}}}}\nforward:\n  - {{from: a/src, to: b/{dst}}}\n",
+            dir.path().join("topics").display(),
+            bootstrap()
+        ),
+    )
+    .unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_diaspora-ctl"))
+        .args(["forward", "--config", config.to_str().unwrap()])
+        .spawn()
+        .unwrap();
+    let topic = kafka.open_topic(&dst).unwrap();
+    let consumer = topic.consumer(&unique("check")).build().unwrap();
+    let mut got = std::collections::BTreeMap::new();
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while got.len() < 50 && Instant::now() < deadline {
+        if let Some(ev) = consumer
+            .pull()
+            .wait_timeout(Duration::from_secs(1))
+            .unwrap()
+        {
+            let i = ev.metadata().json()["i"].as_u64().unwrap();
+            assert!(
+                got.insert(i, ev.data().to_vec()).is_none(),
+                "event {i} forwarded twice"
+            );
+        }
+    }
+    Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(child.wait().unwrap().success());
+    assert_eq!(got.len(), 50);
+    for (i, data) in got {
+        assert_eq!(
+            data,
+            vec![(i % 251) as u8; (i * 37 % 500) as usize],
+            "data of event {i}"
+        );
+    }
+}
