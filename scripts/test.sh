@@ -19,7 +19,9 @@ export DIASPORA_KAFKA_BOOTSTRAP
 
 # The library and the command-line tools (crates/cli: diaspora-ctl and the benchmark programs,
 # with the tests that run them).
-cargo test -p diaspora-stream -p diaspora-stream-cli --features mpi,kafka,hdf5 --no-fail-fast "$@"
+cargo test -p diaspora-stream -p diaspora-stream-cli --features mpi,kafka,hdf5,rayon --no-fail-fast "$@"
+# Without rayon, `topic check` verifies partitions one after the other: that path too.
+cargo test -p diaspora-stream --test files_hardening
 
 echo "test: conformance suite on the kafka driver ($DIASPORA_KAFKA_BOOTSTRAP)"
 DIASPORA_TEST_BACKEND=kafka \
@@ -32,6 +34,8 @@ DIASPORA_TEST_TOPIC_ARGS='{"replication_factor": 1}' \
 if pkg-config --exists mercury argobots 2>/dev/null; then
   echo "test: Mercury $(pkg-config --modversion mercury) and Argobots $(pkg-config --modversion argobots) layers"
   cargo test --features mercury,argobots,mofka --lib --test mercury --test argobots --test mofka
+  echo "test: the command-line tools in the mofka build"
+  cargo test -p diaspora-stream-cli --features mofka,argobots
   cargo test -p mercury-sys -p argobots-sys
   echo "test: conformance suite on the mofka driver (Rust mock service over na+sm)"
   DIASPORA_TEST_BACKEND=mofka cargo test --features mofka --test conformance

@@ -2,6 +2,12 @@
 //!
 //! The first signal sets a flag that the commands poll; a second one (if the graceful shutdown is
 //! stuck) exits at once with status 1.
+//!
+//! Handlers that a shared library installed before `main` are removed first: signal-hook calls
+//! the handler it replaces after its own, and in builds linking Mercury, Debian's libfabric loads
+//! the PSM library (libinfinipath), whose constructor installs a SIGINT/SIGTERM handler that
+//! exits with status 1 (its `IPATH_NO_BACKTRACE` setting cannot be given after the program
+//! started). The daemons, not a transport library, decide what these signals do.
 
 use crate::error::{CliError, CliResult};
 use signal_hook::consts::{SIGINT, SIGTERM};
@@ -17,6 +23,14 @@ impl Shutdown {
     pub fn install() -> CliResult<Shutdown> {
         let flag = Arc::new(AtomicBool::new(false));
         for sig in [SIGINT, SIGTERM] {
+            // SAFETY: sets the disposition of a signal this program handles itself, before the
+            // handlers below exist; no Rust code relies on the handler being replaced.
+            if unsafe { libc::signal(sig, libc::SIG_DFL) } == libc::SIG_ERR {
+                return Err(CliError(format!(
+                    "cannot reset the handler of signal {sig}: {}",
+                    std::io::Error::last_os_error()
+                )));
+            }
             // Order matters: the exit action runs first and fires only once the flag is set.
             signal_hook::flag::register_conditional_shutdown(sig, 1, flag.clone())
                 .and_then(|_| signal_hook::flag::register(sig, flag.clone()))

@@ -37,6 +37,7 @@ CARGO_FEATURES = {
     "mercury": "mercury",
     "mofka": "mofka",
     "argobots": "argobots",
+    "rayon": "rayon",
 }
 
 #: Variants whose crates generate bindings with bindgen, which loads libclang while building.
@@ -97,6 +98,11 @@ class DiasporaStreamRs(CargoPackage):
     # The Mofka driver is built on the Mercury layer.
     requires("+mercury", when="+mofka")
     variant("argobots", default=False, description="Argobots pools as thread pools")
+    variant(
+        "rayon",
+        default=False,
+        description="Thread pool on rayon; topic check verifies partitions in parallel",
+    )
 
     # Matches rust-version in Cargo.toml (tests/packaging.rs checks it).
     depends_on("rust@1.89:", type="build")
