@@ -465,10 +465,12 @@ fn spack_recipe_follows_cargo_toml() {
     let tests = quoted_strings(python_literal(&code, "CHECK_TESTS", '(', ')'));
     assert!(!tests.is_empty(), "{RECIPE}: CHECK_TESTS is empty");
     for name in tests {
+        // A test target is tests/NAME.rs or a folder tests/NAME/ with its main.rs.
         let file = format!("tests/{name}.rs");
+        let folder = format!("tests/{name}/main.rs");
         assert!(
-            root().join(&file).is_file(),
-            "{RECIPE}: CHECK_TESTS names {name}, but {file} does not exist"
+            root().join(&file).is_file() || root().join(&folder).is_file(),
+            "{RECIPE}: CHECK_TESTS names {name}, but neither {file} nor {folder} exists"
         );
     }
 }
