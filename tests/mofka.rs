@@ -273,6 +273,43 @@ mod with_mofka {
     }
 
     #[test]
+    fn a_batch_the_consumer_cannot_receive_is_reported_not_skipped() {
+        // The service sends a batch once; if the consumer cannot take it in (here: it announces
+        // one event more than it carries), the application must hear of it rather than see
+        // the next batch's events as if nothing were missing.
+        let Some((service, _dir)) = mock(WireVersion::CURRENT) else {
+            return;
+        };
+        let driver = driver_for(&service, json!({}));
+        driver.create_topic("damaged", &json!({})).unwrap();
+        let topic = driver.open_topic("damaged").unwrap();
+        let producer = topic.producer().build().unwrap();
+        for i in 0..5 {
+            producer.push(json!({"i": i}), DataView::new());
+        }
+        producer.flush().wait().unwrap();
+        service.damage_next_batch();
+        let consumer = topic.consumer("damaged").build().unwrap();
+        let deadline = std::time::Instant::now() + Duration::from_secs(20);
+        let err = loop {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "no error reported for the damaged batch"
+            );
+            match consumer.pull().wait_timeout(Duration::from_millis(200)) {
+                Ok(Some(ev)) => panic!("event {} delivered from a damaged batch", ev.id()),
+                Ok(None) => continue,
+                Err(e) => break e,
+            }
+        };
+        let text = err.to_string();
+        assert!(
+            text.contains("could not be received") && text.contains("partition 0"),
+            "{text}"
+        );
+    }
+
+    #[test]
     fn a_complete_partition_ends_the_stream() {
         let Some((service, _dir)) = mock(WireVersion::CURRENT) else {
             return;

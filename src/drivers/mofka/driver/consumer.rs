@@ -51,6 +51,25 @@ fn receive(shared: &Shared, input: &[u8]) -> Result<()> {
             q.consumer_ctx
         )));
     };
+    let result = fill_inbox(shared, &inbox, &q);
+    if let Err(e) = &result {
+        // The service will not send this batch again: the consumer must hear of it instead of
+        // skipping its events (its next fetch reports the first such error).
+        let mut st = lock(&inbox.state);
+        st.error.get_or_insert_with(|| {
+            format!(
+                "partition {}: a batch of {} events from id {} could not be received: {e}",
+                q.partition_index, q.count, q.first_id
+            )
+        });
+        drop(st);
+        inbox.changed.notify_all();
+    }
+    result
+}
+
+/// Puts the events of batch `q` (or the end-of-stream marker it announces) into `inbox`.
+fn fill_inbox(shared: &Shared, inbox: &Inbox, q: &RecvBatchRequest) -> Result<()> {
     if q.count == 0 {
         // Mofka's `NoMoreEvents`: an empty batch whose first id is `u64::MAX`.
         if q.first_id == NO_MORE_EVENTS {

@@ -54,6 +54,9 @@ struct State {
     next_provider: Mutex<u16>,
     partitions: Mutex<HashMap<u16, Arc<Partition>>>,
     stopping: AtomicBool,
+    /// The next batch fed to a consumer announces one event more than it carries (a test of
+    /// what a consumer does with a batch it cannot receive).
+    damage_next_batch: AtomicBool,
 }
 
 /// A running mock service; dropping it stops it.
@@ -92,6 +95,7 @@ impl MockService {
             next_provider: Mutex::new(FIRST_PARTITION_PROVIDER_ID),
             partitions: Mutex::new(HashMap::new()),
             stopping: AtomicBool::new(false),
+            damage_next_batch: AtomicBool::new(false),
         });
         register_bedrock(&state)?;
         yokan::register_yokan(&state)?;
@@ -117,6 +121,12 @@ impl MockService {
     /// The group file to give the driver (`{"group_file": ...}`).
     pub fn group_file(&self) -> &Path {
         &self.group_file
+    }
+
+    /// Makes the next batch fed to a consumer announce one event more than it carries, so
+    /// that the consumer cannot receive it (tests of how that is reported).
+    pub fn damage_next_batch(&self) {
+        self.state.damage_next_batch.store(true, Ordering::SeqCst);
     }
 
     /// Marks the partition served by `provider_id` complete: it refuses new batches, and each

@@ -303,10 +303,11 @@ fn feed(
             size,
             address: r.address.clone(),
         };
+        let damaged = state.damage_next_batch.swap(false, Ordering::SeqCst);
         let request = RecvBatchRequest {
             consumer_ctx: q.consumer_ctx,
             partition_index: q.partition_index,
-            count,
+            count: count + u64::from(damaged),
             first_id: pos,
             metadata_sizes: window(&meta_ref, 0, ms),
             metadata: window(&meta_ref, ms, mc),
