@@ -6,53 +6,21 @@
 //! conformance suite also runs against this driver (see `scripts/test.sh`).
 #![cfg(feature = "kafka")]
 
+#[path = "support/kafka_broker.rs"]
+mod kafka_broker;
 use diaspora_stream::{BatchSize, DataView, Driver, Error};
+use kafka_broker::{bootstrap, driver, topic_options, unique};
 use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::message::Message;
 use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
 use rdkafka::{Offset, TopicPartitionList};
-use serde_json::{json, Value};
+use serde_json::json;
 use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 const WAIT: Duration = Duration::from_secs(30);
-
-fn bootstrap() -> String {
-    std::env::var("DIASPORA_KAFKA_BOOTSTRAP").unwrap_or_else(|_| {
-        panic!(
-            "DIASPORA_KAFKA_BOOTSTRAP is not set: start a broker (scripts/kafka-broker.sh start) \
-             and export its address, or run scripts/test.sh which does both"
-        )
-    })
-}
-
-fn driver() -> Driver {
-    Driver::new(
-        "kafka",
-        &json!({"kafka": {"bootstrap.servers": bootstrap()}}),
-    )
-    .unwrap()
-}
-
-fn unique(prefix: &str) -> String {
-    static N: AtomicU64 = AtomicU64::new(0);
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_nanos();
-    format!(
-        "{prefix}-{}-{nanos}-{}",
-        std::process::id(),
-        N.fetch_add(1, Ordering::SeqCst)
-    )
-}
-
-fn topic_options(partitions: usize) -> Value {
-    json!({"num_partitions": partitions, "replication_factor": 1})
-}
 
 /// A plain librdkafka consumer reading raw records of `topic` partition `p` from the start.
 fn raw_records(topic: &str, p: i32, count: usize) -> Vec<(i64, Vec<u8>)> {

@@ -6,45 +6,13 @@
 //! The library's Kafka tests are in the root's `tests/kafka.rs`.
 #![cfg(feature = "kafka")]
 
+#[path = "../../../tests/support/kafka_broker.rs"]
+mod kafka_broker;
 use diaspora_stream::{DataView, Driver};
-use serde_json::{json, Value};
+use kafka_broker::{bootstrap, driver, topic_options, unique};
+use serde_json::json;
 use std::process::Command;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
-
-fn bootstrap() -> String {
-    std::env::var("DIASPORA_KAFKA_BOOTSTRAP").unwrap_or_else(|_| {
-        panic!(
-            "DIASPORA_KAFKA_BOOTSTRAP is not set: start a broker (scripts/kafka-broker.sh start) \
-             and export its address, or run scripts/test.sh which does both"
-        )
-    })
-}
-
-fn driver() -> Driver {
-    Driver::new(
-        "kafka",
-        &json!({"kafka": {"bootstrap.servers": bootstrap()}}),
-    )
-    .unwrap()
-}
-
-fn unique(prefix: &str) -> String {
-    static N: AtomicU64 = AtomicU64::new(0);
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_nanos();
-    format!(
-        "{prefix}-{}-{nanos}-{}",
-        std::process::id(),
-        N.fetch_add(1, Ordering::SeqCst)
-    )
-}
-
-fn topic_options(partitions: usize) -> Value {
-    json!({"num_partitions": partitions, "replication_factor": 1})
-}
 
 #[test]
 fn forward_from_files_to_kafka_keeps_data() {
