@@ -199,13 +199,6 @@ impl PartitionFiles {
         if records.is_empty() {
             return Ok((Vec::new(), clean));
         }
-        let metadata = read_span(
-            &self.buffers,
-            &f.metadata,
-            &records,
-            |r| (r.metadata_offset, r.metadata_size),
-            "metadata",
-        )?;
         // Full data is read in one go when wanted, within a byte budget.
         let mut data_count = 0;
         if with_data {
@@ -218,9 +211,17 @@ impl PartitionFiles {
                 data_count += 1;
             }
             // Only the events whose data is at hand: the next fetch reads the next span (the
-            // others would each cost a read and a buffer of their own).
+            // others would each cost a read and a buffer of their own). Cut before reading any
+            // metadata, which the next fetch would otherwise read again.
             records.truncate(data_count);
         }
+        let metadata = read_span(
+            &self.buffers,
+            &f.metadata,
+            &records,
+            |r| (r.metadata_offset, r.metadata_size),
+            "metadata",
+        )?;
         let sums = if self.settings.verify && f.sums.is_some() {
             Some(f.read_sums(from, records.len() as u64)?)
         } else {
