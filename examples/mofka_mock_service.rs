@@ -51,6 +51,15 @@ fn main() {
     }
     let stop = Arc::new(AtomicBool::new(false));
     for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
+        // Linking Mercury loads Debian's libfabric and, through it, the PSM library, whose
+        // constructor installs a handler that exits with status 1; signal-hook would call it
+        // after ours. Back to the default first (as diaspora-ctl does).
+        // SAFETY: sets the disposition of a signal this program handles itself, before its
+        // handler exists.
+        if unsafe { libc::signal(sig, libc::SIG_DFL) } == libc::SIG_ERR {
+            eprintln!("cannot reset the handler of signal {sig}");
+            std::process::exit(1);
+        }
         signal_hook::flag::register(sig, stop.clone()).expect("signal handler");
     }
     let service = MockService::start(&transport, version, &dir).unwrap_or_else(|e| {

@@ -33,6 +33,8 @@ DIASPORA_TEST_TOPIC_ARGS='{"replication_factor": 1}' \
 # them on PKG_CONFIG_PATH). Neither is in Debian, so a fresh machine skips this part.
 if pkg-config --exists mercury argobots 2>/dev/null; then
   echo "test: Mercury $(pkg-config --modversion mercury) and Argobots $(pkg-config --modversion argobots) layers"
+  # The mofka tests also run the mock service example, which a filtered `cargo test` does not build.
+  cargo build --features mercury,argobots,mofka --example mofka_mock_service
   cargo test --features mercury,argobots,mofka --lib --test mercury --test argobots --test mofka
   echo "test: the command-line tools in the mofka build"
   cargo test -p diaspora-stream-cli --features mofka,argobots

@@ -410,6 +410,53 @@ mod with_mofka {
         std::thread::sleep(Duration::from_secs(120));
     }
 
+    /// The mock service example stops cleanly on SIGTERM in a build that links Mercury (whose
+    /// libfabric loads a library that installs a SIGTERM handler exiting with status 1).
+    #[test]
+    fn the_mock_service_example_stops_cleanly_on_sigterm() {
+        use std::io::BufRead;
+        if !diaspora_stream::mercury::supports("na+sm") {
+            eprintln!("skipped: this Mercury has no na+sm plugin");
+            return;
+        }
+        // Examples are built next to the test binaries' folder (target/<profile>/examples).
+        let exe = std::env::current_exe().unwrap();
+        let example = exe
+            .parent()
+            .and_then(|d| d.parent())
+            .unwrap()
+            .join("examples/mofka_mock_service");
+        assert!(
+            example.exists(),
+            "{} not built (cargo build --features mofka --example mofka_mock_service)",
+            example.display()
+        );
+        let dir = tempfile::tempdir().unwrap();
+        let mut child = std::process::Command::new(&example)
+            .arg("--dir")
+            .arg(dir.path())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        // The service prints its group file once it listens.
+        let mut line = String::new();
+        std::io::BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        assert!(line.trim().ends_with(".json"), "{line:?}");
+        let killed = std::process::Command::new("kill")
+            .args(["-TERM", &child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(killed.success());
+        let status = child.wait().unwrap();
+        assert!(
+            status.success(),
+            "expected exit 0 after SIGTERM, got {status}"
+        );
+    }
+
     /// A service killed with SIGKILL while a producer streams: every push resolves (no hang),
     /// the acknowledged ones carry dense ids in push order, and the others fail with an error
     /// naming the call that failed; a consumer subscribed before the crash gets an error naming
