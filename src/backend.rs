@@ -120,6 +120,10 @@ pub struct StoredEvent {
     pub id: EventId,
     /// Serialized metadata (decoded by the topic's serializer in the engine).
     pub metadata: Bytes,
+    /// The driver checked that `metadata` holds exactly the bytes this library's writer
+    /// stored (a checksum written with them matched), so the engine need not check again that
+    /// its JSON parses: this library only writes JSON it made from a value.
+    pub metadata_verified: bool,
     /// Size of the event's data part.
     pub data_size: u64,
     /// Driver-private position of the data (e.g. a file offset), passed back to `read_data`.

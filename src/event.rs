@@ -18,6 +18,16 @@ pub(crate) fn end_of_stream_marker(index: usize, count: usize) -> Metadata {
 
 /// If `metadata` is an end-of-stream marker, its (producer index, producer count).
 pub(crate) fn parse_end_of_stream_marker(metadata: &Metadata) -> Option<(u64, u64)> {
+    // Metadata still in its text form is only parsed if it holds the marker's key (markers are
+    // written by this library, whose JSON writer never escapes it).
+    if let Some(text) = metadata.unparsed_text() {
+        // Building a searcher costs more than searching 100 bytes: build it once.
+        static FINDER: std::sync::OnceLock<memchr::memmem::Finder<'static>> =
+            std::sync::OnceLock::new();
+        FINDER
+            .get_or_init(|| memchr::memmem::Finder::new(CONTROL_KEY.as_bytes()))
+            .find(text)?;
+    }
     let m = metadata
         .json()
         .as_object()?

@@ -1,90 +1,224 @@
 //! Event metadata: any JSON value.
 
 use crate::error::{Error, Result};
+use bytes::Bytes;
 use serde_json::Value;
 use std::fmt;
+use std::sync::OnceLock;
 
 /// The JSON part of an event (or of a component configuration).
 ///
 /// It can hold any JSON value, not only objects. The default is an empty object, as in the C++ API.
 /// [`Metadata::dump`] gives the same compact text as the C++ reference (sorted keys, nlohmann's
 /// float layout), which is what the default serializer stores.
-#[derive(Clone, PartialEq, Debug)]
-pub struct Metadata(Value);
+///
+/// Metadata read from a topic keeps its text and builds the JSON value the first time it is
+/// asked for ([`Metadata::parse_shared`]): a consumer that looks at few events' metadata, or
+/// only forwards events, pays for checking the text once and never for building values. The
+/// text was checked when the event was read, so a malformed record is an error of the read, as
+/// with eager parsing.
+pub struct Metadata {
+    /// The value, built at once or on first use from `text`.
+    value: OnceLock<Value>,
+    /// JSON text known to parse, when the value has not been built yet (or was built from it
+    /// and not changed since).
+    text: Option<Bytes>,
+}
+
+impl Clone for Metadata {
+    fn clone(&self) -> Self {
+        Metadata {
+            value: self.value.clone(),
+            text: self.text.clone(),
+        }
+    }
+}
+
+impl PartialEq for Metadata {
+    fn eq(&self, other: &Self) -> bool {
+        self.json() == other.json()
+    }
+}
+
+impl fmt::Debug for Metadata {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_tuple("Metadata").field(self.json()).finish()
+    }
+}
 
 impl Default for Metadata {
     fn default() -> Self {
-        Metadata(Value::Object(Default::default()))
+        Metadata::new(Value::Object(Default::default()))
     }
+}
+
+/// Accepts exactly the JSON texts that parse into a [`Value`] (same recursion limit, same
+/// number range, same string checks) without building one.
+struct Checked;
+
+struct CheckVisitor;
+
+impl<'de> serde::de::Visitor<'de> for CheckVisitor {
+    type Value = Checked;
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("any JSON value")
+    }
+    fn visit_bool<E>(self, _: bool) -> std::result::Result<Checked, E> {
+        Ok(Checked)
+    }
+    fn visit_i64<E>(self, _: i64) -> std::result::Result<Checked, E> {
+        Ok(Checked)
+    }
+    fn visit_u64<E>(self, _: u64) -> std::result::Result<Checked, E> {
+        Ok(Checked)
+    }
+    fn visit_f64<E>(self, _: f64) -> std::result::Result<Checked, E> {
+        Ok(Checked)
+    }
+    fn visit_str<E>(self, _: &str) -> std::result::Result<Checked, E> {
+        Ok(Checked)
+    }
+    fn visit_unit<E>(self) -> std::result::Result<Checked, E> {
+        Ok(Checked)
+    }
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(
+        self,
+        mut seq: A,
+    ) -> std::result::Result<Checked, A::Error> {
+        while seq.next_element::<Checked>()?.is_some() {}
+        Ok(Checked)
+    }
+    fn visit_map<A: serde::de::MapAccess<'de>>(
+        self,
+        mut map: A,
+    ) -> std::result::Result<Checked, A::Error> {
+        while map.next_entry::<Checked, Checked>()?.is_some() {}
+        Ok(Checked)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for Checked {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
+        d.deserialize_any(CheckVisitor)
+    }
+}
+
+fn parse_value(bytes: &[u8]) -> Result<Value> {
+    serde_json::from_slice(bytes).map_err(|e| Error::Json(e.to_string()))
 }
 
 impl Metadata {
     /// Wraps a JSON value.
     pub fn new(value: Value) -> Self {
-        Metadata(value)
+        Metadata {
+            value: OnceLock::from(value),
+            text: None,
+        }
     }
 
     /// Parses JSON text. The error names the line and column where parsing stopped.
     pub fn parse(text: &str) -> Result<Self> {
-        serde_json::from_str(text)
-            .map(Metadata)
-            .map_err(|e| Error::Json(e.to_string()))
+        Self::parse_bytes(text.as_bytes())
     }
 
     /// Parses JSON bytes (must be UTF-8).
     pub fn parse_bytes(bytes: &[u8]) -> Result<Self> {
-        serde_json::from_slice(bytes)
-            .map(Metadata)
+        parse_value(bytes).map(Metadata::new)
+    }
+
+    /// Checks that `text` is JSON that parses (the same checks and errors as
+    /// [`Metadata::parse_bytes`]) and keeps it, sharing its buffer; the value is built the first
+    /// time it is needed.
+    pub fn parse_shared(text: Bytes) -> Result<Self> {
+        Self::check_json(&text)?;
+        Ok(Self::checked_text(text))
+    }
+
+    /// Checks that `text` parses into a JSON value, without building it.
+    pub(crate) fn check_json(text: &[u8]) -> Result<()> {
+        serde_json::from_slice::<Checked>(text)
+            .map(|_| ())
             .map_err(|e| Error::Json(e.to_string()))
+    }
+
+    /// Metadata of `text`, which [`Metadata::check_json`] accepted, or which this library wrote
+    /// from a JSON value.
+    pub(crate) fn checked_text(text: Bytes) -> Self {
+        Metadata {
+            value: OnceLock::new(),
+            text: Some(text),
+        }
     }
 
     /// Makes a metadata holding the JSON *string* `text` (no parsing), like the C++ `parse=false`.
     pub fn from_string(text: impl Into<String>) -> Self {
-        Metadata(Value::String(text.into()))
+        Metadata::new(Value::String(text.into()))
     }
 
     /// The JSON value.
     pub fn json(&self) -> &Value {
-        &self.0
+        self.value.get_or_init(|| {
+            let text = self.text.as_deref().unwrap_or(b"null");
+            // The text was checked to parse, or was written by this library from a value, which
+            // may nest deeper than the parser's usual limit: that is the only way to fail here.
+            parse_value(text).unwrap_or_else(|_| {
+                let mut de = serde_json::Deserializer::from_slice(text);
+                de.disable_recursion_limit();
+                serde::Deserialize::deserialize(&mut de).unwrap_or(Value::Null)
+            })
+        })
     }
 
     /// The JSON value, mutably.
     pub fn json_mut(&mut self) -> &mut Value {
-        &mut self.0
+        self.json();
+        // The value may change: the text no longer describes it.
+        self.text = None;
+        self.value.get_mut().expect("value built above")
     }
 
     /// Takes the JSON value out.
-    pub fn into_json(self) -> Value {
-        self.0
+    pub fn into_json(mut self) -> Value {
+        self.json();
+        self.value.take().expect("value built above")
+    }
+
+    /// The JSON text this metadata was read from, while its value has not been built or
+    /// changed (`None` for metadata made from a value).
+    pub fn unparsed_text(&self) -> Option<&[u8]> {
+        match self.value.get() {
+            None => self.text.as_deref(),
+            Some(_) => None,
+        }
     }
 
     /// The content if this metadata is a JSON string, else an error.
     pub fn string(&self) -> Result<&str> {
-        self.0
+        self.json()
             .as_str()
             .ok_or_else(|| Error::InvalidArgument("metadata content is not a string".into()))
     }
 
     /// Compact JSON text, byte-identical to the C++ reference's `dump()`.
     pub fn dump(&self) -> String {
-        crate::json::to_compact_string(&self.0)
+        crate::json::to_compact_string(self.json())
     }
 
     /// Pretty JSON text with `indent` spaces, identical to the C++ reference's `dump(indent)`.
     pub fn dump_pretty(&self, indent: usize) -> String {
-        crate::json::to_pretty_string(&self.0, indent)
+        crate::json::to_pretty_string(self.json(), indent)
     }
 }
 
 impl From<Value> for Metadata {
     fn from(v: Value) -> Self {
-        Metadata(v)
+        Metadata::new(v)
     }
 }
 
 impl From<Metadata> for Value {
     fn from(m: Metadata) -> Self {
-        m.0
+        m.into_json()
     }
 }
 
@@ -138,6 +272,82 @@ mod tests {
         let text = err.to_string();
         assert!(matches!(err, Error::Json(_)));
         assert!(text.contains("line 1 column"), "{text}");
+    }
+
+    #[test]
+    fn shared_text_is_checked_at_once_and_parsed_on_first_use() {
+        let text = r#"{"b":[1,2.5,"é"],"a":null}"#;
+        let lazy = Metadata::parse_shared(Bytes::from_static(text.as_bytes())).unwrap();
+        assert_eq!(lazy.unparsed_text(), Some(text.as_bytes()));
+        let copy = lazy.clone();
+        assert_eq!(lazy.json(), Metadata::parse(text).unwrap().json());
+        assert_eq!(lazy.unparsed_text(), None, "the value is built now");
+        assert_eq!(copy.unparsed_text(), Some(text.as_bytes()));
+        assert_eq!(copy, lazy);
+        assert_eq!(copy.dump(), r#"{"a":null,"b":[1,2.5,"é"]}"#);
+        let mut changed = copy.clone();
+        changed.json_mut()["a"] = json!(7);
+        assert_eq!(changed.unparsed_text(), None);
+        assert_eq!(changed.into_json()["a"], json!(7));
+        assert_eq!(Value::from(copy)["b"][1], json!(2.5));
+    }
+
+    #[test]
+    fn shared_text_is_refused_exactly_where_parsing_fails() {
+        let deep = format!("{}{}", "[".repeat(200), "]".repeat(200));
+        for bad in [
+            "1e400",
+            "\"\\ud800\"",
+            "{\"a\":1,}",
+            "{\"a\" 1}",
+            "[1 2]",
+            "",
+            "nul",
+            "\"unterminated",
+            deep.as_str(),
+        ] {
+            let eager = Metadata::parse(bad).map(|_| ());
+            let lazy = Metadata::parse_shared(Bytes::copy_from_slice(bad.as_bytes())).map(|_| ());
+            assert!(eager.is_err(), "{bad:?} parses");
+            assert_eq!(
+                lazy.unwrap_err().to_string(),
+                eager.unwrap_err().to_string(),
+                "{bad:?}"
+            );
+        }
+        let invalid_utf8 = Bytes::from_static(b"\"\xff\"");
+        assert!(Metadata::parse_shared(invalid_utf8).is_err());
+        for good in [
+            "0",
+            "-1.5e3",
+            "\"\\u00e9\\n\"",
+            "{\"a\":{\"b\":[true,false,null]}}",
+            "[]",
+        ] {
+            let lazy = Metadata::parse_shared(Bytes::copy_from_slice(good.as_bytes())).unwrap();
+            assert_eq!(lazy, Metadata::parse(good).unwrap(), "{good:?}");
+        }
+    }
+
+    #[test]
+    fn text_written_from_a_value_deeper_than_the_parser_limit_still_reads() {
+        let mut deep = json!(1);
+        for _ in 0..300 {
+            deep = json!([deep]);
+        }
+        let text = crate::json::to_compact_string(&deep);
+        assert!(
+            Metadata::parse(&text).is_err(),
+            "deeper than the usual limit"
+        );
+        let md = Metadata::checked_text(Bytes::from(text));
+        let mut v = md.json();
+        let mut depth = 0;
+        while let Some(inner) = v.get(0) {
+            v = inner;
+            depth += 1;
+        }
+        assert_eq!((depth, v), (300, &json!(1)));
     }
 
     #[test]

@@ -3,6 +3,7 @@
 use super::schema_entry;
 use crate::error::{Error, Result};
 use crate::metadata::Metadata;
+use bytes::Bytes;
 use serde_json::{json, Value};
 
 /// Turns metadata into the bytes a driver stores, and back.
@@ -11,6 +12,16 @@ pub trait Serializer: Send + Sync {
     fn serialize(&self, metadata: &Metadata, out: &mut Vec<u8>) -> Result<()>;
     /// Decodes one record (exactly the bytes one `serialize` call produced).
     fn deserialize(&self, input: &[u8]) -> Result<Metadata>;
+    /// Decodes one record held in a shared buffer. Serializers that can keep the text instead
+    /// of building the value at once ([`Metadata::parse_shared`]) override it: on success they
+    /// may take `input`'s bytes (leaving it empty), which saves counting one more holder of the
+    /// buffer; on error they leave it as it was. `verified` says that the record is exactly what
+    /// this library's writer stored through this serializer (a checksum matched), which a
+    /// serializer may use to skip checks. The default calls [`Serializer::deserialize`].
+    fn deserialize_shared(&self, input: &mut Bytes, verified: bool) -> Result<Metadata> {
+        let _ = verified;
+        self.deserialize(input)
+    }
     /// The JSON configuration persisted with the topic.
     fn metadata(&self) -> Value;
 }
@@ -28,6 +39,32 @@ pub(crate) fn encode_length_prefixed(metadata: &Metadata, out: &mut Vec<u8>) {
 }
 
 pub(crate) fn decode_length_prefixed(input: &[u8]) -> Result<Metadata> {
+    let body = length_prefixed_body(input)?;
+    Metadata::parse_bytes(&input[body]).map_err(|e| Error::Decode {
+        what: "serialized metadata",
+        reason: e.to_string(),
+    })
+}
+
+/// [`decode_length_prefixed`] keeping the JSON text for later parsing: on success `input`'s
+/// bytes move into the metadata (cut to the text); on error `input` is left as it was. The text
+/// is checked to parse unless `verified` (this library wrote it from a JSON value).
+pub(crate) fn decode_length_prefixed_shared(input: &mut Bytes, verified: bool) -> Result<Metadata> {
+    let body = length_prefixed_body(input)?;
+    if !verified {
+        Metadata::check_json(&input[body.clone()]).map_err(|e| Error::Decode {
+            what: "serialized metadata",
+            reason: e.to_string(),
+        })?;
+    }
+    let mut text = std::mem::take(input);
+    text.truncate(body.end);
+    bytes::Buf::advance(&mut text, body.start);
+    Ok(Metadata::checked_text(text))
+}
+
+/// Where the JSON text of a length-prefixed record lies in it.
+fn length_prefixed_body(input: &[u8]) -> Result<std::ops::Range<usize>> {
     let decode_err = |reason: String| Error::Decode {
         what: "serialized metadata",
         reason,
@@ -39,16 +76,17 @@ pub(crate) fn decode_length_prefixed(input: &[u8]) -> Result<Metadata> {
         )));
     };
     let len = u64::from_le_bytes(prefix.try_into().unwrap_or([0; 8]));
-    let body = usize::try_from(len)
+    usize::try_from(len)
         .ok()
-        .and_then(|l| input.get(8..8usize.checked_add(l)?))
+        .and_then(|l| 8usize.checked_add(l))
+        .filter(|end| *end <= input.len())
+        .map(|end| 8..end)
         .ok_or_else(|| {
             decode_err(format!(
                 "length prefix says {len} bytes but only {} follow",
                 input.len() - 8
             ))
-        })?;
-    Metadata::parse_bytes(body).map_err(|e| decode_err(e.to_string()))
+        })
 }
 
 impl Serializer for DefaultSerializer {
@@ -58,6 +96,9 @@ impl Serializer for DefaultSerializer {
     }
     fn deserialize(&self, input: &[u8]) -> Result<Metadata> {
         decode_length_prefixed(input)
+    }
+    fn deserialize_shared(&self, input: &mut Bytes, verified: bool) -> Result<Metadata> {
+        decode_length_prefixed_shared(input, verified)
     }
     fn metadata(&self) -> Value {
         json!({"type": "default"})
@@ -87,6 +128,9 @@ impl Serializer for SchemaSerializer {
     }
     fn deserialize(&self, input: &[u8]) -> Result<Metadata> {
         decode_length_prefixed(input)
+    }
+    fn deserialize_shared(&self, input: &mut Bytes, verified: bool) -> Result<Metadata> {
+        decode_length_prefixed_shared(input, verified)
     }
     fn metadata(&self) -> Value {
         json!({"type": "schema", "schema": self.schema})
@@ -119,6 +163,27 @@ mod tests {
         garbage.extend_from_slice(b"{x");
         let e = DefaultSerializer.deserialize(&garbage).unwrap_err();
         assert!(matches!(e, Error::Decode { .. }));
+        // The shared decoding refuses the same records with the same messages, leaving the
+        // record in place.
+        for record in [&b"abc"[..], &bad, &garbage] {
+            let mut input = Bytes::copy_from_slice(record);
+            let shared = DefaultSerializer.deserialize_shared(&mut input, false);
+            let copied = DefaultSerializer.deserialize(record);
+            assert_eq!(
+                shared.unwrap_err().to_string(),
+                copied.unwrap_err().to_string()
+            );
+            assert_eq!(&input[..], record);
+        }
+        let mut good = 7u64.to_le_bytes().to_vec();
+        good.extend_from_slice(b"{\"a\":1}trailing");
+        let mut input = Bytes::from(good);
+        let shared = DefaultSerializer
+            .deserialize_shared(&mut input, false)
+            .unwrap();
+        assert!(input.is_empty(), "the text moved into the metadata");
+        assert_eq!(shared.unparsed_text(), Some(&b"{\"a\":1}"[..]));
+        assert_eq!(shared.json()["a"], 1);
     }
 
     #[test]

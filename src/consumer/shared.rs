@@ -60,14 +60,25 @@ impl Shared {
 
     /// Decodes a stored event and runs the data selector and allocator; the data is either
     /// ready or still to be read into the allocation.
+    ///
+    /// With `keep_record`, the stored event keeps its metadata record (it may be given back to
+    /// the driver if a later read fails); without, the metadata may take it over.
     pub(super) fn prepare(
         &self,
         p: usize,
         stored: &mut StoredEvent,
+        keep_record: bool,
     ) -> Result<(Metadata, PendingData)> {
         let serializer = &self.topic.inner.components.serializer;
+        let mut copy;
+        let record = if keep_record {
+            copy = stored.metadata.clone();
+            &mut copy
+        } else {
+            &mut stored.metadata
+        };
         let metadata = serializer
-            .deserialize(&stored.metadata)
+            .deserialize_shared(record, stored.metadata_verified)
             .map_err(|e| Error::Decode {
                 what: "event metadata",
                 reason: format!(
@@ -152,8 +163,13 @@ impl Shared {
         // are: moving them, at 150 bytes each, cost more than copying 1 KiB of data).
         let mut prepared = Vec::with_capacity(batch.len());
         let mut error = None;
+        // Events are given back to the driver from the first failure on; once metadata is
+        // decoded, only reads can fail, and there are none when every event's data is at hand.
+        let keep_records = self.selector.is_some()
+            || self.allocator.is_some()
+            || batch.iter().any(|stored| stored.data.is_none());
         for stored in &mut batch {
-            match self.prepare(p, stored) {
+            match self.prepare(p, stored, keep_records) {
                 Ok(ready) => prepared.push(ready),
                 Err(e) => {
                     error = Some(e);

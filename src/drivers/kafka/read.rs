@@ -78,6 +78,7 @@ impl KafkaReader {
     pub(super) fn ingest(&mut self, p: usize, offset: u64, value: Bytes) -> Result<()> {
         let event = match decode_record(value, &self.topic, p, offset)? {
             Some((metadata, data)) => StoredEvent {
+                metadata_verified: false,
                 descriptor: None,
                 id: offset,
                 data_size: data.len() as u64,
@@ -90,6 +91,7 @@ impl KafkaReader {
                 let mut md = Vec::new();
                 crate::components::encode_length_prefixed_for_marker(&mut md);
                 StoredEvent {
+                    metadata_verified: false,
                     descriptor: None,
                     id: offset,
                     metadata: Bytes::from(md),

@@ -229,6 +229,12 @@ impl PartitionFiles {
         };
         // The first event that fails verification, with the error.
         let mut failed: Option<(usize, Error)> = None;
+        // Events written with checksums: their metadata is checked below.
+        let summed = |i: usize| {
+            sums.as_ref()
+                .and_then(|s| s.get(i).copied().flatten())
+                .is_some_and(|s| s.crcs.is_some())
+        };
         if let Some(sums) = &sums {
             for (i, sum) in sums.iter().enumerate() {
                 if let Err(e) = verify_event(
@@ -270,6 +276,8 @@ impl PartitionFiles {
             .zip(metadata)
             .enumerate()
             .map(|(i, (r, metadata))| StoredEvent {
+                // Events after a failed one are not delivered.
+                metadata_verified: summed(i),
                 descriptor: None,
                 id: from + i as u64,
                 metadata,

@@ -82,6 +82,7 @@ fn fill_inbox(shared: &Shared, inbox: &Inbox, q: &RecvBatchRequest) -> Result<()
                 .entry(q.partition_index)
                 .or_default()
                 .push_back(StoredEvent {
+                    metadata_verified: false,
                     id: NO_MORE_EVENTS - 1,
                     metadata: Bytes::from(md),
                     data_size: 0,
@@ -115,6 +116,7 @@ fn fill_inbox(shared: &Shared, inbox: &Inbox, q: &RecvBatchRequest) -> Result<()
     let queue = st.queues.entry(q.partition_index).or_default();
     for (i, (m, d)) in entries.iter().zip(descriptors).enumerate() {
         queue.push_back(StoredEvent {
+            metadata_verified: false,
             id: q.first_id + i as u64,
             metadata: Bytes::copy_from_slice(m),
             data_size: d.size(),
