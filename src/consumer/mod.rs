@@ -4,7 +4,8 @@
 //! events from the driver (round robin over the targets, `batch_size` events at a time, at most
 //! `max_num_batches` batches ahead of the application), decodes metadata, runs the application's
 //! data selector and allocator, and has the driver read only the selected bytes straight into the
-//! memory the allocator returned. [`Consumer::pull`] hands out prefetched events.
+//! memory the allocator returned. [`Consumer::pull`] hands out prefetched events one
+//! at a time, [`Consumer::pull_many`] several per call.
 //!
 //! Exceptions to the prefetch thread: with an inline pool (0 threads, the default) on a driver
 //! whose fetch returns at once (files), and with drivers whose client prefetches by itself
@@ -19,9 +20,9 @@
 
 use crate::data_view::Allocation;
 use crate::descriptor::DataDescriptor;
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::event::Event;
-use crate::future::{Future, GiveBack};
+use crate::future::{Deadline, Future, GiveBack};
 use crate::metadata::Metadata;
 use crate::thread_pool::{ThreadPool, DEFAULT_PRIORITY};
 use crate::topic::TopicHandle;
@@ -157,12 +158,7 @@ impl Consumer {
             let mut q = self.shared.lock();
             if matches!(q.items.front(), Some(Ok(_))) {
                 if let Some(Ok(event)) = q.items.pop_front() {
-                    if q.prefetcher_waiting
-                        && q.items.len() + self.shared.fetch_size <= self.shared.capacity
-                    {
-                        q.prefetcher_waiting = false;
-                        self.shared.room.notify_one();
-                    }
+                    self.shared.wake_prefetcher(&mut q);
                     drop(q);
                     return Future::claimed(event, self.shared.clone() as Arc<dyn GiveBack<Event>>);
                 }
@@ -174,6 +170,58 @@ impl Consumer {
         }))
     }
 
+    /// Takes up to `max` events at once, appending them to `out`, and returns how many it took.
+    ///
+    /// Waits at most `timeout` (`None`: without limit) for the first one, then takes what is
+    /// queued after it without waiting again: one lock and no future for the whole group, where
+    /// [`Consumer::pull`] costs one of each per event. `Ok(0)` means the time ran out. Events come
+    /// in the order [`Consumer::pull`] gives them. Once the stream has ended, the call appends
+    /// the end-of-stream marker (alone) and returns 1. An error met after some events is
+    /// returned by the next call, so no event before it is lost.
+    pub fn pull_many(
+        &self,
+        out: &mut Vec<Event>,
+        max: usize,
+        timeout: Option<Duration>,
+    ) -> Result<usize> {
+        if max == 0 {
+            return Ok(0);
+        }
+        let deadline = match timeout {
+            Some(t) => Deadline::after(t),
+            None => Deadline::never(),
+        };
+        let Some(mut q) = self.shared.wait_ready(&deadline) else {
+            return Ok(0);
+        };
+        let mut taken = 0;
+        while taken < max {
+            match q.items.front() {
+                Some(Ok(_)) => {
+                    if let Some(Ok(event)) = q.items.pop_front() {
+                        out.push(event);
+                        taken += 1;
+                    }
+                }
+                Some(Err(_)) if taken == 0 => {
+                    let error = q.items.pop_front().and_then(|item| item.err());
+                    self.shared.wake_prefetcher(&mut q);
+                    return Err(error.unwrap_or(Error::Closed("consumer")));
+                }
+                _ => break,
+            }
+        }
+        if taken > 0 {
+            self.shared.wake_prefetcher(&mut q);
+            return Ok(taken);
+        }
+        if q.ended {
+            out.push(self.shared.end_of_stream());
+            return Ok(1);
+        }
+        Err(Error::Closed("consumer"))
+    }
+
     /// Iterates over events, waiting at most `timeout` for each; ends when none arrives in time or
     /// at an end-of-stream marker. Errors are yielded as items.
     pub fn iter(&self, timeout: Duration) -> Events<'_> {
@@ -181,6 +229,7 @@ impl Consumer {
             consumer: self,
             timeout,
             done: false,
+            taken: Vec::new(),
         }
     }
 
@@ -297,11 +346,19 @@ impl Drop for Consumer {
 }
 
 /// Iterator returned by [`Consumer::iter`].
+///
+/// It takes events from the consumer a group at a time ([`Consumer::pull_many`]); events taken
+/// but not yet yielded go back to the front of the consumer's queue when it is dropped.
 pub struct Events<'a> {
     consumer: &'a Consumer,
     timeout: Duration,
     done: bool,
+    /// Events taken and not yet yielded, the next one last.
+    taken: Vec<Event>,
 }
+
+/// Events an [`Events`] iterator takes at once.
+const ITER_GROUP: usize = 64;
 
 impl Iterator for Events<'_> {
     type Item = Result<Event>;
@@ -309,17 +366,35 @@ impl Iterator for Events<'_> {
         if self.done {
             return None;
         }
-        match self.consumer.pull().wait_timeout(self.timeout) {
-            Ok(Some(ev)) if ev.is_end_of_stream() => {
-                self.done = true;
-                None
+        if self.taken.is_empty() {
+            match self
+                .consumer
+                .pull_many(&mut self.taken, ITER_GROUP, Some(self.timeout))
+            {
+                Ok(0) => {
+                    self.done = true;
+                    return None;
+                }
+                Ok(_) => self.taken.reverse(),
+                Err(e) => return Some(Err(e)),
             }
-            Ok(Some(ev)) => Some(Ok(ev)),
-            Ok(None) => {
-                self.done = true;
-                None
+        }
+        let ev = self.taken.pop()?;
+        if ev.is_end_of_stream() {
+            self.done = true;
+            return None;
+        }
+        Some(Ok(ev))
+    }
+}
+
+impl Drop for Events<'_> {
+    fn drop(&mut self) {
+        // Give back, last first, so that the queue keeps their order.
+        for ev in self.taken.drain(..) {
+            if !ev.is_end_of_stream() {
+                self.consumer.shared.unpull(ev);
             }
-            Err(e) => Some(Err(e)),
         }
     }
 }

@@ -1,6 +1,7 @@
 //! Checksums
 
 use super::helpers::assert_intact;
+use super::helpers::data_of;
 use super::helpers::driver;
 use super::helpers::driver_with;
 use super::helpers::files_backend;
@@ -159,4 +160,45 @@ fn events_appended_by_a_writer_without_checksums_stay_readable() {
     let report = files_backend(&d).check_topic("t", |_| {}).unwrap();
     assert!(report.is_clean(), "{report:?}");
     assert_eq!(report.partitions[0].verified, 3);
+}
+
+#[test]
+fn pull_many_delivers_the_events_before_a_damaged_one_then_its_error() {
+    let tmp = tempfile::tempdir().unwrap();
+    let d = driver(tmp.path());
+    d.create_topic("t", &json!({})).unwrap();
+    produce(&d.open_topic("t").unwrap(), 0..6);
+    // Flip a byte of event 3's data.
+    let data = pfile(tmp.path(), "t", 0, "data");
+    let at: u64 = (0..3).map(|i| data_of(i).len() as u64).sum::<u64>() + 2;
+    let f = OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(&data)
+        .unwrap();
+    let mut b = [0u8; 1];
+    f.read_exact_at(&mut b, at).unwrap();
+    f.write_all_at(&[b[0] ^ 0x01], at).unwrap();
+
+    let topic = d.open_topic("t").unwrap();
+    let consumer = topic.consumer("").build().unwrap();
+    let mut got = Vec::new();
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    let error = loop {
+        assert!(std::time::Instant::now() < deadline, "no error reported");
+        match consumer.pull_many(&mut got, 100, Some(Duration::from_millis(300))) {
+            Ok(_) => {}
+            Err(e) => break e,
+        }
+    };
+    let ids: Vec<u64> = got.iter().map(|ev| ev.id()).collect();
+    assert_eq!(ids, vec![0, 1, 2], "the events before the damaged one");
+    for ev in &got {
+        assert_eq!(ev.data().to_vec(), data_of(ev.id()));
+    }
+    let msg = error.to_string();
+    assert!(
+        msg.contains("checksum mismatch in the data of event 3"),
+        "{msg}"
+    );
 }
