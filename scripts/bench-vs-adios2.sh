@@ -12,7 +12,9 @@
 #   "1 KiB x 128 per step": STEPS_1KIB (default 4000) steps of 128 events of 1 KiB + 64 B metadata;
 #                          ours: batches of 128 (a batch = a step); ADIOS2: 128 events per step.
 # Ours runs diaspora-producer-benchmark / diaspora-consumer-benchmark (-p 0: inline) on a topic
-# made by diaspora-ctl with its defaults (checksums on). The peer is scripts/peers/adios2-bench.cpp,
+# made by diaspora-ctl with its defaults (checksums on). Our reader takes events with `pull_many`
+# (up to 256 per call; BP5 reads a step's payloads with one Get), then reads the same topic again
+# with one `pull()` future per event: the row "read (one pull per event)". The peer is scripts/peers/adios2-bench.cpp,
 # compiled here with g++ against the C++ headers and libraries of the `adios2` PyPI wheel
 # (serial, no MPI), engine defaults unless ADIOS2_BENCH_PARAMS holds "Key=Value, ..." engine
 # parameters (e.g. "StatsLevel=0" to skip BP5's per-block min/max statistics).
@@ -69,7 +71,7 @@ rate() {
   echo "$out" | sed -n 's/^Throughput: \([0-9.e+]*\) events\/s.*/\1/p' | head -1
 }
 
-median() { tr ' ' '\n' | grep -v '^$' | sort -g | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
+median() { tr ' ' '\n' | { grep -v '^$' || true; } | sort -g | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
 
 mbps() { awk -v r="$1" -v b="$2" 'BEGIN {printf "%.1f", r * b / 1e6}'; }
 
@@ -86,7 +88,7 @@ allocator() {
 
 # run_case SIDE CASE: one write + read of that case by that side, in a fresh place.
 run_case() {
-  local side="$1" case="$2" per_step size steps n written read_
+  local side="$1" case="$2" per_step size steps n written read_ each
   if [ "$case" = big ]; then per_step=1 size=1048576 steps="$events_1m"
   else per_step=128 size=1024 steps="$steps_1k"; fi
   n=$((per_step * steps))
@@ -96,16 +98,19 @@ run_case() {
     written="$(rate "$n" "$ours/diaspora-producer-benchmark" -d files -c "$work/files.json" \
       -t T -n "$n" -m 64 -s "$size" -b "$per_step" -f "$n" -p 0)"
     read_="$(rate "$n" "$ours/diaspora-consumer-benchmark" -d files -c "$work/files.json" \
-      -t T -n "$n" -p 0)"
+      -t T -n "$n" -p 0 --pull many)"
+    each="$(rate "$n" "$ours/diaspora-consumer-benchmark" -d files -c "$work/files.json" \
+      -t T -n "$n" -p 0 --pull each)"
+    runs["$case,ours,read (one pull per event)"]+=" $each"
     rm -rf "${work:?}/topics"
   else
     written="$(rate "$n" "$peer" write "$work/stream.bp" "$per_step" "$size" "$steps")"
     read_="$(rate "$n" "$peer" read "$work/stream.bp" "$per_step" "$size" "$steps")"
     rm -rf "${work:?}/stream.bp"
   fi
-  printf 'run %2d  %-20s %-6s  write %12.0f events/s %8s MB/s   read %12.0f events/s %8s MB/s\n' \
+  printf 'run %2d  %-20s %-6s  write %12.0f events/s %8s MB/s   read %12.0f events/s %8s MB/s%s\n' \
     "$run" "${label[$case]}" "$side" "$written" "$(mbps "$written" "$size")" \
-    "$read_" "$(mbps "$read_" "$size")"
+    "$read_" "$(mbps "$read_" "$size")" "${each:+   (one pull per event: $each events/s)}"
   runs["$case,$side,write"]+=" $written"
   runs["$case,$side,read"]+=" $read_"
 }
@@ -130,12 +135,12 @@ echo
 echo "medians of $rounds runs (1 MiB: $events_1m events; 1 KiB: $steps_1k steps of 128 events;" \
   "64 B metadata per event); ADIOS2 $adios2_version BP5, parameters:" \
   "${ADIOS2_BENCH_PARAMS:-defaults}"
-printf '%-28s %14s %10s %14s %10s %8s\n' case "ADIOS2 ev/s" "MB/s" "ours ev/s" "MB/s" ratio
+printf '%-52s %14s %10s %14s %10s %8s\n' case "ADIOS2 ev/s" "MB/s" "ours ev/s" "MB/s" ratio
 for case in big small; do
-  for what in write read; do
-    a="$(echo "${runs[$case,adios2,$what]}" | median)"
+  for what in write read "read (one pull per event)"; do
+    a="$(echo "${runs[$case,adios2,${what%% *}]}" | median)"
     o="$(echo "${runs[$case,ours,$what]}" | median)"
-    printf '%-28s %14.0f %10s %14.0f %10s %7.2fx\n' "${label[$case]}, $what" \
+    printf '%-52s %14.0f %10s %14.0f %10s %7.2fx\n' "${label[$case]}, $what" \
       "$a" "$(mbps "$a" "${bytes[$case]}")" "$o" "$(mbps "$o" "${bytes[$case]}")" \
       "$(awk -v o="$o" -v a="$a" 'BEGIN {print (a > 0 ? o / a : 0)}')"
   done

@@ -17,7 +17,10 @@
 # the file system of TMPDIR. Each side creates its topics with its own defaults (ours keeps
 # checksums, the reference has none); a third side, "bare", runs our programs on topics created
 # without checksums, to show what they cost. Prints every run, then the median of each side and
-# the ratios (ours / reference).
+# the ratios (ours / reference). Our consumer reads each topic twice: with one pull() future per
+# event (as the reference's program does), then with Consumer::pull_many (rows "pull_many"). With
+# one pool thread, a fourth side runs our programs with that thread in a rayon pool (--pool rayon,
+# built with the CLI's `rayon` feature).
 #
 # What each side does with the data: the reference's consumer program reads none (it parses -s
 # and -i but never installs its selector and allocator); ours reads all of every event's data
@@ -36,7 +39,7 @@ if [ "$(id -u)" -eq 0 ]; then
   export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
 fi
 echo "bench-vs-cpp: building this library's programs (release)" >&2
-cargo build --release --quiet --bins
+cargo build --release --quiet --bins --features diaspora-stream-cli/rayon
 ours=target/release
 work="$(mktemp -d)"
 trap 'rm -rf "$work"' EXIT
@@ -69,24 +72,35 @@ rate() {
   echo "$out" | sed -n 's/^Throughput: \([0-9.e+]*\) events\/s.*/\1/p' | head -1
 }
 
-median() { tr ' ' '\n' | grep -v '^$' | sort -g | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
+median() { tr ' ' '\n' | { grep -v '^$' || true; } | sort -g | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
 
 declare -A runs
 n=0
 for threads in 0 1; do
   for round in $(seq 1 "$rounds"); do
     order="cpp ours bare"; [ $((round % 2)) -eq 0 ] && order="bare ours cpp"
+    # With a pool thread, a fourth side: our programs with that thread in a rayon pool.
+    [ "$threads" = 1 ] && order="$order rayon"
     for side in $order; do
       n=$((n + 1))
       topic="t$n"
       create "$side" "$topic"
-      bin="$ours"; [ "$side" = cpp ] && bin="$cpp"
+      bin="$ours" extra=()
+      [ "$side" = cpp ] && bin="$cpp"
+      [ "$side" = rayon ] && extra=(--pool rayon)
       produced="$(rate "$bin/diaspora-producer-benchmark" -d files -c "$work/files.json" \
-        -t "$topic" -n "$events" -m 64 -s 256 -b 128 -f 10000 -p "$threads")"
+        -t "$topic" -n "$events" -m 64 -s 256 -b 128 -f 10000 -p "$threads" "${extra[@]}")"
       consumed="$(rate "$bin/diaspora-consumer-benchmark" -d files -c "$work/files.json" \
-        -t "$topic" -n "$events" -p "$threads")"
-      printf 'run %2d  %-4s  -p %s  producer %12.0f events/s  consumer %12.0f events/s\n' \
-        "$n" "$side" "$threads" "$produced" "$consumed"
+        -t "$topic" -n "$events" -p "$threads" "${extra[@]}")"
+      many=""
+      if [ "$side" != cpp ]; then
+        # The same topic again, taking events with pull_many instead of one pull() per event.
+        many="$(rate "$bin/diaspora-consumer-benchmark" -d files -c "$work/files.json" \
+          -t "$topic" -n "$events" -p "$threads" --pull many "${extra[@]}")"
+        runs["$side,$threads,consumer (pull_many)"]+=" $many"
+      fi
+      printf 'run %2d  %-5s  -p %s  producer %12.0f events/s  consumer %12.0f events/s%s\n' \
+        "$n" "$side" "$threads" "$produced" "$consumed" "${many:+  pull_many $many events/s}"
       runs["$side,$threads,producer"]+=" $produced"
       runs["$side,$threads,consumer"]+=" $consumed"
       rm -rf "${work:?}/topics/$topic"
@@ -96,18 +110,21 @@ done
 
 echo
 echo "medians of $rounds runs, $events events of 64 B metadata + 256 B data, batches of 128, 4 partitions:"
-printf '%-16s %12s %14s %8s %16s %8s\n' case "reference" "this library" ratio \
-  "no checksums" ratio
-ratio() { awk -v o="$1" -v c="$2" 'BEGIN {print (c > 0 ? o / c : 0)}'; }
+printf '%-28s %12s %14s %8s %14s %8s %14s %8s\n' case "reference" "this library" ratio \
+  "no checksums" ratio "rayon pool" ratio
+ratio() { awk -v o="$1" -v c="$2" 'BEGIN {print (c > 0 && o > 0 ? o / c : 0)}'; }
 for threads in 0 1; do
-  for what in producer consumer; do
-    c="$(echo "${runs[cpp,$threads,$what]}" | median)"
+  for what in producer consumer "consumer (pull_many)"; do
+    # The reference's consumer row is the peer of both of ours.
+    c="$(echo "${runs[cpp,$threads,${what%% *}]}" | median)"
     o="$(echo "${runs[ours,$threads,$what]}" | median)"
     b="$(echo "${runs[bare,$threads,$what]}" | median)"
-    printf '%-16s %12.0f %14.0f %7.2fx %16.0f %7.2fx\n' "$what -p $threads" "$c" "$o" \
-      "$(ratio "$o" "$c")" "$b" "$(ratio "$b" "$c")"
+    r="$(echo "${runs[rayon,$threads,$what]:-}" | median)"
+    printf '%-28s %12.0f %14.0f %7.2fx %14.0f %7.2fx %14.0f %7.2fx\n' "$what -p $threads" "$c" \
+      "$o" "$(ratio "$o" "$c")" "$b" "$(ratio "$b" "$c")" "${r:-0}" "$(ratio "${r:-0}" "$c")"
   done
 done
+echo "ratio = ours / reference; 0 where a side did not run (rayon: only with a pool thread)"
 
 # The second peer: ADIOS2's BP5 engine (from PyPI), same machine, same run.
 echo

@@ -7,7 +7,7 @@
 //! round robin and the report (rank 0) gives totals over all ranks.
 
 use clap::Parser;
-use diaspora_stream::{Allocation, DataDescriptor, ThreadCount};
+use diaspora_stream::{Allocation, DataDescriptor};
 use std::io::IsTerminal;
 use std::time::{Duration, Instant};
 
@@ -65,7 +65,21 @@ struct Args {
     /// event a fresh zeroed vector, as the C++ benchmark program's callbacks do.
     #[arg(long, value_enum, default_value_t = Placement::Library)]
     allocator: Placement,
+    /// How events are taken: `each` with one `pull()` future per event, as the C++ benchmark
+    /// program does; `many` up to 256 at a time with `pull_many` (one lock, no futures).
+    #[arg(long, value_enum, default_value_t = Pull::Each)]
+    pull: Pull,
 }
+
+/// See `--pull`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+enum Pull {
+    Each,
+    Many,
+}
+
+/// Events a `--pull many` call takes at most.
+const PULL_GROUP: usize = 256;
 
 /// See `--allocator`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
@@ -107,6 +121,7 @@ fn run(args: &Args, ranks: &Ranks) -> Result<(), String> {
         println!("Data interest: {}", args.data_interest);
         println!("Data selectivity: {}", args.data_selectivity);
         println!("Data placement: {:?}", args.allocator);
+        println!("Pulls: {:?}", args.pull);
         println!("Number of processes: {}", ranks.size);
     }
     let interest = args.data_interest;
@@ -124,7 +139,7 @@ fn run(args: &Args, ranks: &Ranks) -> Result<(), String> {
         let builder = topic
             .consumer(&args.consumer)
             .targets(&mine)
-            .thread_pool(driver.make_thread_pool(ThreadCount(args.target.num_threads)));
+            .thread_pool(args.target.thread_pool(&driver)?);
         let everything = interest >= 1.0 && selectivity >= 1.0;
         let builder = if everything && args.allocator == Placement::Library {
             builder
@@ -144,30 +159,45 @@ fn run(args: &Args, ranks: &Ranks) -> Result<(), String> {
         let consumer = builder.build().map_err(|e| e.to_string())?;
         let idle = Duration::from_secs_f64(args.idle_timeout);
         let mut last = None;
-        while events < args.num_events {
-            match consumer.pull().wait_timeout(idle) {
-                Ok(Some(ev)) if ev.is_end_of_stream() => break,
-                Ok(Some(ev)) => {
-                    events += 1;
-                    bytes += ev.data().size() as u64;
-                    // The clock for the first 64 events, then every 64 and at the last one: a
-                    // read per event cost a few percent of the rate; a longer run ended by the
-                    // idle timeout is timed to within 63 events of its last one.
-                    if events < 64 || events % 64 == 0 || events == args.num_events {
-                        last_event_at = Instant::now();
-                    }
-                    if let Some(b) = &bar {
-                        if events % 1024 == 0 {
-                            b.set_position(events);
-                        }
-                    }
-                    last = Some(ev);
+        let mut group = Vec::with_capacity(PULL_GROUP);
+        'pulls: while events < args.num_events {
+            // Both ways end at the first error, at the end of the stream, or after `idle`.
+            let pulled = match args.pull {
+                Pull::Each => consumer.pull().wait_timeout(idle).map(|ev| {
+                    group.extend(ev);
+                    group.len()
+                }),
+                Pull::Many => {
+                    let want = (args.num_events - events).min(PULL_GROUP as u64) as usize;
+                    consumer.pull_many(&mut group, want, Some(idle))
                 }
-                Ok(None) => break,
+            };
+            match pulled {
+                Ok(0) => break,
+                Ok(_) => {}
                 Err(e) => {
                     error = Some(e.to_string());
                     break;
                 }
+            }
+            for ev in group.drain(..) {
+                if ev.is_end_of_stream() {
+                    break 'pulls;
+                }
+                events += 1;
+                bytes += ev.data().size() as u64;
+                // The clock for the first 64 events, then every 64 and at the last one: a read
+                // per event cost a few percent of the rate; a longer run ended by the idle
+                // timeout is timed to within 63 events of its last one.
+                if events < 64 || events % 64 == 0 || events == args.num_events {
+                    last_event_at = Instant::now();
+                }
+                if let Some(b) = &bar {
+                    if events % 1024 == 0 {
+                        b.set_position(events);
+                    }
+                }
+                last = Some(ev);
             }
         }
         if args.ack {

@@ -5,7 +5,7 @@
 //! between two barriers, and the report (rank 0) gives totals over all ranks.
 
 use clap::Parser;
-use diaspora_stream::{BatchSize, DataView, ThreadCount};
+use diaspora_stream::{BatchSize, DataView};
 use serde_json::Value;
 use std::io::IsTerminal;
 use std::time::Instant;
@@ -85,7 +85,7 @@ fn run(args: &Args, ranks: &Ranks) -> Result<(), String> {
         return Err("--batch-size must be at least 1".into());
     }
     let (driver, topic) = args.target.open()?;
-    let pool = driver.make_thread_pool(ThreadCount(args.target.num_threads));
+    let pool = args.target.thread_pool(&driver)?;
     let producer = topic
         .producer()
         .name("benchmark-producer")

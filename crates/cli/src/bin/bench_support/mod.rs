@@ -3,9 +3,10 @@
 //! feature), the progress bar.
 
 use clap::Args;
-use diaspora_stream::{Driver, TopicHandle};
+use diaspora_stream::{Driver, ThreadCount, ThreadPool, TopicHandle};
 use serde_json::Value;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 /// The options of both programs: which topic of which driver, and the threads working on it.
 /// Each program flattens it into its own options (`#[command(flatten)]`).
@@ -23,6 +24,17 @@ pub struct TopicArgs {
     /// Threads of the producer's or consumer's pool (0: inline).
     #[arg(short = 'p', long, default_value_t = 1, value_parser = threads)]
     pub num_threads: usize,
+    /// Which pool runs those threads: `std` (the library's own threads) or `rayon` (a rayon
+    /// pool of that many threads; in builds with the `rayon` feature).
+    #[arg(long, value_enum, default_value_t = PoolKind::Std)]
+    pub pool: PoolKind,
+}
+
+/// See `--pool`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum PoolKind {
+    Std,
+    Rayon,
 }
 
 impl TopicArgs {
@@ -37,6 +49,21 @@ impl TopicArgs {
         Ok((driver, topic))
     }
 
+    /// The pool of `--num-threads` threads that `--pool` names.
+    pub fn thread_pool(&self, driver: &Driver) -> Result<Arc<dyn ThreadPool>, String> {
+        match self.pool {
+            PoolKind::Std => Ok(driver.make_thread_pool(ThreadCount(self.num_threads))),
+            #[cfg(feature = "rayon")]
+            PoolKind::Rayon => diaspora_stream::RayonThreadPool::with_threads(self.num_threads)
+                .map(|p| Arc::new(p) as Arc<dyn ThreadPool>)
+                .map_err(|e| format!("rayon pool: {e}")),
+            #[cfg(not(feature = "rayon"))]
+            PoolKind::Rayon => {
+                Err("--pool rayon needs a build with the `rayon` feature".to_string())
+            }
+        }
+    }
+
     /// Prints the driver, configuration file and topic lines of the options report.
     pub fn print(&self) {
         println!("Driver: {}", self.driver);
@@ -48,6 +75,7 @@ impl TopicArgs {
                 .unwrap_or_default()
         );
         println!("Topic: {}", self.topic);
+        println!("Thread pool: {:?}", self.pool);
     }
 }
 
