@@ -66,6 +66,9 @@ fi
 # The Slurm job scripts on a one-node cluster started (and stopped) here; it needs root.
 if [ "$(id -u)" -eq 0 ] && command -v slurmctld >/dev/null; then
   echo "test: Slurm job scripts"
+  # The jobs run the debug binaries; the mofka build above may have replaced them with binaries
+  # without MPI (each rank would then run alone): build them with the features the jobs need.
+  cargo build -p diaspora-stream-cli --features mpi,kafka,hdf5,rayon --bins
   bash slurm/test-jobs.sh
 else
   echo "test: Slurm job scripts skipped (they need root and the slurmctld, slurmd and munge packages)"
