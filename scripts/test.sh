@@ -17,9 +17,21 @@ if [ -z "${DIASPORA_KAFKA_BOOTSTRAP:-}" ]; then
 fi
 export DIASPORA_KAFKA_BOOTSTRAP
 
+# AWS's own MSK IAM token signer (Python), which tests/msk.rs compares our tokens with.
+msk_venv="${XDG_CACHE_HOME:-$HOME/.cache}/diaspora-stream-rs/msk-signer-venv"
+if ! "$msk_venv/bin/python" -c 'import aws_msk_iam_sasl_signer' 2>/dev/null; then
+  echo "test: installing aws-msk-iam-sasl-signer-python into $msk_venv"
+  python3 -m venv "$msk_venv"
+  "$msk_venv/bin/pip" install -q aws-msk-iam-sasl-signer-python==1.0.2
+fi
+export DIASPORA_MSK_SIGNER_PYTHON="$msk_venv/bin/python"
+
 # The library and the command-line tools (crates/cli: diaspora-ctl and the benchmark programs,
-# with the tests that run them).
-cargo test -p diaspora-stream -p diaspora-stream-cli --features mpi,kafka,hdf5,rayon --no-fail-fast "$@"
+# with the tests that run them); the Kafka tests run with Amazon MSK support built in.
+cargo test -p diaspora-stream -p diaspora-stream-cli --features mpi,kafka,msk,hdf5,rayon --no-fail-fast "$@"
+# Without `msk`, an `aws_msk_iam` option and `diaspora-ctl msk-token` are refused.
+cargo test -p diaspora-stream --features kafka --lib drivers::kafka
+cargo test -p diaspora-stream-cli --test cli_msk
 # Without rayon, `topic check` verifies partitions one after the other: that path too.
 cargo test -p diaspora-stream --test files_hardening
 
@@ -68,7 +80,7 @@ if [ "$(id -u)" -eq 0 ] && command -v slurmctld >/dev/null; then
   echo "test: Slurm job scripts"
   # The jobs run the debug binaries; the mofka build above may have replaced them with binaries
   # without MPI (each rank would then run alone): build them with the features the jobs need.
-  cargo build -p diaspora-stream-cli --features mpi,kafka,hdf5,rayon --bins
+  cargo build -p diaspora-stream-cli --features mpi,kafka,msk,hdf5,rayon --bins
   bash slurm/test-jobs.sh
 else
   echo "test: Slurm job scripts skipped (they need root and the slurmctld, slurmd and munge packages)"

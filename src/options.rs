@@ -39,6 +39,12 @@ pub(crate) fn optional_text<'de, D: Deserializer<'de>>(
     }
 }
 
+/// A required string option that also takes a number or a boolean, as their text.
+#[cfg_attr(not(feature = "kafka"), allow(dead_code))]
+pub(crate) fn text<'de, D: Deserializer<'de>>(d: D) -> std::result::Result<String, D::Error> {
+    optional_text(d)?.ok_or_else(|| serde::de::Error::custom("expected a string, not null"))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

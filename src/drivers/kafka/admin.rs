@@ -1,16 +1,14 @@
 //! The driver itself: topic administration on the cluster (create, open, list, exists).
 
 use super::config::KafkaConfig;
+use super::context::{Access, Ctx};
 use super::produce::Writer;
 use super::topic::KafkaTopic;
-use super::{
-    check_topic_name, client_config, kafka_err, partition_infos, ADMIN_TIMEOUT, REQUEST_TIMEOUT,
-};
+use super::{check_topic_name, kafka_err, partition_infos, ADMIN_TIMEOUT, REQUEST_TIMEOUT};
 use crate::backend::{DriverBackend, TopicBackend};
 use crate::components::TopicComponents;
 use crate::error::{Error, Result};
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
-use rdkafka::client::DefaultClientContext;
 use rdkafka::consumer::BaseConsumer;
 use rdkafka::consumer::Consumer as _;
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
@@ -26,7 +24,13 @@ use std::time::{Duration, Instant};
 /// The kafka driver.
 pub struct KafkaDriver {
     pub(super) config: KafkaConfig,
-    pub(super) admin: AdminClient<DefaultClientContext>,
+    pub(super) access: Access,
+    admin: AdminClient<Ctx>,
+    /// Asks the cluster's metadata (a consumer polls its main queue, so librdkafka's errors
+    /// and token requests reach its context; an admin client's never do).
+    meta: BaseConsumer<Ctx>,
+    /// With `aws_msk_iam`: when the admin client's token is to be renewed (ms since the epoch).
+    admin_token_renewal: Mutex<Option<i64>>,
 }
 
 impl std::fmt::Debug for KafkaDriver {
@@ -41,23 +45,75 @@ impl KafkaDriver {
     /// Connects the admin client (no request is sent until needed).
     pub fn new(options: &Value) -> Result<Self> {
         let config = KafkaConfig::from_json(options)?;
-        let admin = client_config(
-            &config.kafka,
+        let access = Access::new(&config)?;
+        let admin: AdminClient<Ctx> = access.create(
+            "the Kafka admin client",
             &[("allow.auto.create.topics", "false")],
             &BTreeMap::new(),
-        )
-        .create()
-        .map_err(|e| kafka_err("cannot create the Kafka admin client", e))?;
-        Ok(KafkaDriver { config, admin })
+        )?;
+        let renewal = access.give_token(admin.inner())?;
+        let meta: BaseConsumer<Ctx> = access.create(
+            "a Kafka metadata client",
+            &[
+                ("group.id", "diaspora-metadata"),
+                ("allow.auto.create.topics", "false"),
+            ],
+            &BTreeMap::new(),
+        )?;
+        access.give_token(meta.client())?;
+        Ok(KafkaDriver {
+            config,
+            access,
+            admin,
+            meta,
+            admin_token_renewal: Mutex::new(renewal),
+        })
+    }
+
+    /// The metadata of every topic of the cluster. An authentication failure is reported as
+    /// such within a second or two of librdkafka seeing it, instead of a timeout.
+    pub(super) fn metadata(&self) -> Result<rdkafka::metadata::Metadata> {
+        let deadline = Instant::now() + REQUEST_TIMEOUT;
+        loop {
+            // Runs the client's callbacks: errors, token requests.
+            let _ = self.meta.poll(Duration::ZERO);
+            if let Some(e) = self.access.failures.current() {
+                return Err(e);
+            }
+            let slice = deadline
+                .saturating_duration_since(Instant::now())
+                .min(Duration::from_secs(1));
+            match self.meta.fetch_metadata(None, slice) {
+                Ok(md) => return Ok(md),
+                Err(e) if Instant::now() >= deadline => {
+                    return Err(kafka_err("cannot fetch the cluster metadata", e))
+                }
+                Err(_) => {}
+            }
+        }
+    }
+
+    /// The admin client, with a fresh token when `aws_msk_iam` is on (admin clients do not
+    /// ask librdkafka's main queue for tokens, so the driver renews them).
+    fn admin(&self) -> Result<&AdminClient<Ctx>> {
+        let mut renewal = self
+            .admin_token_renewal
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        if let Some(at) = *renewal {
+            let now = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_millis() as i64);
+            if now >= at {
+                *renewal = self.access.give_token(self.admin.inner())?;
+            }
+        }
+        Ok(&self.admin)
     }
 
     pub(super) fn partition_count(&self, kafka_topic: &str) -> Result<Option<usize>> {
         // Metadata of all topics: a request naming a missing topic may create it on some brokers.
-        let md = self
-            .admin
-            .inner()
-            .fetch_metadata(None, REQUEST_TIMEOUT)
-            .map_err(|e| kafka_err("cannot fetch the cluster metadata", e))?;
+        let md = self.metadata()?;
         Ok(md
             .topics()
             .iter()
@@ -76,8 +132,8 @@ impl KafkaDriver {
         if names.is_empty() {
             return Ok(out);
         }
-        let consumer: BaseConsumer = client_config(
-            &self.config.kafka,
+        let consumer: BaseConsumer<Ctx> = self.access.create(
+            "a Kafka consumer",
             &[
                 ("group.id", "diaspora-info-reader"),
                 ("enable.auto.commit", "false"),
@@ -88,9 +144,7 @@ impl KafkaDriver {
                 ("fetch.error.backoff.ms", "10"),
             ],
             &BTreeMap::new(),
-        )
-        .create()
-        .map_err(|e| kafka_err("cannot create a Kafka consumer", e))?;
+        )?;
         let mut tpl = TopicPartitionList::new();
         let mut by_topic = HashMap::new();
         for name in names {
@@ -203,7 +257,7 @@ impl DriverBackend for KafkaDriver {
                 TopicReplication::Fixed(replication),
             ));
         }
-        let results = futures_executor::block_on(self.admin.create_topics(
+        let results = futures_executor::block_on(self.admin()?.create_topics(
             &new,
             &AdminOptions::new().operation_timeout(Some(ADMIN_TIMEOUT)),
         ))
@@ -225,16 +279,14 @@ impl DriverBackend for KafkaDriver {
         if disable_info {
             return Ok(());
         }
-        let producer: rdkafka::producer::BaseProducer = client_config(
-            &self.config.kafka,
+        let producer: rdkafka::producer::BaseProducer<Ctx> = self.access.create(
+            "a Kafka producer",
             &[
                 ("allow.auto.create.topics", "false"),
                 ("enable.idempotence", "true"),
             ],
             &BTreeMap::new(),
-        )
-        .create()
-        .map_err(|e| kafka_err("cannot create a Kafka producer", e))?;
+        )?;
         for c in &configs {
             let text = crate::json::to_compact_string(c);
             producer
@@ -279,15 +331,12 @@ impl DriverBackend for KafkaDriver {
         };
         Ok(Arc::new(KafkaTopic {
             name: name.to_string(),
-            writer: Writer::new(
-                kafka_topic.clone(),
-                self.config.kafka.clone(),
-                BTreeMap::new(),
-            ),
+            writer: Writer::new(kafka_topic.clone(), self.access.clone(), BTreeMap::new()),
             kafka_topic,
             partitions: n,
             components,
             config: self.config.clone(),
+            access: self.access.clone(),
             offset_clients: Mutex::new(HashMap::new()),
         }))
     }
@@ -300,11 +349,7 @@ impl DriverBackend for KafkaDriver {
     }
 
     fn list_topics(&self) -> Result<BTreeMap<String, Value>> {
-        let md = self
-            .admin
-            .inner()
-            .fetch_metadata(None, REQUEST_TIMEOUT)
-            .map_err(|e| kafka_err("cannot fetch the cluster metadata", e))?;
+        let md = self.metadata()?;
         let mut out = BTreeMap::new();
         let names: std::collections::HashSet<&str> = md.topics().iter().map(|t| t.name()).collect();
         let mut with_info = Vec::new();

@@ -15,7 +15,37 @@ pub struct KafkaConfig {
     pub disable_info_topic: bool,
     /// Prefix of that side topic's name (default `__info_`).
     pub info_topic_prefix: String,
+    /// Amazon MSK with IAM access control (`aws_msk_iam`; feature `msk`).
+    pub msk: Option<MskIamConfig>,
 }
+
+/// The `aws_msk_iam` object: where the credentials behind the MSK IAM tokens come from.
+#[derive(Clone, Debug, PartialEq, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MskIamConfig {
+    /// AWS region of the cluster (`us-east-1`).
+    #[serde(deserialize_with = "crate::options::text")]
+    pub region: String,
+    /// A named profile of the shared AWS config and credentials files (default: `AWS_PROFILE`,
+    /// then `default`).
+    #[serde(default, deserialize_with = "crate::options::optional_text")]
+    pub profile: Option<String>,
+    /// A role to assume with the credentials found.
+    #[serde(default, deserialize_with = "crate::options::optional_text")]
+    pub role_arn: Option<String>,
+    /// The session name of the assumed role (default `MSKSASLDefaultSession`).
+    #[serde(default, deserialize_with = "crate::options::optional_text")]
+    pub session_name: Option<String>,
+    /// Tell librdkafka that tokens expire after at most this many seconds, so that it asks for
+    /// new ones sooner (tokens themselves are valid 900 s).
+    pub token_lifetime_s: Option<u64>,
+}
+
+/// librdkafka settings that `aws_msk_iam` fixes.
+pub(crate) const MSK_SETTINGS: [(&str, &str); 2] = [
+    ("security.protocol", "SASL_SSL"),
+    ("sasl.mechanisms", "OAUTHBEARER"),
+];
 
 /// Converts a JSON value to a librdkafka setting: strings as they are, arrays joined with
 /// commas, anything else as its JSON text (`true`, `5`).
@@ -52,6 +82,7 @@ struct RawOptions {
     disable_info_topic: Option<bool>,
     #[serde(default, deserialize_with = "crate::options::optional_text")]
     info_topic_prefix: Option<String>,
+    aws_msk_iam: Option<Value>,
 }
 
 /// librdkafka keys never take objects: `{"bootstrap": {"servers": x}}` (what the command line
@@ -72,9 +103,45 @@ fn flatten_into(prefix: &str, value: &Map<String, Value>, out: &mut BTreeMap<Str
     }
 }
 
+/// Checks `aws_msk_iam` and fixes the SASL settings it needs (a conflicting setting is an
+/// error). In a build without feature `msk` it is refused: connecting without the
+/// authentication asked for is never right.
+fn msk_config(value: Value, settings: &mut BTreeMap<String, String>) -> Result<MskIamConfig> {
+    let bad = |m: String| Error::config("kafka driver", m);
+    if !cfg!(feature = "msk") {
+        return Err(bad(
+            "\"aws_msk_iam\" needs a build with Amazon MSK support (cargo feature `msk`, Spack \
+             variant +msk); this build would connect without IAM authentication"
+                .into(),
+        ));
+    }
+    let config: MskIamConfig = crate::options::parse("kafka driver: aws_msk_iam", &value)?;
+    if config.region.trim().is_empty() {
+        return Err(bad("\"aws_msk_iam\".\"region\" must not be empty".into()));
+    }
+    if config.token_lifetime_s == Some(0) {
+        return Err(bad(
+            "\"aws_msk_iam\".\"token_lifetime_s\" must be at least 1".into(),
+        ));
+    }
+    for (key, needed) in MSK_SETTINGS {
+        match settings.get(key) {
+            Some(v) if !v.eq_ignore_ascii_case(needed) => {
+                return Err(bad(format!(
+                    "\"aws_msk_iam\" needs {key}={needed}, but \"kafka\" sets {key}={v}"
+                )))
+            }
+            _ => {
+                settings.insert(key.to_string(), needed.to_string());
+            }
+        }
+    }
+    Ok(config)
+}
+
 impl KafkaConfig {
-    /// Parses and checks the driver options. Unknown keys (a typo, or `aws_msk_iam` in a build
-    /// without MSK support) are errors listing the valid ones.
+    /// Parses and checks the driver options. Unknown keys (a typo) are errors listing the valid
+    /// ones; `aws_msk_iam` in a build without feature `msk` is an error saying so.
     pub fn from_json(options: &Value) -> Result<Self> {
         let bad = |m: String| Error::config("kafka driver", m);
         if !options.is_object() {
@@ -106,7 +173,12 @@ impl KafkaConfig {
                 "\"kafka\".\"bootstrap.servers\" must be a string or a list of strings".into(),
             ));
         }
+        let msk = match raw.aws_msk_iam {
+            None => None,
+            Some(v) => Some(msk_config(v, &mut settings)?),
+        };
         Ok(KafkaConfig {
+            msk,
             kafka: settings,
             namespace: raw.namespace,
             disable_info_topic: raw.disable_info_topic.unwrap_or(false),
@@ -170,16 +242,25 @@ mod tests {
         .unwrap();
         assert_eq!(c.kafka["bootstrap.servers"], "h:9092");
         assert_eq!(c.kafka["sasl.mechanisms"], "PLAIN");
-        let e = KafkaConfig::from_json(&json!({
+        let msk = KafkaConfig::from_json(&json!({
             "kafka": {"bootstrap.servers": "x"}, "aws_msk_iam": {"region": "us-east-1"}
-        }))
-        .unwrap_err()
-        .to_string();
-        assert!(
-            e.contains("aws_msk_iam") && e.contains("`namespace`"),
-            "{e}"
-        );
+        }));
+        if cfg!(feature = "msk") {
+            let c = msk.unwrap();
+            assert_eq!(c.msk.unwrap().region, "us-east-1");
+            assert_eq!(c.kafka["security.protocol"], "SASL_SSL");
+            assert_eq!(c.kafka["sasl.mechanisms"], "OAUTHBEARER");
+        } else {
+            // Never connect without the authentication asked for.
+            let e = msk.unwrap_err().to_string();
+            assert!(e.contains("aws_msk_iam") && e.contains("`msk`"), "{e}");
+        }
         for bad in [
+            json!({"kafka": {"bootstrap.servers": "x"}, "aws_msk_iam": {"region": ""}}),
+            json!({"kafka": {"bootstrap.servers": "x"}, "aws_msk_iam": {}}),
+            json!({"kafka": {"bootstrap.servers": "x"}, "aws_msk_iam": {"region": "r", "rgion": 1}}),
+            json!({"kafka": {"bootstrap.servers": "x", "security.protocol": "PLAINTEXT"},
+                   "aws_msk_iam": {"region": "us-east-1"}}),
             json!({}),
             json!({"kafka": {}}),
             json!({"kafka": {"bootstrap.servers": 3}}),

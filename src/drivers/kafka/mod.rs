@@ -31,13 +31,18 @@ use std::time::Duration;
 
 mod admin;
 mod config;
+mod context;
+#[cfg(feature = "msk")]
+mod msk;
 mod produce;
 mod read;
 mod records;
 mod topic;
 
 pub use admin::KafkaDriver;
-pub use config::KafkaConfig;
+pub use config::{KafkaConfig, MskIamConfig};
+#[cfg(feature = "msk")]
+pub use msk::{sign_token, MskToken, TokenSource, TOKEN_EXPIRY};
 pub use records::decode_record;
 
 /// How long administrative requests may take.

@@ -1,5 +1,6 @@
 //! Producing: batches handed to librdkafka, and their delivery reports routed back to them.
 
+use super::context::{oauth_token, Access, AuthFailures, TokenSource};
 use super::records::encode_record;
 use super::{client_config, kafka_err};
 use crate::backend::{BatchCallback, BatchIds, EventBatch};
@@ -63,10 +64,27 @@ impl BatchState {
     }
 }
 
-/// Routes delivery reports to their batch.
-pub(super) struct DeliveryContext;
+/// Routes delivery reports to their batch (and gives MSK IAM tokens, with `aws_msk_iam`).
+pub(super) struct DeliveryContext {
+    tokens: Option<Arc<TokenSource>>,
+    failures: Arc<AuthFailures>,
+}
 
-impl ClientContext for DeliveryContext {}
+impl ClientContext for DeliveryContext {
+    const ENABLE_REFRESH_OAUTH_TOKEN: bool = cfg!(feature = "msk");
+
+    fn error(&self, error: rdkafka::error::KafkaError, reason: &str) {
+        self.failures.report(&error, reason);
+        log::error!("librdkafka: {error}: {reason}");
+    }
+
+    fn generate_oauth_token(
+        &self,
+        _oauthbearer_config: Option<&str>,
+    ) -> std::result::Result<rdkafka::client::OAuthToken, Box<dyn std::error::Error>> {
+        oauth_token(self.tokens.as_deref())
+    }
+}
 
 impl ProducerContext for DeliveryContext {
     type DeliveryOpaque = Box<(Arc<BatchState>, usize)>;
@@ -85,8 +103,8 @@ impl ProducerContext for DeliveryContext {
 /// by the producers of the topic handle.
 pub(super) struct Writer {
     kafka_topic: String,
-    /// The driver's librdkafka settings, and the producer's overrides.
-    pub(super) base: BTreeMap<String, String>,
+    /// What the driver's clients are made from, and the producer's overrides.
+    access: Access,
     overrides: BTreeMap<String, String>,
     producer: Mutex<Option<Arc<ThreadedProducer<DeliveryContext>>>>,
 }
@@ -94,12 +112,12 @@ pub(super) struct Writer {
 impl Writer {
     pub(super) fn new(
         kafka_topic: String,
-        base: BTreeMap<String, String>,
+        access: Access,
         overrides: BTreeMap<String, String>,
     ) -> Self {
         Writer {
             kafka_topic,
-            base,
+            access,
             overrides,
             producer: Mutex::new(None),
         }
@@ -111,14 +129,17 @@ impl Writer {
             return Ok(p.clone());
         }
         let producer: ThreadedProducer<DeliveryContext> = client_config(
-            &self.base,
+            &self.access.settings,
             &[
                 ("allow.auto.create.topics", "false"),
                 ("enable.idempotence", "true"),
             ],
             &self.overrides,
         )
-        .create_with_context(DeliveryContext)
+        .create_with_context(DeliveryContext {
+            tokens: self.access.tokens.clone(),
+            failures: self.access.failures.clone(),
+        })
         .map_err(|e| kafka_err("cannot create a Kafka producer", e))?;
         let p = Arc::new(producer);
         *w = Some(p.clone());
@@ -135,6 +156,11 @@ impl Writer {
             Ok(p) => p,
             Err(e) => return done(Err(e)),
         };
+        // The cluster refuses our credentials: these records would wait for
+        // message.timeout.ms and fail; say why now.
+        if let Some(e) = self.access.failures.current() {
+            return done(Err(e));
+        }
         let state = Arc::new(BatchState {
             ids: Mutex::new(vec![None; batch.len()]),
             remaining: AtomicUsize::new(batch.len()),

@@ -1,5 +1,6 @@
 //! Reading: a consumer's cursor over explicitly assigned partitions.
 
+use super::context::Ctx;
 use super::kafka_err;
 use super::records::decode_record;
 use crate::backend::{PartitionReader, StoredEvent};
@@ -16,7 +17,7 @@ use std::time::{Duration, Instant};
 
 /// A consumer's cursor: explicitly assigned partitions, records buffered per partition.
 pub(super) struct KafkaReader {
-    pub(super) consumer: BaseConsumer,
+    pub(super) consumer: BaseConsumer<Ctx>,
     pub(super) topic: String,
     pub(super) buffers: HashMap<usize, VecDeque<StoredEvent>>,
     /// Partition -> the offset the consumer is positioned at (next record it will return).

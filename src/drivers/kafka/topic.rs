@@ -1,9 +1,10 @@
 //! An open Kafka topic: the driver API's data side, dispatching to producing and reading.
 
 use super::config::KafkaConfig;
+use super::context::{Access, Ctx};
 use super::produce::Writer;
 use super::read::KafkaReader;
-use super::{client_config, kafka_err, partition_infos, REQUEST_TIMEOUT};
+use super::{kafka_err, partition_infos, REQUEST_TIMEOUT};
 use crate::backend::{
     BatchCallback, BatchIds, EventBatch, PartitionReader, StoredEvent, TopicBackend,
 };
@@ -26,10 +27,12 @@ pub(super) struct KafkaTopic {
     pub(super) partitions: usize,
     pub(super) components: TopicComponents,
     pub(super) config: KafkaConfig,
+    /// What its clients are made from.
+    pub(super) access: Access,
     /// Its producing side.
     pub(super) writer: Writer,
     /// One consumer per consumer name, to load and commit its offsets.
-    pub(super) offset_clients: Mutex<HashMap<String, Arc<BaseConsumer>>>,
+    pub(super) offset_clients: Mutex<HashMap<String, Arc<BaseConsumer<Ctx>>>>,
 }
 
 impl KafkaTopic {
@@ -45,7 +48,7 @@ impl KafkaTopic {
         }
     }
 
-    pub(super) fn offset_client(&self, consumer: &str) -> Result<Arc<BaseConsumer>> {
+    pub(super) fn offset_client(&self, consumer: &str) -> Result<Arc<BaseConsumer<Ctx>>> {
         let mut m = self
             .offset_clients
             .lock()
@@ -53,17 +56,15 @@ impl KafkaTopic {
         if let Some(c) = m.get(consumer) {
             return Ok(c.clone());
         }
-        let c: BaseConsumer = client_config(
-            &self.config.kafka,
+        let c: BaseConsumer<Ctx> = self.access.create(
+            "a Kafka consumer",
             &[
                 ("group.id", consumer),
                 ("enable.auto.commit", "false"),
                 ("allow.auto.create.topics", "false"),
             ],
             &BTreeMap::new(),
-        )
-        .create()
-        .map_err(|e| kafka_err("cannot create a Kafka consumer", e))?;
+        )?;
         let c = Arc::new(c);
         m.insert(consumer.to_string(), c.clone());
         Ok(c)
@@ -74,8 +75,8 @@ impl KafkaTopic {
         consumer: &str,
         overrides: &BTreeMap<String, String>,
     ) -> Result<KafkaReader> {
-        let c: BaseConsumer = client_config(
-            &self.config.kafka,
+        let c: BaseConsumer<Ctx> = self.access.create(
+            "a Kafka consumer",
             &[
                 ("group.id", consumer),
                 ("enable.auto.commit", "false"),
@@ -86,9 +87,7 @@ impl KafkaTopic {
                 ("fetch.wait.max.ms", "100"),
             ],
             overrides,
-        )
-        .create()
-        .map_err(|e| kafka_err("cannot create a Kafka consumer", e))?;
+        )?;
         Ok(KafkaReader {
             consumer: c,
             topic: self.kafka_topic.clone(),
@@ -239,11 +238,8 @@ impl TopicBackend for KafkaTopic {
             partitions: self.partitions,
             components: self.components.clone(),
             config: self.config.clone(),
-            writer: Writer::new(
-                self.kafka_topic.clone(),
-                self.writer.base.clone(),
-                overrides,
-            ),
+            access: self.access.clone(),
+            writer: Writer::new(self.kafka_topic.clone(), self.access.clone(), overrides),
             offset_clients: Mutex::new(HashMap::new()),
         })))
     }

@@ -28,6 +28,7 @@ mod fifo;
 mod files_info;
 mod forward;
 mod import;
+mod msk_token;
 mod options;
 mod produce;
 mod signals;
@@ -106,6 +107,9 @@ enum Command {
     /// Read an HDF5 file written by `export` back into a topic (feature `hdf5`).
     #[command(after_help = import::HELP)]
     Import(import::ImportArgs),
+    /// Print a fresh Amazon MSK IAM token for a region (feature `msk`), to check credentials.
+    #[command(after_help = msk_token::HELP)]
+    MskToken(msk_token::MskTokenArgs),
 }
 
 #[derive(Subcommand, Debug)]
@@ -213,6 +217,10 @@ fn run(command: Command, dotted: &options::Dotted) -> CliResult<()> {
         Command::Import(a) => {
             dotted.only(&["driver", "topic"], "import")?;
             import::run(&a, dotted)
+        }
+        Command::MskToken(a) => {
+            dotted.only(&[], "msk-token")?;
+            msk_token::run(&a)
         }
     }
 }

@@ -34,6 +34,7 @@ CARGO_FEATURES = {
     "mpi": "mpi",
     "hdf5": "hdf5",
     "kafka": "kafka",
+    "msk": "msk",
     "mercury": "mercury",
     "mofka": "mofka",
     "argobots": "argobots",
@@ -91,6 +92,11 @@ class DiasporaStreamRs(CargoPackage):
     variant("mpi", default=False, description="MPI coupling helpers; MPI-aware benchmarks")
     variant("hdf5", default=False, description="Export and import topics as HDF5 files")
     variant("kafka", default=False, description="Kafka/Octopus driver (bundled librdkafka)")
+    variant(
+        "msk", default=False, description="Amazon MSK with IAM access control for the Kafka driver"
+    )
+    # MSK IAM is a way of the Kafka driver to authenticate.
+    requires("+kafka", when="+msk")
     variant(
         "mercury", default=False, description="Mercury RPC and RDMA layer (under the Mofka driver)"
     )
