@@ -39,7 +39,7 @@ echo "test: conformance suite on the kafka driver ($DIASPORA_KAFKA_BOOTSTRAP)"
 DIASPORA_TEST_BACKEND=kafka \
 DIASPORA_TEST_BACKEND_ARGS="{\"kafka\": {\"bootstrap.servers\": \"$DIASPORA_KAFKA_BOOTSTRAP\"}}" \
 DIASPORA_TEST_TOPIC_ARGS='{"replication_factor": 1}' \
-  cargo test --features mpi,kafka,hdf5 --test conformance
+  cargo test --features mpi,kafka,msk,hdf5,rayon --test conformance
 
 # The Mercury layer and the Argobots runtime, where pkg-config finds both libraries (Spack puts
 # them on PKG_CONFIG_PATH). Neither is in Debian, so a fresh machine skips this part.

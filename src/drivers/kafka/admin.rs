@@ -60,7 +60,6 @@ impl KafkaDriver {
             ],
             &BTreeMap::new(),
         )?;
-        access.give_token(meta.client())?;
         Ok(KafkaDriver {
             config,
             access,

@@ -100,6 +100,41 @@ impl rdkafka::producer::ProducerContext for Ctx {
     fn delivery(&self, _: &rdkafka::producer::DeliveryResult<'_>, _: Self::DeliveryOpaque) {}
 }
 
+/// Clients whose librdkafka handle the driver reaches (to give them tokens).
+pub(super) trait HasClient<C: ClientContext> {
+    /// The client's librdkafka handle.
+    fn native(&self) -> &rdkafka::client::Client<C>;
+}
+
+impl<C: ConsumerContext> HasClient<C> for rdkafka::consumer::BaseConsumer<C> {
+    fn native(&self) -> &rdkafka::client::Client<C> {
+        use rdkafka::consumer::Consumer as _;
+        self.client()
+    }
+}
+
+impl<C: rdkafka::producer::ProducerContext> HasClient<C> for rdkafka::producer::BaseProducer<C> {
+    fn native(&self) -> &rdkafka::client::Client<C> {
+        use rdkafka::producer::Producer as _;
+        self.client()
+    }
+}
+
+impl<C: rdkafka::producer::ProducerContext + 'static> HasClient<C>
+    for rdkafka::producer::ThreadedProducer<C>
+{
+    fn native(&self) -> &rdkafka::client::Client<C> {
+        use rdkafka::producer::Producer as _;
+        self.client()
+    }
+}
+
+impl<C: ClientContext> HasClient<C> for rdkafka::admin::AdminClient<C> {
+    fn native(&self) -> &rdkafka::client::Client<C> {
+        self.inner()
+    }
+}
+
 /// What every librdkafka client of one driver is made from: the driver's settings and, with
 /// `aws_msk_iam`, the source of its tokens.
 #[derive(Clone)]
@@ -149,16 +184,19 @@ impl Access {
     }
 
     /// A client (`what` names it in errors) with the driver's settings, then `extra`, then
-    /// `overrides`.
-    pub(super) fn create<T: FromClientConfigAndContext<Ctx>>(
+    /// `overrides`; with `aws_msk_iam` it has a token at once (librdkafka would otherwise wait
+    /// for the application to poll before its first connection).
+    pub(super) fn create<T: FromClientConfigAndContext<Ctx> + HasClient<Ctx>>(
         &self,
         what: &str,
         extra: &[(&str, &str)],
         overrides: &BTreeMap<String, String>,
     ) -> Result<T> {
-        client_config(&self.settings, extra, overrides)
+        let client: T = client_config(&self.settings, extra, overrides)
             .create_with_context(self.context())
-            .map_err(|e| kafka_err(format!("cannot create {what}"), e))
+            .map_err(|e| kafka_err(format!("cannot create {what}"), e))?;
+        self.give_token(client.native())?;
+        Ok(client)
     }
 
     /// Gives `client` a token now, for clients that never poll librdkafka's main queue for

@@ -143,9 +143,21 @@ pub struct TokenSource {
     config: MskIamConfig,
     runtime: tokio::runtime::Runtime,
     provider: SharedCredentialsProvider,
-    /// One token request at a time (librdkafka clients ask on their own threads).
-    busy: Mutex<()>,
+    /// The last token and when it was made, and temporary credentials with their expiry
+    /// (one request at a time: librdkafka clients ask on their own threads).
+    cache: Mutex<Cache>,
 }
+
+#[derive(Default)]
+struct Cache {
+    token: Option<(std::time::Instant, MskToken)>,
+    credentials: Option<(SystemTime, Credentials)>,
+}
+
+/// A token signed this recently is handed out again (clients made together ask together).
+const TOKEN_REUSE: Duration = Duration::from_secs(30);
+/// Temporary credentials are fetched again this long before they expire.
+const CREDENTIALS_MARGIN: Duration = Duration::from_secs(300);
 
 impl std::fmt::Debug for TokenSource {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -203,7 +215,7 @@ impl TokenSource {
             config: config.clone(),
             runtime,
             provider,
-            busy: Mutex::new(()),
+            cache: Mutex::default(),
         })
     }
 
@@ -253,11 +265,35 @@ impl TokenSource {
         }
     }
 
-    /// A fresh token, signed now.
+    /// A token signed now, or in the last seconds (at most 30 s, and a quarter of
+    /// `token_lifetime_s`). Temporary credentials (assumed roles, web identity, instance
+    /// metadata) are reused until five minutes before they expire; others are looked up again.
     pub fn token(&self) -> Result<MskToken> {
-        let _one = self.busy.lock().unwrap_or_else(|e| e.into_inner());
-        let credentials = self.credentials()?;
-        sign_token(&self.config.region, &credentials, SystemTime::now())
+        let mut cache = self.cache.lock().unwrap_or_else(|e| e.into_inner());
+        let reuse = match self.config.token_lifetime_s {
+            Some(s) => TOKEN_REUSE.min(Duration::from_millis(s * 250)),
+            None => TOKEN_REUSE,
+        };
+        if let Some((at, token)) = &cache.token {
+            if at.elapsed() < reuse {
+                return Ok(token.clone());
+            }
+        }
+        let now = SystemTime::now();
+        let credentials = match &cache.credentials {
+            Some((until, c)) if now < *until => c.clone(),
+            _ => {
+                let c = self.credentials()?;
+                cache.credentials = c
+                    .expiry()
+                    .and_then(|e| e.checked_sub(CREDENTIALS_MARGIN))
+                    .map(|until| (until, c.clone()));
+                c
+            }
+        };
+        let token = sign_token(&self.config.region, &credentials, now)?;
+        cache.token = Some((std::time::Instant::now(), token.clone()));
+        Ok(token)
     }
 
     /// When librdkafka should consider `token` expired: its expiry, or earlier when the

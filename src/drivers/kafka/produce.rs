@@ -1,6 +1,6 @@
 //! Producing: batches handed to librdkafka, and their delivery reports routed back to them.
 
-use super::context::{oauth_token, Access, AuthFailures, TokenSource};
+use super::context::{oauth_token, Access, AuthFailures, HasClient, TokenSource};
 use super::records::encode_record;
 use super::{client_config, kafka_err};
 use crate::backend::{BatchCallback, BatchIds, EventBatch};
@@ -141,6 +141,7 @@ impl Writer {
             failures: self.access.failures.clone(),
         })
         .map_err(|e| kafka_err("cannot create a Kafka producer", e))?;
+        self.access.give_token(producer.native())?;
         let p = Arc::new(producer);
         *w = Some(p.clone());
         Ok(p)

@@ -54,6 +54,8 @@ impl KafkaTopic {
             .lock()
             .unwrap_or_else(|e| e.into_inner());
         if let Some(c) = m.get(consumer) {
+            // Nothing else polls this client: run its callbacks (token renewals, errors).
+            let _ = c.poll(std::time::Duration::ZERO);
             return Ok(c.clone());
         }
         let c: BaseConsumer<Ctx> = self.access.create(

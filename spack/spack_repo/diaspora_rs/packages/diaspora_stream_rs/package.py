@@ -122,6 +122,8 @@ class DiasporaStreamRs(CargoPackage):
     depends_on("hdf5+mpi", when="+hdf5+mpi")
     # rdkafka builds its bundled librdkafka with ./configure and make, TLS through OpenSSL.
     depends_on("openssl", when="+kafka")
+    # The AWS crates (credentials, SigV4) need a newer compiler than the rest.
+    depends_on("rust@1.94.1:", type="build", when="+msk")
     depends_on("gmake", type="build", when="+kafka")
     depends_on("cxx", type="build", when="+kafka")
     depends_on("pkgconfig", type="build", when="+kafka")
