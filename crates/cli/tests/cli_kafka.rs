@@ -79,3 +79,69 @@ fn forward_from_files_to_kafka_keeps_data() {
         );
     }
 }
+
+#[test]
+fn librdkafka_keys_and_msk_options_are_given_on_the_command_line() {
+    let name = unique("dotted");
+    let ctl = |args: &[&str]| {
+        Command::new(env!("CARGO_BIN_EXE_diaspora-ctl"))
+            .args(args)
+            .output()
+            .unwrap()
+    };
+    // `--driver.kafka.bootstrap.servers` and another dotted librdkafka key (`client.id`) become
+    // librdkafka settings, not nested objects.
+    let servers = bootstrap();
+    let create = ctl(&[
+        "topic",
+        "create",
+        "--driver",
+        "kafka",
+        "--driver.kafka.bootstrap.servers",
+        &servers,
+        "--driver.kafka.client.id",
+        "cli-dotted-test",
+        "--name",
+        &name,
+        "--topic.num_partitions",
+        "2",
+        "--topic.replication_factor",
+        "1",
+    ]);
+    assert!(
+        create.status.success(),
+        "{}",
+        String::from_utf8_lossy(&create.stderr)
+    );
+    let list = ctl(&[
+        "topic",
+        "list",
+        "--driver",
+        "kafka",
+        "--driver.kafka.bootstrap.servers",
+        &servers,
+    ]);
+    assert!(list.status.success());
+    assert!(String::from_utf8_lossy(&list.stdout)
+        .lines()
+        .any(|l| l == name));
+    // `--driver.aws_msk_iam.region` reaches the driver: an empty region is refused (with
+    // feature msk), or the option is (without it); never a connection without authentication.
+    let msk = ctl(&[
+        "topic",
+        "list",
+        "--driver",
+        "kafka",
+        "--driver.kafka.bootstrap.servers",
+        &servers,
+        "--driver.aws_msk_iam.region",
+        "",
+    ]);
+    assert_eq!(msk.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&msk.stderr);
+    if cfg!(feature = "msk") {
+        assert!(err.contains("\"region\" must not be empty"), "{err}");
+    } else {
+        assert!(err.contains("`msk`"), "{err}");
+    }
+}
