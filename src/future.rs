@@ -215,8 +215,9 @@ impl<T> Future<T> {
 }
 
 /// How a waiter that must not block its OS thread waits: a thread library with user-level
-/// threads (the Argobots pool, [`crate::argobots`]) installs one with [`set_park_hook`], and
-/// futures waited on from its threads park the user-level thread instead of the OS thread.
+/// threads (the Argobots pool, `crate::argobots` with feature `argobots`) installs one with
+/// [`set_park_hook`], and futures waited on from its threads park the user-level thread instead
+/// of the OS thread.
 pub trait ParkHook: Send + Sync {
     /// A token to park the calling thread on, when it is a user-level thread that must not
     /// block its OS thread; `None` for an ordinary thread (it blocks on a condition variable).

@@ -224,7 +224,7 @@ impl TokenSource {
         &self.config.region
     }
 
-    /// Credentials from the chain, within [`CREDENTIALS_TIMEOUT`]; the error names what was
+    /// Credentials from the chain, within 10 s; the error names what was
     /// tried.
     pub fn credentials(&self) -> Result<Credentials> {
         let tried = || {
