@@ -1,17 +1,20 @@
 //! Amazon MSK IAM tokens (feature `msk`): the same bytes as AWS's own Python signer for the same
 //! credentials, region and instant (apart from the User-Agent), a signature that a second SigV4
-//! implementation (below, from SHA-256 alone) accepts, and clear errors before any connection.
+//! implementation (`support/sigv4.rs`, from SHA-256 alone) accepts, and clear errors before any connection.
 //!
 //! The comparison with AWS's signer runs the `aws-msk-iam-sasl-signer-python` package with the
 //! Python named by `DIASPORA_MSK_SIGNER_PYTHON` (scripts/test.sh installs it in a virtual
 //! environment); without that variable it is skipped, saying so.
+
+#[path = "support/sigv4.rs"]
+mod sigv4;
 
 use aws_credential_types::Credentials;
 use base64::Engine as _;
 use diaspora_stream::drivers::kafka::sign_token;
 use diaspora_stream::{Driver, Error};
 use serde_json::json;
-use sha2::{Digest, Sha256};
+use sigv4::{query, signature_is_valid};
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -27,96 +30,6 @@ fn decode(token: &str) -> String {
         .decode(token)
         .expect("base64url without padding");
     String::from_utf8(bytes).unwrap()
-}
-
-/// The query of `url`, decoded, in order.
-fn query(url: &str) -> Vec<(String, String)> {
-    let (_, q) = url.split_once('?').unwrap();
-    url::form_urlencoded::parse(q.as_bytes())
-        .map(|(k, v)| (k.into_owned(), v.into_owned()))
-        .collect()
-}
-
-/// HMAC-SHA256 (RFC 2104), from SHA-256: the test's own, independent of the library's signer.
-fn hmac(key: &[u8], message: &[u8]) -> Vec<u8> {
-    let mut k = [0u8; 64];
-    if key.len() > 64 {
-        k[..32].copy_from_slice(&Sha256::digest(key));
-    } else {
-        k[..key.len()].copy_from_slice(key);
-    }
-    let pad = |b: u8| k.iter().map(|x| x ^ b).collect::<Vec<u8>>();
-    let mut inner = Sha256::new();
-    inner.update(pad(0x36));
-    inner.update(message);
-    let mut outer = Sha256::new();
-    outer.update(pad(0x5c));
-    outer.update(inner.finalize());
-    outer.finalize().to_vec()
-}
-
-/// RFC 3986 encoding as SigV4 wants it (unreserved characters kept).
-fn uri_encode(s: &str) -> String {
-    s.bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
-                (b as char).to_string()
-            }
-            _ => format!("%{b:02X}"),
-        })
-        .collect()
-}
-
-/// Checks a presigned MSK URL with SigV4 as AWS documents it: the signature over the canonical
-/// request (GET, path `/`, every query parameter but the signature, sorted; header `host`).
-fn signature_is_valid(url: &str, secret: &str) -> bool {
-    let params = query(url);
-    let get = |k: &str| {
-        params
-            .iter()
-            .find(|(n, _)| n == k)
-            .map(|(_, v)| v.clone())
-            .unwrap()
-    };
-    let host = url
-        .strip_prefix("https://")
-        .unwrap()
-        .split('/')
-        .next()
-        .unwrap();
-    let mut signed: Vec<(String, String)> = params
-        .iter()
-        .filter(|(k, _)| k != "X-Amz-Signature" && k != "User-Agent")
-        .map(|(k, v)| (uri_encode(k), uri_encode(v)))
-        .collect();
-    signed.sort();
-    let canonical_query = signed
-        .iter()
-        .map(|(k, v)| format!("{k}={v}"))
-        .collect::<Vec<_>>()
-        .join("&");
-    let canonical = format!(
-        "GET\n/\n{canonical_query}\nhost:{host}\n\nhost\n{}",
-        hex::encode(Sha256::digest(b""))
-    );
-    let date = get("X-Amz-Date");
-    let scope_parts: Vec<String> = get("X-Amz-Credential")
-        .split('/')
-        .map(str::to_string)
-        .collect();
-    let scope = scope_parts[1..].join("/");
-    let to_sign = format!(
-        "AWS4-HMAC-SHA256\n{date}\n{scope}\n{}",
-        hex::encode(Sha256::digest(canonical.as_bytes()))
-    );
-    let mut key = hmac(
-        format!("AWS4{secret}").as_bytes(),
-        scope_parts[1].as_bytes(),
-    );
-    for part in &scope_parts[2..] {
-        key = hmac(&key, part.as_bytes());
-    }
-    hex::encode(hmac(&key, to_sign.as_bytes())) == get("X-Amz-Signature")
 }
 
 #[test]

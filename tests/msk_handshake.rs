@@ -7,6 +7,9 @@
 //! same independent check as tests/msk.rs), counts the tokens it sees, and refuses a bad one with
 //! SASL_AUTHENTICATION_FAILED, as MSK does.
 
+#[path = "support/sigv4.rs"]
+mod sigv4;
+
 use base64::Engine as _;
 use diaspora_stream::Driver;
 use openssl::asn1::Asn1Time;
@@ -17,7 +20,6 @@ use openssl::ssl::{SslAcceptor, SslMethod, SslStream};
 use openssl::x509::extension::SubjectAlternativeName;
 use openssl::x509::{X509Name, X509};
 use serde_json::json;
-use sha2::{Digest, Sha256};
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::sync::{Arc, Mutex};
@@ -216,95 +218,27 @@ fn check_message(message: &str, secret: &str) -> Result<String, String> {
     if !url.starts_with("https://kafka.us-east-1.amazonaws.com/?Action=kafka-cluster%3AConnect&") {
         return Err(format!("not an MSK connect request: {url}"));
     }
-    if !signature_is_valid(&url, secret) {
+    if !token_is_valid(&url, secret) {
         return Err("bad signature".into());
     }
     Ok(url)
 }
 
-fn query(url: &str) -> Vec<(String, String)> {
-    let (_, q) = url.split_once('?').unwrap();
-    url::form_urlencoded::parse(q.as_bytes())
-        .map(|(k, v)| (k.into_owned(), v.into_owned()))
-        .collect()
-}
-
-fn hmac(key: &[u8], message: &[u8]) -> Vec<u8> {
-    let mut k = [0u8; 64];
-    if key.len() > 64 {
-        k[..32].copy_from_slice(&Sha256::digest(key));
-    } else {
-        k[..key.len()].copy_from_slice(key);
-    }
-    let pad = |b: u8| k.iter().map(|x| x ^ b).collect::<Vec<u8>>();
-    let mut inner = Sha256::new();
-    inner.update(pad(0x36));
-    inner.update(message);
-    let mut outer = Sha256::new();
-    outer.update(pad(0x5c));
-    outer.update(inner.finalize());
-    outer.finalize().to_vec()
-}
-
-fn uri_encode(s: &str) -> String {
-    s.bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
-                (b as char).to_string()
-            }
-            _ => format!("%{b:02X}"),
-        })
-        .collect()
-}
-
-/// SigV4 query signature check, as in tests/msk.rs, plus the expiry.
-fn signature_is_valid(url: &str, secret: &str) -> bool {
-    let params = query(url);
-    let get = |k: &str| params.iter().find(|(n, _)| n == k).map(|(_, v)| v.clone());
-    let (Some(date), Some(credential), Some(signature)) = (
-        get("X-Amz-Date"),
-        get("X-Amz-Credential"),
-        get("X-Amz-Signature"),
+/// The token's own signature (the independent SigV4 check), its key, and that it has not expired.
+fn token_is_valid(url: &str, secret: &str) -> bool {
+    let (Some(date), Some(credential)) = (
+        sigv4::param(url, "X-Amz-Date"),
+        sigv4::param(url, "X-Amz-Credential"),
     ) else {
         return false;
     };
-    let mut signed: Vec<(String, String)> = params
-        .iter()
-        .filter(|(k, _)| k != "X-Amz-Signature" && k != "User-Agent")
-        .map(|(k, v)| (uri_encode(k), uri_encode(v)))
-        .collect();
-    signed.sort();
-    let canonical_query = signed
-        .iter()
-        .map(|(k, v)| format!("{k}={v}"))
-        .collect::<Vec<_>>()
-        .join("&");
-    let canonical = format!(
-        "GET\n/\n{canonical_query}\nhost:kafka.us-east-1.amazonaws.com\n\nhost\n{}",
-        hex::encode(Sha256::digest(b""))
-    );
-    let scope_parts: Vec<&str> = credential.split('/').collect();
-    let to_sign = format!(
-        "AWS4-HMAC-SHA256\n{date}\n{}\n{}",
-        scope_parts[1..].join("/"),
-        hex::encode(Sha256::digest(canonical.as_bytes()))
-    );
-    let mut key = hmac(
-        format!("AWS4{secret}").as_bytes(),
-        scope_parts[1].as_bytes(),
-    );
-    for part in &scope_parts[2..] {
-        key = hmac(&key, part.as_bytes());
-    }
-    // Not expired: signed less than 900 s ago.
-    let signed_at = chrono_like_seconds(&date);
     let now = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .unwrap()
         .as_secs() as i64;
-    hex::encode(hmac(&key, to_sign.as_bytes())) == signature
-        && scope_parts[0] == KEY_ID
-        && now - signed_at < 900
+    sigv4::signature_is_valid(url, secret)
+        && credential.split('/').next() == Some(KEY_ID)
+        && now - chrono_like_seconds(&date) < 900
 }
 
 /// Seconds since the epoch of an X-Amz-Date (`YYYYMMDDTHHMMSSZ`).
