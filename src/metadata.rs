@@ -17,21 +17,13 @@ use std::sync::OnceLock;
 /// only forwards events, pays for checking the text once and never for building values. The
 /// text was checked when the event was read, so a malformed record is an error of the read, as
 /// with eager parsing.
+#[derive(Clone)]
 pub struct Metadata {
     /// The value, built at once or on first use from `text`.
     value: OnceLock<Value>,
     /// JSON text known to parse, when the value has not been built yet (or was built from it
     /// and not changed since).
     text: Option<Bytes>,
-}
-
-impl Clone for Metadata {
-    fn clone(&self) -> Self {
-        Metadata {
-            value: self.value.clone(),
-            text: self.text.clone(),
-        }
-    }
 }
 
 impl PartialEq for Metadata {

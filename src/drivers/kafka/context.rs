@@ -23,7 +23,7 @@ pub(super) struct AuthFailures(Mutex<Option<(Instant, String)>>);
 
 impl AuthFailures {
     /// Records `error` if it is an authentication failure (the others are logged as before).
-    pub(super) fn report(&self, error: &KafkaError, reason: &str) {
+    fn report(&self, error: &KafkaError, reason: &str) {
         if let KafkaError::Global(RDKafkaErrorCode::Authentication) = error {
             *self.0.lock().unwrap_or_else(|e| e.into_inner()) =
                 Some((Instant::now(), reason.to_string()));
@@ -51,7 +51,7 @@ pub use super::msk::TokenSource;
 pub enum TokenSource {}
 
 /// A token for librdkafka, or why there is none.
-pub(super) fn oauth_token(
+fn oauth_token(
     tokens: Option<&TokenSource>,
 ) -> std::result::Result<OAuthToken, Box<dyn std::error::Error>> {
     #[cfg(feature = "msk")]
@@ -192,8 +192,23 @@ impl Access {
         extra: &[(&str, &str)],
         overrides: &BTreeMap<String, String>,
     ) -> Result<T> {
+        self.create_with_context(what, extra, overrides, self.context())
+    }
+
+    /// [`Access::create`] with a context of the caller's, which must wrap [`Access::context`].
+    pub(super) fn create_with_context<C, T>(
+        &self,
+        what: &str,
+        extra: &[(&str, &str)],
+        overrides: &BTreeMap<String, String>,
+        context: C,
+    ) -> Result<T>
+    where
+        C: ClientContext,
+        T: FromClientConfigAndContext<C> + HasClient<C>,
+    {
         let client: T = client_config(&self.settings, extra, overrides)
-            .create_with_context(self.context())
+            .create_with_context(context)
             .map_err(|e| kafka_err(format!("cannot create {what}"), e))?;
         self.give_token(client.native())?;
         Ok(client)

@@ -1,8 +1,8 @@
 //! Producing: batches handed to librdkafka, and their delivery reports routed back to them.
 
-use super::context::{oauth_token, Access, AuthFailures, HasClient, TokenSource};
+use super::context::{Access, Ctx};
+use super::kafka_err;
 use super::records::encode_record;
-use super::{client_config, kafka_err};
 use crate::backend::{BatchCallback, BatchIds, EventBatch};
 use crate::error::Result;
 use crate::types::EventId;
@@ -64,25 +64,22 @@ impl BatchState {
     }
 }
 
-/// Routes delivery reports to their batch (and gives MSK IAM tokens, with `aws_msk_iam`).
-pub(super) struct DeliveryContext {
-    tokens: Option<Arc<TokenSource>>,
-    failures: Arc<AuthFailures>,
-}
+/// Routes delivery reports to their batch; the rest is the driver's client context (tokens,
+/// authentication failures).
+pub(super) struct DeliveryContext(Ctx);
 
 impl ClientContext for DeliveryContext {
-    const ENABLE_REFRESH_OAUTH_TOKEN: bool = cfg!(feature = "msk");
+    const ENABLE_REFRESH_OAUTH_TOKEN: bool = Ctx::ENABLE_REFRESH_OAUTH_TOKEN;
 
     fn error(&self, error: rdkafka::error::KafkaError, reason: &str) {
-        self.failures.report(&error, reason);
-        log::error!("librdkafka: {error}: {reason}");
+        self.0.error(error, reason);
     }
 
     fn generate_oauth_token(
         &self,
-        _oauthbearer_config: Option<&str>,
+        oauthbearer_config: Option<&str>,
     ) -> std::result::Result<rdkafka::client::OAuthToken, Box<dyn std::error::Error>> {
-        oauth_token(self.tokens.as_deref())
+        self.0.generate_oauth_token(oauthbearer_config)
     }
 }
 
@@ -128,20 +125,15 @@ impl Writer {
         if let Some(p) = w.as_ref() {
             return Ok(p.clone());
         }
-        let producer: ThreadedProducer<DeliveryContext> = client_config(
-            &self.access.settings,
+        let producer: ThreadedProducer<DeliveryContext> = self.access.create_with_context(
+            "a Kafka producer",
             &[
                 ("allow.auto.create.topics", "false"),
                 ("enable.idempotence", "true"),
             ],
             &self.overrides,
-        )
-        .create_with_context(DeliveryContext {
-            tokens: self.access.tokens.clone(),
-            failures: self.access.failures.clone(),
-        })
-        .map_err(|e| kafka_err("cannot create a Kafka producer", e))?;
-        self.access.give_token(producer.native())?;
+            DeliveryContext(self.access.context()),
+        )?;
         let p = Arc::new(producer);
         *w = Some(p.clone());
         Ok(p)
