@@ -202,3 +202,58 @@ fn pull_many_delivers_the_events_before_a_damaged_one_then_its_error() {
         "{msg}"
     );
 }
+
+/// `topic check` gives the same report in parallel on rayon's pool and called from a one-thread
+/// rayon pool (which checks the partitions one after the other).
+#[cfg(feature = "rayon")]
+#[test]
+fn topic_check_is_the_same_in_parallel_and_from_a_one_thread_rayon_pool() {
+    let tmp = tempfile::tempdir().unwrap();
+    let d = driver(tmp.path());
+    d.create_topic("t", &json!({"num_partitions": 3})).unwrap();
+    let topic = d.open_topic("t").unwrap();
+    let producer = topic.producer().build().unwrap();
+    for i in 0..30u64 {
+        producer.push_to(
+            json!({ "i": i }),
+            DataView::from(data_of(i)),
+            (i % 3) as usize,
+        );
+    }
+    producer.flush().wait().unwrap();
+    drop(producer);
+    // Damage partition 1's data.
+    let f = OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(pfile(tmp.path(), "t", 1, "data"))
+        .unwrap();
+    let mut b = [0u8; 1];
+    f.read_exact_at(&mut b, 5).unwrap();
+    f.write_all_at(&[b[0] ^ 0x04], 5).unwrap();
+    let files = files_backend(&d);
+    let summary = |r: &diaspora_stream::drivers::files::TopicCheck| {
+        r.partitions
+            .iter()
+            .map(|p| (p.partition, p.events, p.verified, p.problems.clone()))
+            .collect::<Vec<_>>()
+    };
+    let mut seen_parallel = Vec::new();
+    let parallel = files
+        .check_topic("t", |p| seen_parallel.push(p.partition))
+        .unwrap();
+    let one = rayon::ThreadPoolBuilder::new()
+        .num_threads(1)
+        .build()
+        .unwrap();
+    let mut seen_serial = Vec::new();
+    let serial = one
+        .install(|| files.check_topic("t", |p| seen_serial.push(p.partition)))
+        .unwrap();
+    assert_eq!(summary(&parallel), summary(&serial));
+    assert!(!parallel.partitions[1].problems.is_empty(), "{parallel:?}");
+    assert!(parallel.partitions[0].is_clean() && parallel.partitions[2].is_clean());
+    assert_eq!(seen_serial, vec![0, 1, 2], "in order from one thread");
+    seen_parallel.sort();
+    assert_eq!(seen_parallel, vec![0, 1, 2]);
+}

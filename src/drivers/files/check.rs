@@ -502,8 +502,7 @@ fn partition_dirs(topic_dir: &Path, facts: &TopicFacts) -> Result<Vec<(usize, Pa
 }
 
 /// Checks `dirs` one after the other, calling `progress` with each result.
-#[cfg(not(feature = "rayon"))]
-fn check_partitions(
+fn check_partitions_in_order(
     dirs: &[(usize, PathBuf)],
     framed: bool,
     facts: &TopicFacts,
@@ -518,9 +517,21 @@ fn check_partitions(
         .collect()
 }
 
-/// Checks `dirs` in parallel on rayon's pool (reading and verifying the partitions' files is
-/// independent work), calling `progress` in this thread as each partition is done; the results
-/// come back in partition order. The first error (in partition order) is returned.
+/// Checks `dirs` one after the other (without feature `rayon`).
+#[cfg(not(feature = "rayon"))]
+fn check_partitions(
+    dirs: &[(usize, PathBuf)],
+    framed: bool,
+    facts: &TopicFacts,
+    progress: &mut impl FnMut(&PartitionCheck),
+) -> Result<Vec<PartitionCheck>> {
+    check_partitions_in_order(dirs, framed, facts, progress)
+}
+
+/// Checks `dirs` in parallel on rayon's global pool (reading and verifying the partitions' files
+/// is independent work), calling `progress` in this thread as each partition is done; the
+/// results come back in partition order. The first error (in partition order) is returned.
+/// Called from a rayon pool of one thread, checks them one after the other instead.
 #[cfg(feature = "rayon")]
 fn check_partitions(
     dirs: &[(usize, PathBuf)],
@@ -529,6 +540,9 @@ fn check_partitions(
     progress: &mut impl FnMut(&PartitionCheck),
 ) -> Result<Vec<PartitionCheck>> {
     use rayon::prelude::*;
+    if rayon::current_thread_index().is_some() && rayon::current_num_threads() <= 1 {
+        return check_partitions_in_order(dirs, framed, facts, progress);
+    }
     let (tx, rx) = std::sync::mpsc::channel();
     let mut results: Vec<Option<Result<PartitionCheck>>> = (0..dirs.len()).map(|_| None).collect();
     std::thread::scope(|scope| {
