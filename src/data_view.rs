@@ -248,8 +248,9 @@ impl Allocation {
 /// Walks `ranges` (`(offset, size)` of some source) laid consecutively over the `dst` segments
 /// and calls `copy(source_offset, piece)` for each piece of a segment to fill; ranges beyond the
 /// segments' total are cut. The one scatter loop of the crate: the consumer copies from memory,
-/// the files driver reads from a file.
-pub(crate) fn scatter_with<E>(
+/// the files driver reads from a file; drivers written outside the crate use it in their
+/// [`crate::backend::TopicBackend::read_data`].
+pub fn scatter_with<E>(
     ranges: &[(u64, u64)],
     dst: &mut [&mut [u8]],
     mut copy: impl FnMut(u64, &mut [u8]) -> std::result::Result<(), E>,
@@ -276,8 +277,9 @@ pub(crate) fn scatter_with<E>(
     Ok(())
 }
 
-/// Copies `ranges` of `src` consecutively over the `dst` segments.
-pub(crate) fn scatter(src: &[u8], ranges: &[(u64, u64)], dst: &mut [&mut [u8]]) {
+/// Copies `ranges` of `src` consecutively over the `dst` segments (each range must lie within
+/// `src`).
+pub fn scatter(src: &[u8], ranges: &[(u64, u64)], dst: &mut [&mut [u8]]) {
     let _ = scatter_with(ranges, dst, |from, piece| {
         let from = from as usize;
         piece.copy_from_slice(&src[from..from + piece.len()]);

@@ -12,7 +12,7 @@ use serde::{Deserialize, Deserializer};
 use serde_json::Value;
 
 /// Reads `options` into `T`; `kind` names the component in the error ("files driver").
-pub(crate) fn parse<T: DeserializeOwned>(kind: &'static str, options: &Value) -> Result<T> {
+pub fn parse<T: DeserializeOwned>(kind: &'static str, options: &Value) -> Result<T> {
     serde_path_to_error::deserialize(options).map_err(|e| {
         let path = e.path().to_string();
         let inner = e.into_inner();
@@ -26,7 +26,7 @@ pub(crate) fn parse<T: DeserializeOwned>(kind: &'static str, options: &Value) ->
 }
 
 /// An optional string option that also takes a number or a boolean, as their text.
-pub(crate) fn optional_text<'de, D: Deserializer<'de>>(
+pub fn optional_text<'de, D: Deserializer<'de>>(
     d: D,
 ) -> std::result::Result<Option<String>, D::Error> {
     match Value::deserialize(d)? {
@@ -40,8 +40,7 @@ pub(crate) fn optional_text<'de, D: Deserializer<'de>>(
 }
 
 /// A required string option that also takes a number or a boolean, as their text.
-#[cfg_attr(not(feature = "kafka"), allow(dead_code))]
-pub(crate) fn text<'de, D: Deserializer<'de>>(d: D) -> std::result::Result<String, D::Error> {
+pub fn text<'de, D: Deserializer<'de>>(d: D) -> std::result::Result<String, D::Error> {
     optional_text(d)?.ok_or_else(|| serde::de::Error::custom("expected a string, not null"))
 }
 

@@ -8,9 +8,10 @@ use std::sync::Arc;
 pub mod files;
 #[cfg(feature = "kafka")]
 pub mod kafka;
+pub mod memory;
 pub mod mofka;
 
-/// The drivers compiled into this build, by name: `files` always, `kafka` (alias `octopus`,
+/// The drivers compiled into this build, by name: `files` and `memory` always, `kafka` (alias `octopus`,
 /// the C++ driver's name) with feature `kafka`, `mofka` with feature `mofka`.
 pub(crate) fn builtin() -> Vec<(String, DriverFactory)> {
     #[allow(unused_mut)] // only the feature-gated drivers push
@@ -20,6 +21,12 @@ pub(crate) fn builtin() -> Vec<(String, DriverFactory)> {
             Ok(Arc::new(files::FilesDriver::new(o)?) as Arc<dyn DriverBackend>)
         }),
     )];
+    v.push((
+        "memory".into(),
+        Arc::new(|o: &serde_json::Value| {
+            Ok(Arc::new(memory::MemoryDriver::new(o)?) as Arc<dyn DriverBackend>)
+        }),
+    ));
     #[cfg(feature = "mofka")]
     v.push((
         "mofka".into(),
