@@ -26,7 +26,7 @@ LAYERS = [
     ["error", "types", "json", "options", "margo", "data_view"],
     ["metadata", "descriptor", "thread_pool", "future"],
     ["event", "components"],
-    ["backend"],
+    ["backend", "plugin"],
     ["argobots", "mercury"],
     ["drivers"],
     ["driver"],

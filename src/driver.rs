@@ -1,7 +1,8 @@
 //! The [`Driver`] handle and the registry of drivers by name.
 //!
 //! [`Driver::new`] looks drivers up by name; the built-in ones are listed once, in
-//! [`crate::drivers`], and applications add others with [`register_driver`]. What a driver
+//! [`crate::drivers`], applications add others with [`register_driver`], and names of the form
+//! `NAME:LIBRARY` load drivers from shared libraries ([`crate::plugin`]). What a driver
 //! implements is the API of [`crate::backend`].
 
 use crate::backend::DriverBackend;
@@ -57,9 +58,19 @@ impl std::fmt::Debug for Driver {
 impl Driver {
     /// Creates a driver by registered name with its JSON options, e.g.
     /// `Driver::new("files", &json!({"root_path": "/scratch/topics"}))`.
+    ///
+    /// `name` may also be `NAME:LIBRARY`, as with the C++ API: the driver `NAME` is then loaded
+    /// from the shared library `LIBRARY` (see [`crate::plugin`]) unless a driver of that name is
+    /// already registered, as the built-in ones are.
     pub fn new(name: &str, options: &Value) -> Result<Driver> {
-        // "name:library.so" is the C++ plugin syntax; Rust drivers are looked up by name.
-        let key = name.split(':').next().unwrap_or(name);
+        let (key, library) = name.split_once(':').unwrap_or((name, ""));
+        let registered = drivers()
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .contains_key(key);
+        if !registered && !library.is_empty() {
+            register_driver(key, crate::plugin::load_driver(key, library)?);
+        }
         let factory = drivers()
             .read()
             .unwrap_or_else(|e| e.into_inner())

@@ -144,6 +144,16 @@ pub enum Error {
         message: String,
     },
 
+    /// A driver library named as `NAME:LIBRARY` could not be used: not found, not a shared
+    /// library, no driver entry point, built for another version, or holding another driver.
+    #[error("driver library {library}: {reason}")]
+    DriverLibrary {
+        /// The library as named, or the file it was found at.
+        library: String,
+        /// What is wrong with it.
+        reason: String,
+    },
+
     /// A backend-specific failure that fits no other class.
     #[error("{driver} driver: {message}")]
     Driver {

@@ -60,7 +60,8 @@ pub mod mercury;
 pub mod metadata;
 #[cfg(feature = "mpi")]
 pub mod mpi;
-mod options;
+pub mod options;
+pub mod plugin;
 pub mod producer;
 pub mod thread_pool;
 pub mod topic;

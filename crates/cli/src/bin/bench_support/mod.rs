@@ -12,7 +12,7 @@ use std::sync::Arc;
 /// Each program flattens it into its own options (`#[command(flatten)]`).
 #[derive(Args, Debug)]
 pub struct TopicArgs {
-    /// Driver name (e.g. `files`).
+    /// Driver name (e.g. `files`), or `NAME:LIBRARY` to load driver NAME from a shared library.
     #[arg(short = 'd', long)]
     pub driver: String,
     /// JSON file with the driver's options.

@@ -11,7 +11,8 @@ use std::path::PathBuf;
 /// How to reach a driver: its type and options.
 #[derive(Args, Debug, Clone)]
 pub struct DriverArgs {
-    /// Driver type, e.g. `files`.
+    /// Driver type, e.g. `files`, or `NAME:LIBRARY` to load driver NAME from a shared library
+    /// (a path, or a file name looked for in DIASPORA_DRIVER_PATH and LD_LIBRARY_PATH).
     #[arg(long, value_name = "TYPE")]
     pub driver: String,
 
