@@ -2,10 +2,19 @@
 
 #![cfg(feature = "rayon")]
 
-use super::*;
+use diaspora_stream::{BatchSize, DataView, Flow, NumEvents, ProcessOptions, ThreadPool};
+use diaspora_stream_conformance::cases::*;
+use serde_json::json;
+use std::collections::BTreeSet;
+use std::sync::Arc;
+use std::sync::Mutex;
 
 #[test]
 fn producers_and_consumers_run_on_a_rayon_pool() {
+    diaspora_stream_conformance::run(super::conformance_target, case);
+}
+
+fn case() {
     // The application's rayon pool runs the library's jobs: a producer and a consumer on it
     // store and deliver every event, in order, and their callbacks run on its threads.
     let (driver, _guard) = test_driver();

@@ -5,7 +5,7 @@ use super::*;
 /// Produces the alphabet event, consumes it with `selector` (and an allocator of exactly the
 /// selected size in `segments` pieces, or the library's memory when `segments == 0`), checks the
 /// selector saw the full 52-byte descriptor and returns the event.
-pub(crate) fn consume_alphabet(
+pub fn consume_alphabet(
     selector: impl Fn(&DataDescriptor) -> DataDescriptor + Send + Sync + 'static,
     segments: usize,
 ) -> Event {
@@ -50,37 +50,37 @@ pub(crate) fn consume_alphabet(
     ev
 }
 
-#[test]
-fn data_selection_no_data() {
+/// Case: data selection no data.
+pub fn data_selection_no_data() {
     let ev = consume_alphabet(|_| DataDescriptor::none(), 1);
     assert_eq!(ev.data().size(), 0);
     assert!(ev.data().segments().is_empty());
 }
 
-#[test]
-fn data_selection_whole_data() {
+/// Case: data selection whole data.
+pub fn data_selection_whole_data() {
     let ev = consume_alphabet(|d| d.clone(), 1);
     assert_eq!(ev.data().size(), 52);
     assert_eq!(ev.data().segments().len(), 1);
     assert_eq!(ev.data().to_vec(), ALPHA);
 }
 
-#[test]
-fn data_selection_sub_view() {
+/// Case: data selection sub view.
+pub fn data_selection_sub_view() {
     let ev = consume_alphabet(|d| d.sub_view(13, 26), 1);
     assert_eq!(ev.data().segments().len(), 1);
     assert_eq!(ev.data().to_vec(), b"nopqrstuvwxyzABCDEFGHIJKLM");
 }
 
-#[test]
-fn data_selection_strided_view() {
+/// Case: data selection strided view.
+pub fn data_selection_strided_view() {
     let ev = consume_alphabet(|d| d.strided_view(13, 3, 4, 2).unwrap(), 1);
     assert_eq!(ev.data().size(), 12);
     assert_eq!(ev.data().to_vec(), b"nopqtuvwzABC");
 }
 
-#[test]
-fn data_selection_unstructured_view() {
+/// Case: data selection unstructured view.
+pub fn data_selection_unstructured_view() {
     let ev = consume_alphabet(
         |d| d.unstructured_view(&[(3, 6), (15, 4), (27, 8)]).unwrap(),
         1,
@@ -89,22 +89,22 @@ fn data_selection_unstructured_view() {
     assert_eq!(ev.data().to_vec(), b"defghipqrsBCDEFGHI");
 }
 
-#[test]
-fn data_selection_stacked_views_compose() {
+/// Case: data selection stacked views compose.
+pub fn data_selection_stacked_views_compose() {
     let ev = consume_alphabet(|d| d.sub_view(13, 26).sub_view(2, 5), 1);
     assert_eq!(ev.data().to_vec(), &ALPHA[15..20]);
     let ev = consume_alphabet(|d| d.sub_view(10, 40).strided_view(0, 4, 2, 3).unwrap(), 1);
     assert_eq!(ev.data().to_vec(), b"klpquvzA");
 }
 
-#[test]
-fn data_selection_without_allocator_uses_library_memory() {
+/// Case: data selection without allocator uses library memory.
+pub fn data_selection_without_allocator_uses_library_memory() {
     let ev = consume_alphabet(|d| d.sub_view(13, 26), 0);
     assert_eq!(ev.data().to_vec(), b"nopqrstuvwxyzABCDEFGHIJKLM");
 }
 
-#[test]
-fn data_selection_into_several_allocated_segments() {
+/// Case: data selection into several allocated segments.
+pub fn data_selection_into_several_allocated_segments() {
     let ev = consume_alphabet(
         |d| d.unstructured_view(&[(3, 6), (15, 4), (27, 8)]).unwrap(),
         3,

@@ -3,8 +3,8 @@
 use super::validators::validated_topic;
 use super::*;
 
-#[test]
-fn ready_and_failed_futures() {
+/// Case: ready and failed futures.
+pub fn ready_and_failed_futures() {
     let f = Future::ready(5u32);
     assert!(f.completed());
     assert_eq!(f.wait().unwrap(), 5);
@@ -22,8 +22,8 @@ fn ready_and_failed_futures() {
     assert!(f.wait_timeout(POLL).is_err());
 }
 
-#[test]
-fn push_future_timeout_is_retryable() {
+/// Case: push future timeout is retryable.
+pub fn push_future_timeout_is_retryable() {
     let (driver, _dir) = test_driver();
     let topic = new_topic(&driver, "future-push", one_partition());
     // A fixed batch of 10 holds 3 events until the flush.
@@ -55,8 +55,8 @@ fn push_future_timeout_is_retryable() {
     }
 }
 
-#[test]
-fn pull_future_timeout_is_retryable() {
+/// Case: pull future timeout is retryable.
+pub fn pull_future_timeout_is_retryable() {
     let (driver, _dir) = test_driver();
     let topic = new_topic(&driver, "future-pull", one_partition());
     let consumer = topic.consumer("c").build().unwrap();
@@ -83,8 +83,8 @@ fn pull_future_timeout_is_retryable() {
     assert_no_more_events(&consumer, 3);
 }
 
-#[test]
-fn end_of_stream_arrives_after_every_producer_ended() {
+/// Case: end of stream arrives after every producer ended.
+pub fn end_of_stream_arrives_after_every_producer_ended() {
     let (driver, _dir) = test_driver();
     let topic = new_topic(&driver, "eos", json!({"num_partitions": 3}));
     let a = topic.producer().build().unwrap();
@@ -145,8 +145,8 @@ fn end_of_stream_arrives_after_every_producer_ended() {
         .is_end_of_stream());
 }
 
-#[test]
-fn pool_producers_keep_push_order_over_many_chunks_and_fail_events_one_by_one() {
+/// Case: pool producers keep push order over many chunks and fail events one by one.
+pub fn pool_producers_keep_push_order_over_many_chunks_and_fail_events_one_by_one() {
     // Enough events for several pool jobs to process chunks at once.
     const N: u64 = 3000;
     let (driver, _dir) = test_driver();
@@ -190,8 +190,8 @@ fn pool_producers_keep_push_order_over_many_chunks_and_fail_events_one_by_one() 
     }
 }
 
-#[test]
-fn a_pull_dropped_before_any_wait_gives_its_event_back() {
+/// Case: a pull dropped before any wait gives its event back.
+pub fn a_pull_dropped_before_any_wait_gives_its_event_back() {
     // With 0 and 1 pool threads: a pull that finds events queued claims one at once; a pull
     // that must wait goes through the consumer's queue. Either way, an event is never lost to a
     // future nobody waited on, and pulls waited on out of order get events in pull order.

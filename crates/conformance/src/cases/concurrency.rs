@@ -4,7 +4,7 @@ use super::*;
 
 /// Pulls (and acknowledges) events until `n` arrived or `deadline` passed, optionally sleeping
 /// after each event; returns the events in delivery order.
-pub(crate) fn consume_concurrently(
+pub fn consume_concurrently(
     consumer: &Consumer,
     n: usize,
     deadline: Duration,
@@ -29,8 +29,8 @@ pub(crate) fn consume_concurrently(
     events
 }
 
-#[test]
-fn concurrent_single_producer_and_consumer() {
+/// Case: concurrent single producer and consumer.
+pub fn concurrent_single_producer_and_consumer() {
     const N: u64 = 1000;
     let (driver, _dir) = test_driver();
     let topic = new_topic(&driver, "concurrent-single", json!({}));
@@ -72,8 +72,8 @@ fn concurrent_single_producer_and_consumer() {
     }
 }
 
-#[test]
-fn concurrent_producer_faster_than_consumer() {
+/// Case: concurrent producer faster than consumer.
+pub fn concurrent_producer_faster_than_consumer() {
     const N: u64 = 30;
     let (driver, _dir) = test_driver();
     let topic = new_topic(&driver, "concurrent-fast-producer", json!({}));
@@ -118,8 +118,8 @@ fn concurrent_producer_faster_than_consumer() {
     assert_eq!(seen.len(), N as usize);
 }
 
-#[test]
-fn concurrent_multiple_producers_single_consumer() {
+/// Case: concurrent multiple producers single consumer.
+pub fn concurrent_multiple_producers_single_consumer() {
     const PRODUCERS: u64 = 3;
     const N: u64 = 20;
     let (driver, _dir) = test_driver();

@@ -3,10 +3,8 @@
 use super::consumers::produce_numbered_events;
 use super::*;
 
-pub(crate) fn process_options(
-    pool: Option<Arc<dyn ThreadPool>>,
-    max_events: NumEvents,
-) -> ProcessOptions {
+/// `process` options with `pool` (or none) and `max_events`.
+pub fn process_options(pool: Option<Arc<dyn ThreadPool>>, max_events: NumEvents) -> ProcessOptions {
     ProcessOptions {
         timeout: Some(WAIT),
         max_events,
@@ -14,8 +12,8 @@ pub(crate) fn process_options(
     }
 }
 
-#[test]
-fn process_stops_on_flow_stop_inline() {
+/// Case: process stops on flow stop inline.
+pub fn process_stops_on_flow_stop_inline() {
     let (driver, _dir) = test_driver();
     let topic = new_topic(&driver, "process-stop-inline", one_partition());
     produce_numbered_events(&topic, 20);
@@ -48,8 +46,8 @@ fn process_stops_on_flow_stop_inline() {
     assert_no_more_events(&consumer, 3);
 }
 
-#[test]
-fn process_stops_on_flow_stop_with_worker_threads() {
+/// Case: process stops on flow stop with worker threads.
+pub fn process_stops_on_flow_stop_with_worker_threads() {
     const STOP_AT: u64 = 3;
     const LATER: u64 = 16;
     let (driver, _dir) = test_driver();
@@ -119,8 +117,8 @@ fn process_stops_on_flow_stop_with_worker_threads() {
     assert_no_more_events(&consumer, 3);
 }
 
-#[test]
-fn process_honours_max_events() {
+/// Case: process honours max events.
+pub fn process_honours_max_events() {
     let (driver, _dir) = test_driver();
     for threads in [0usize, 2] {
         let topic = new_topic(&driver, "process-max", one_partition());
@@ -150,8 +148,8 @@ fn process_honours_max_events() {
     }
 }
 
-#[test]
-fn process_returns_when_no_event_arrives() {
+/// Case: process returns when no event arrives.
+pub fn process_returns_when_no_event_arrives() {
     let (driver, _dir) = test_driver();
     let topic = new_topic(&driver, "process-empty", json!({}));
     let consumer = topic.consumer("process").build().unwrap();

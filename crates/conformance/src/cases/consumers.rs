@@ -4,7 +4,7 @@ use super::*;
 
 /// Pushes 100 events `{"event_num": i}` with data "This is data for event i" on the driver's
 /// default pool, then flushes.
-pub(crate) fn produce_numbered_events(topic: &TopicHandle, n: u64) {
+pub fn produce_numbered_events(topic: &TopicHandle, n: u64) {
     let producer = topic.producer().build().unwrap();
     assert_eq!(producer.thread_pool().thread_count(), 0);
     let futures: Vec<_> = (0..n)
@@ -16,8 +16,8 @@ pub(crate) fn produce_numbered_events(topic: &TopicHandle, n: u64) {
     }
 }
 
-#[test]
-fn event_consumer_without_data() {
+/// Case: event consumer without data.
+pub fn event_consumer_without_data() {
     let (driver, _dir) = test_driver();
     let topic = new_topic(&driver, "event-consumer", one_partition());
     produce_numbered_events(&topic, 100);
@@ -48,8 +48,8 @@ fn event_consumer_without_data() {
     assert_eq!(selected.load(AtomicOrdering::SeqCst), 100);
 }
 
-#[test]
-fn event_consumer_with_data() {
+/// Case: event consumer with data.
+pub fn event_consumer_with_data() {
     let (driver, _dir) = test_driver();
     let topic = new_topic(&driver, "event-consumer-data", one_partition());
     produce_numbered_events(&topic, 100);

@@ -3,7 +3,7 @@
 use super::*;
 
 /// A 3-partition topic with 10 events per partition (`{"event_num": i, "partition": p}`).
-pub(crate) fn three_partition_topic(driver: &Driver, prefix: &str) -> TopicHandle {
+pub fn three_partition_topic(driver: &Driver, prefix: &str) -> TopicHandle {
     let topic = new_topic(driver, prefix, json!({"num_partitions": 3}));
     assert_eq!(topic.num_partitions(), 3);
     let producer = topic.producer().build().unwrap();
@@ -15,8 +15,8 @@ pub(crate) fn three_partition_topic(driver: &Driver, prefix: &str) -> TopicHandl
     topic
 }
 
-#[test]
-fn consumer_targets_restrict_partitions() {
+/// Case: consumer targets restrict partitions.
+pub fn consumer_targets_restrict_partitions() {
     let (driver, _dir) = test_driver();
     let topic = three_partition_topic(&driver, "targets");
 
@@ -44,8 +44,8 @@ fn consumer_targets_restrict_partitions() {
     assert_eq!(counts, BTreeMap::from([(0, 10), (1, 10), (2, 10)]));
 }
 
-#[test]
-fn consumer_targets_out_of_range_are_rejected() {
+/// Case: consumer targets out of range are rejected.
+pub fn consumer_targets_out_of_range_are_rejected() {
     let (driver, _dir) = test_driver();
     let topic = new_topic(&driver, "targets-range", json!({"num_partitions": 3}));
     match topic.consumer("c").targets(&[0, 3]).build() {
@@ -65,8 +65,8 @@ fn consumer_targets_out_of_range_are_rejected() {
     ));
 }
 
-#[test]
-fn push_to_requested_partition_lands_modulo_partition_count() {
+/// Case: push to requested partition lands modulo partition count.
+pub fn push_to_requested_partition_lands_modulo_partition_count() {
     let (driver, _dir) = test_driver();
     let topic = new_topic(&driver, "push-to", json!({"num_partitions": 3}));
     let requested = [0usize, 1, 2, 3, 4, 5, 7, 100, 101];
@@ -98,8 +98,8 @@ fn push_to_requested_partition_lands_modulo_partition_count() {
     }
 }
 
-#[test]
-fn default_selector_round_robins_over_partitions() {
+/// Case: default selector round robins over partitions.
+pub fn default_selector_round_robins_over_partitions() {
     let (driver, _dir) = test_driver();
     let topic = new_topic(&driver, "round-robin", json!({"num_partitions": 3}));
     let producer = topic.producer().build().unwrap();
@@ -113,8 +113,8 @@ fn default_selector_round_robins_over_partitions() {
     assert_eq!(counts, BTreeMap::from([(0, 3), (1, 3), (2, 3)]));
 }
 
-#[test]
-fn custom_partition_selector_is_used() {
+/// Case: custom partition selector is used.
+pub fn custom_partition_selector_is_used() {
     let (driver, _dir) = test_driver();
     let selector_type = register_fixed_selector("conformance-fixed");
     let name = unique_topic("custom-selector");
@@ -149,8 +149,8 @@ fn custom_partition_selector_is_used() {
     }
 }
 
-#[test]
-fn out_of_range_partition_selector_fails_the_push() {
+/// Case: out of range partition selector fails the push.
+pub fn out_of_range_partition_selector_fails_the_push() {
     let (driver, _dir) = test_driver();
     let selector_type = register_fixed_selector("conformance-out-of-range");
     let name = unique_topic("bad-selector");

@@ -2,8 +2,8 @@
 
 use super::*;
 
-#[test]
-fn producer_creation_and_accessors() {
+/// Case: producer creation and accessors.
+pub fn producer_creation_and_accessors() {
     let (driver, _dir) = test_driver();
     let topic = new_topic(&driver, "mytopic", json!({}));
 
@@ -52,8 +52,8 @@ fn producer_creation_and_accessors() {
     ));
 }
 
-#[test]
-fn consumer_creation_and_accessors() {
+/// Case: consumer creation and accessors.
+pub fn consumer_creation_and_accessors() {
     let (driver, _dir) = test_driver();
     let topic = new_topic(&driver, "mytopic", json!({}));
     let n = topic.num_partitions();

@@ -2,8 +2,8 @@
 
 use super::*;
 
-#[test]
-fn acknowledged_position_survives_consumer_restart() {
+/// Case: acknowledged position survives consumer restart.
+pub fn acknowledged_position_survives_consumer_restart() {
     const PER_PARTITION: u64 = 20;
     let (driver, _dir) = test_driver();
     let topic = new_topic(&driver, "ack-restart", json!({"num_partitions": 2}));

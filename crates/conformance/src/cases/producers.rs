@@ -2,12 +2,9 @@
 
 use super::*;
 
-pub(crate) fn run_producer_case(
-    driver: &Driver,
-    threads: usize,
-    batch: BatchSize,
-    ordering: Ordering,
-) {
+/// Pushes numbered events with `threads` pool threads, `batch` and `ordering`, then checks
+/// that each arrives once, in push order per partition.
+pub fn run_producer_case(driver: &Driver, threads: usize, batch: BatchSize, ordering: Ordering) {
     const N: u64 = 100;
     let ctx = format!("threads={threads} batch={batch:?} ordering={ordering:?}");
     let topic = new_topic(driver, "event-producer", json!({}));
@@ -102,8 +99,8 @@ pub(crate) fn run_producer_case(
     }
 }
 
-#[test]
-fn event_producer_inline_pool() {
+/// Case: event producer inline pool.
+pub fn event_producer_inline_pool() {
     let (driver, _dir) = test_driver();
     for batch in [BatchSize::Adaptive, BatchSize::Fixed(10)] {
         for ordering in [Ordering::Strict, Ordering::Loose] {
@@ -112,8 +109,8 @@ fn event_producer_inline_pool() {
     }
 }
 
-#[test]
-fn event_producer_one_thread_pool() {
+/// Case: event producer one thread pool.
+pub fn event_producer_one_thread_pool() {
     let (driver, _dir) = test_driver();
     for batch in [BatchSize::Adaptive, BatchSize::Fixed(10)] {
         for ordering in [Ordering::Strict, Ordering::Loose] {
@@ -122,8 +119,8 @@ fn event_producer_one_thread_pool() {
     }
 }
 
-#[test]
-fn event_producer_two_thread_pool() {
+/// Case: event producer two thread pool.
+pub fn event_producer_two_thread_pool() {
     let (driver, _dir) = test_driver();
     for batch in [BatchSize::Adaptive, BatchSize::Fixed(10)] {
         for ordering in [Ordering::Strict, Ordering::Loose] {
@@ -132,8 +129,8 @@ fn event_producer_two_thread_pool() {
     }
 }
 
-#[test]
-fn dropping_a_producer_flushes_pending_events() {
+/// Case: dropping a producer flushes pending events.
+pub fn dropping_a_producer_flushes_pending_events() {
     let (driver, _dir) = test_driver();
     let topic = new_topic(&driver, "drop-flush", one_partition());
     let producer = topic

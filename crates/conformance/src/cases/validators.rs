@@ -3,11 +3,7 @@
 use super::*;
 
 /// A new one-partition topic with the validator `validator_config`.
-pub(crate) fn validated_topic(
-    driver: &Driver,
-    prefix: &str,
-    validator_config: &Value,
-) -> TopicHandle {
+pub fn validated_topic(driver: &Driver, prefix: &str, validator_config: &Value) -> TopicHandle {
     let validator = validator_from_config(validator_config).unwrap();
     let name = unique_topic(prefix);
     driver
@@ -26,7 +22,7 @@ pub(crate) fn validated_topic(
 /// Creates a one-partition topic with `validator_config`, pushes `good` and `bad` events
 /// alternately (inline and on a 2-thread pool), checks that every bad one is rejected with
 /// `InvalidMetadata` and that only the good ones are stored.
-pub(crate) fn check_validator_topic(validator_config: Value, good: &[Value], bad: &[Value]) {
+pub fn check_validator_topic(validator_config: Value, good: &[Value], bad: &[Value]) {
     let (driver, _dir) = test_driver();
     let topic = validated_topic(&driver, "validated", &validator_config);
     assert_eq!(
@@ -79,8 +75,8 @@ pub(crate) fn check_validator_topic(validator_config: Value, good: &[Value], bad
     }
 }
 
-#[test]
-fn eventbridge_validator_accepts_matching_and_rejects_others() {
+/// Case: eventbridge validator accepts matching and rejects others.
+pub fn eventbridge_validator_accepts_matching_and_rejects_others() {
     let config = json!({"type": "eventbridge", "schema": {
         "source": ["my.app"],
         "detail-type": ["my-event"],
@@ -110,8 +106,8 @@ fn eventbridge_validator_accepts_matching_and_rejects_others() {
     check_validator_topic(config, &good, &bad);
 }
 
-#[test]
-fn schema_validator_accepts_matching_and_rejects_others() {
+/// Case: schema validator accepts matching and rejects others.
+pub fn schema_validator_accepts_matching_and_rejects_others() {
     let config = json!({"type": "schema", "schema": {
         "type": "object",
         "properties": {

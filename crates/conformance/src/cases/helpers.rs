@@ -3,7 +3,7 @@
 use super::*;
 
 /// Creates a topic with a unique name from the test topic options plus `extra`, and opens it.
-pub(crate) fn new_topic(driver: &Driver, prefix: &str, extra: Value) -> TopicHandle {
+pub fn new_topic(driver: &Driver, prefix: &str, extra: Value) -> TopicHandle {
     let name = unique_topic(prefix);
     let args = topic_args_with(extra);
     driver
@@ -15,11 +15,12 @@ pub(crate) fn new_topic(driver: &Driver, prefix: &str, extra: Value) -> TopicHan
 }
 
 /// Options for tests whose expectations (ids equal push order) need a single partition.
-pub(crate) fn one_partition() -> Value {
+pub fn one_partition() -> Value {
     json!({"num_partitions": 1})
 }
 
-pub(crate) fn wait_id(f: &Future<EventId>, what: &str) -> EventId {
+/// Waits for a push to complete and returns its id; panics naming `what` otherwise.
+pub fn wait_id(f: &Future<EventId>, what: &str) -> EventId {
     match f.wait_timeout(WAIT) {
         Ok(Some(id)) => id,
         Ok(None) => panic!("{what}: push not completed within {WAIT:?}"),
@@ -27,7 +28,8 @@ pub(crate) fn wait_id(f: &Future<EventId>, what: &str) -> EventId {
     }
 }
 
-pub(crate) fn flush(producer: &Producer) {
+/// Flushes `producer`, panicking if it fails or takes longer than [`WAIT`].
+pub fn flush(producer: &Producer) {
     match producer.flush().wait_timeout(WAIT) {
         Ok(Some(())) => {}
         Ok(None) => panic!("flush not completed within {WAIT:?}"),
@@ -37,7 +39,7 @@ pub(crate) fn flush(producer: &Producer) {
 
 /// Pulls until `n` events (end-of-stream markers are skipped) arrived, retrying `wait(100 ms)`
 /// timeouts until `deadline` has passed.
-pub(crate) fn pull_n_within(consumer: &Consumer, n: usize, deadline: Duration) -> Vec<Event> {
+pub fn pull_n_within(consumer: &Consumer, n: usize, deadline: Duration) -> Vec<Event> {
     let end = Instant::now() + deadline;
     let mut events = Vec::with_capacity(n);
     while events.len() < n {
@@ -57,12 +59,13 @@ pub(crate) fn pull_n_within(consumer: &Consumer, n: usize, deadline: Duration) -
     events
 }
 
-pub(crate) fn pull_n(consumer: &Consumer, n: usize) -> Vec<Event> {
+/// [`pull_n_within`] with the [`WAIT`] deadline.
+pub fn pull_n(consumer: &Consumer, n: usize) -> Vec<Event> {
     pull_n_within(consumer, n, WAIT)
 }
 
 /// `pulls` pulls of 100 ms each give nothing or an end-of-stream marker.
-pub(crate) fn assert_no_more_events(consumer: &Consumer, pulls: usize) {
+pub fn assert_no_more_events(consumer: &Consumer, pulls: usize) {
     for _ in 0..pulls {
         match consumer.pull().wait_timeout(POLL) {
             Ok(None) => {}
@@ -77,19 +80,21 @@ pub(crate) fn assert_no_more_events(consumer: &Consumer, pulls: usize) {
     }
 }
 
-pub(crate) fn field(ev: &Event, key: &str) -> u64 {
+/// The integer `key` of an event's metadata; panics if it has none.
+pub fn field(ev: &Event, key: &str) -> u64 {
     ev.metadata().json()[key]
         .as_u64()
         .unwrap_or_else(|| panic!("event {ev:?} has no integer {key:?}: {}", ev.metadata()))
 }
 
-pub(crate) fn event_num(ev: &Event) -> u64 {
+/// The `event_num` the tests put in each event's metadata.
+pub fn event_num(ev: &Event) -> u64 {
     field(ev, "event_num")
 }
 
 /// Checks that, in delivery order, each partition's ids are `start(p), start(p)+1, ...` and
 /// returns how many events each partition delivered.
-pub(crate) fn assert_contiguous_ids(
+pub fn assert_contiguous_ids(
     events: &[Event],
     start: impl Fn(usize) -> EventId,
 ) -> BTreeMap<usize, u64> {
@@ -111,15 +116,18 @@ pub(crate) fn assert_contiguous_ids(
     counts
 }
 
-pub(crate) fn data_string(i: u64) -> String {
+/// The data part the tests give event `i`.
+pub fn data_string(i: u64) -> String {
     format!("This is data for event {i}")
 }
 
 /// A partition selector that always returns the index in its configuration, whatever the number
 /// of partitions (used to check that the engine range-checks selector output).
-pub(crate) struct FixedSelector {
-    pub(crate) type_name: String,
-    pub(crate) index: usize,
+pub struct FixedSelector {
+    /// The name it is registered under.
+    pub type_name: String,
+    /// The partition it always returns.
+    pub index: usize,
 }
 
 impl PartitionSelector for FixedSelector {
@@ -133,7 +141,7 @@ impl PartitionSelector for FixedSelector {
 }
 
 /// Registers `FixedSelector` under a name unique to this process and returns that name.
-pub(crate) fn register_fixed_selector(prefix: &str) -> String {
+pub fn register_fixed_selector(prefix: &str) -> String {
     let name = unique_topic(prefix);
     let type_name = name.clone();
     register_partition_selector(
@@ -152,9 +160,11 @@ pub(crate) fn register_fixed_selector(prefix: &str) -> String {
 }
 
 /// A pool that runs jobs on an inner pool and reports each finished job on a channel.
-pub(crate) struct NotifyingPool {
-    pub(crate) inner: Arc<dyn ThreadPool>,
-    pub(crate) done: Mutex<mpsc::Sender<()>>,
+pub struct NotifyingPool {
+    /// The pool that runs the jobs.
+    pub inner: Arc<dyn ThreadPool>,
+    /// Told once per finished job.
+    pub done: Mutex<mpsc::Sender<()>>,
 }
 
 impl ThreadPool for NotifyingPool {

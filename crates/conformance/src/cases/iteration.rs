@@ -2,8 +2,8 @@
 
 use super::*;
 
-#[test]
-fn consume_events_with_iterator() {
+/// Case: consume events with iterator.
+pub fn consume_events_with_iterator() {
     let (driver, _dir) = test_driver();
     let topic = new_topic(&driver, "iterator", one_partition());
     let producer = topic.producer().build().unwrap();
@@ -34,8 +34,8 @@ fn consume_events_with_iterator() {
     );
 }
 
-#[test]
-fn consume_events_with_pull() {
+/// Case: consume events with pull.
+pub fn consume_events_with_pull() {
     let (driver, _dir) = test_driver();
     let topic = new_topic(&driver, "pull", one_partition());
     let producer = topic.producer().build().unwrap();
@@ -58,8 +58,8 @@ fn consume_events_with_pull() {
     }
 }
 
-#[test]
-fn custom_data_selector_and_allocator() {
+/// Case: custom data selector and allocator.
+pub fn custom_data_selector_and_allocator() {
     let (driver, _dir) = test_driver();
     let topic = new_topic(&driver, "data-broker", json!({}));
     let producer = topic.producer().build().unwrap();
@@ -96,8 +96,8 @@ fn custom_data_selector_and_allocator() {
     assert_eq!(allocated.load(AtomicOrdering::SeqCst), 11);
 }
 
-#[test]
-fn pull_many_takes_events_in_order_up_to_its_limit_then_the_end_of_stream() {
+/// Case: pull many takes events in order up to its limit then the end of stream.
+pub fn pull_many_takes_events_in_order_up_to_its_limit_then_the_end_of_stream() {
     let (driver, _dir) = test_driver();
     let topic = new_topic(&driver, "pull-many", one_partition());
     let producer = topic.producer().build().unwrap();
@@ -139,8 +139,8 @@ fn pull_many_takes_events_in_order_up_to_its_limit_then_the_end_of_stream() {
     }
 }
 
-#[test]
-fn pull_many_waits_for_the_first_event_and_times_out_with_none() {
+/// Case: pull many waits for the first event and times out with none.
+pub fn pull_many_waits_for_the_first_event_and_times_out_with_none() {
     let (driver, _dir) = test_driver();
     let topic = new_topic(&driver, "pull-many-wait", one_partition());
     let consumer = topic.consumer("pull-many-wait").build().unwrap();
@@ -160,8 +160,8 @@ fn pull_many_waits_for_the_first_event_and_times_out_with_none() {
     assert_eq!(field(&got[0], "index"), 0);
 }
 
-#[test]
-fn an_iterator_dropped_early_gives_back_what_it_took() {
+/// Case: an iterator dropped early gives back what it took.
+pub fn an_iterator_dropped_early_gives_back_what_it_took() {
     let (driver, _dir) = test_driver();
     let topic = new_topic(&driver, "iter-give-back", one_partition());
     let producer = topic.producer().build().unwrap();
