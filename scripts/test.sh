@@ -3,7 +3,7 @@
 # suite on the files driver, C++ fixture compatibility, multi-process and crash tests, the CLI,
 # doc tests, the MPI tests under OpenMPI, HDF5 export/import (serial and MPI), the Kafka tests and the conformance suite on the kafka
 # driver against a local broker; the Mercury/Argobots layers where those libraries are installed;
-# then the coupling job once more under MPICH, and the Slurm job
+# then the coupling job once more under MPICH, the driver template end to end, and the Slurm job
 # scripts on a local one-node cluster.
 # The C++ fixtures are read from ../shared next to the checkout. A broker is started on
 # 127.0.0.1 (and stopped at the end) unless DIASPORA_KAFKA_BOOTSTRAP names one.
@@ -28,7 +28,9 @@ export DIASPORA_MSK_SIGNER_PYTHON="$msk_venv/bin/python"
 
 # The library and the command-line tools (crates/cli: diaspora-ctl and the benchmark programs,
 # with the tests that run them); the Kafka tests run with Amazon MSK support built in.
-cargo test -p diaspora-stream -p diaspora-stream-cli --features mpi,kafka,msk,hdf5,rayon --no-fail-fast "$@"
+cargo test -p diaspora-stream -p diaspora-stream-cli -p diaspora-stream-conformance --features mpi,kafka,msk,hdf5,rayon --no-fail-fast "$@"
+echo "test: conformance suite on the memory driver"
+DIASPORA_TEST_BACKEND=memory cargo test --features mpi,kafka,msk,hdf5,rayon --test conformance
 # Without `msk`, an `aws_msk_iam` option and `diaspora-ctl msk-token` are refused.
 cargo test -p diaspora-stream --features kafka --lib drivers::kafka
 cargo test -p diaspora-stream-cli --test cli_msk
@@ -75,12 +77,17 @@ if command -v mpicc.mpich >/dev/null && command -v mpiexec.mpich >/dev/null; the
   echo "MPICH: 1 passed, 0 failed"
 fi
 
+# The driver template as a new driver's author uses it: created with scripts/new-driver.sh,
+# its own CI (conformance kit, benchmark, cdylib), then loaded by name by diaspora-ctl and by the
+# benchmark program under mpiexec (the binaries built with MPI here).
+echo "test: the driver template"
+cargo build -p diaspora-stream-cli --features mpi,kafka,msk,hdf5,rayon --bins
+bash scripts/check-template.sh
+
 # The Slurm job scripts on a one-node cluster started (and stopped) here; it needs root.
 if [ "$(id -u)" -eq 0 ] && command -v slurmctld >/dev/null; then
   echo "test: Slurm job scripts"
-  # The jobs run the debug binaries; the mofka build above may have replaced them with binaries
-  # without MPI (each rank would then run alone): build them with the features the jobs need.
-  cargo build -p diaspora-stream-cli --features mpi,kafka,msk,hdf5,rayon --bins
+  # The jobs run the debug binaries, built with MPI just above.
   bash slurm/test-jobs.sh
 else
   echo "test: Slurm job scripts skipped (they need root and the slurmctld, slurmd and munge packages)"
