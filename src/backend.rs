@@ -23,8 +23,18 @@
 //!   [`TopicBackend::load_offset`], also from another process.
 //! - Every method may be called from several threads at once (`Send + Sync`).
 //!
-//! The files driver ([`crate::drivers::files`]) is the worked example. A driver is made
-//! available by name with [`crate::driver::register_driver`].
+//! The files driver ([`crate::drivers::files`]) is the worked example, the memory driver
+//! ([`crate::drivers::memory`]) the shortest complete one. A driver is made available by name
+//! with [`crate::driver::register_driver`] in the program that links it, or built as a `cdylib`
+//! exporting [`crate::export_driver!`] and loaded by name (`"NAME:LIBRARY"`, see
+//! [`crate::plugin`]). A driver crate checks itself against the conformance kit (the crate
+//! `diaspora-stream-conformance`); `templates/driver` in the repository is a complete one to
+//! start from.
+//!
+//! Versioning: this API changes only with the crate's version (semver: additions in a minor
+//! release, with default methods so that existing drivers keep compiling). A driver loaded by
+//! name must in addition be built with the same release and compiler as the program that loads
+//! it, which the loader checks before using it ([`crate::plugin::build_id`]).
 
 use crate::components::TopicComponents;
 use crate::data_view::DataView;
