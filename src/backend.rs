@@ -302,6 +302,38 @@ pub trait TopicBackend: Send + Sync {
             .map(|r| self.read_data(partition, r.event, r.ranges, &mut r.dst))
             .collect()
     }
+    /// The id after the last event of `partition` (its event count when ids are dense from 0):
+    /// where a consumer starting at the end begins. The default finds it with `fetch` alone:
+    /// `fetch(p, i, 1)` is non-empty exactly when some event has an id of at least `i`, so an
+    /// exponential then binary search needs about 2 log2(n) fetches and also works for logs with
+    /// gaps or a trimmed start (Kafka offsets). Drivers that know it override this.
+    fn end_id(&self, partition: usize) -> Result<EventId> {
+        let exists = |id: u64| -> Result<bool> {
+            self.fetch(partition, id, 1, false).map(|v| !v.is_empty())
+        };
+        if !exists(0)? {
+            return Ok(0);
+        }
+        // Invariant: some event has an id >= `lo`, none has one >= `hi`.
+        let mut lo = 0u64;
+        let mut hi = 1u64;
+        while exists(hi)? {
+            lo = hi;
+            hi = hi.saturating_mul(2);
+            if hi == u64::MAX {
+                break;
+            }
+        }
+        while hi - lo > 1 {
+            let mid = lo + (hi - lo) / 2;
+            if exists(mid)? {
+                lo = mid;
+            } else {
+                hi = mid;
+            }
+        }
+        Ok(lo + 1)
+    }
     /// The next id consumer `consumer` should read from `partition` (0 if it never acknowledged).
     fn load_offset(&self, consumer: &str, partition: usize) -> Result<EventId>;
     /// Records that `consumer` processed `partition` up to (excluding) id `next`.

@@ -3,7 +3,7 @@
 use crate::data_view::DataView;
 use crate::error::Result;
 use crate::metadata::Metadata;
-use crate::types::{EventId, NO_MORE_EVENTS};
+use crate::types::{EventId, NO_MORE_EVENTS, STEP_COMPLETE};
 use std::sync::Arc;
 
 /// Key of the reserved metadata object used for control events such as end-of-stream markers.
@@ -16,9 +16,29 @@ pub(crate) fn end_of_stream_marker(index: usize, count: usize) -> Metadata {
     }))
 }
 
-/// If `metadata` is an end-of-stream marker, its (producer index, producer count).
-pub(crate) fn parse_end_of_stream_marker(metadata: &Metadata) -> Option<(u64, u64)> {
-    // Metadata still in its text form is only parsed if it holds the marker's key (markers are
+/// Metadata of the marker by which producer `index` of `count` closes step `step`.
+pub(crate) fn end_step_marker(step: u64, index: usize, count: usize) -> Metadata {
+    Metadata::new(serde_json::json!({
+        CONTROL_KEY: {"end_step": {"step": step, "producer": index, "producers": count}}
+    }))
+}
+
+/// A control event written by this library's producers.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Control {
+    /// Producer `producer` of `producers` will send nothing more.
+    EndOfStream { producer: u64, producers: u64 },
+    /// Producer `producer` of `producers` closed step `step` (and every step before it).
+    EndStep {
+        step: u64,
+        producer: u64,
+        producers: u64,
+    },
+}
+
+/// The control event `metadata` holds, if it is one.
+pub(crate) fn parse_control(metadata: &Metadata) -> Option<Control> {
+    // Metadata still in its text form is only parsed if it holds the markers' key (markers are
     // written by this library, whose JSON writer never escapes it).
     if let Some(text) = metadata.unparsed_text() {
         // Building a searcher costs more than searching 100 bytes: build it once.
@@ -28,12 +48,20 @@ pub(crate) fn parse_end_of_stream_marker(metadata: &Metadata) -> Option<(u64, u6
             .get_or_init(|| memchr::memmem::Finder::new(CONTROL_KEY.as_bytes()))
             .find(text)?;
     }
-    let m = metadata
-        .json()
-        .as_object()?
-        .get(CONTROL_KEY)?
-        .get("end_of_stream")?;
-    Some((m.get("producer")?.as_u64()?, m.get("producers")?.as_u64()?))
+    let c = metadata.json().as_object()?.get(CONTROL_KEY)?;
+    let num = |v: &serde_json::Value, k: &str| v.get(k).and_then(serde_json::Value::as_u64);
+    if let Some(m) = c.get("end_of_stream") {
+        return Some(Control::EndOfStream {
+            producer: num(m, "producer")?,
+            producers: num(m, "producers")?,
+        });
+    }
+    let m = c.get("end_step")?;
+    Some(Control::EndStep {
+        step: num(m, "step")?,
+        producer: num(m, "producer")?,
+        producers: num(m, "producers")?,
+    })
 }
 
 /// Receives acknowledgements of events (implemented by the consumer engine).
@@ -124,6 +152,29 @@ impl Event {
         )
     }
 
+    /// A step marker for `partition`: every producer has closed `step` (id
+    /// [`STEP_COMPLETE`], metadata `{"$diaspora": {"step_complete": step}}`).
+    pub(crate) fn step_complete(step: u64, partition: usize) -> Self {
+        Event::new(
+            Metadata::new(serde_json::json!({CONTROL_KEY: {"step_complete": step}})),
+            DataView::new(),
+            partition,
+            STEP_COMPLETE,
+            None,
+        )
+    }
+
+    /// For a step marker, the step that every producer of the topic has now closed over this
+    /// consumer's partitions (and with it every earlier step): every event of those steps has
+    /// been delivered before the marker. `None` for other events.
+    pub fn completed_step(&self) -> Option<u64> {
+        let e = self.inner();
+        if e.id != STEP_COMPLETE {
+            return None;
+        }
+        e.metadata.json()[CONTROL_KEY]["step_complete"].as_u64()
+    }
+
     /// The metadata.
     pub fn metadata(&self) -> &Metadata {
         &self.inner().metadata
@@ -139,7 +190,8 @@ impl Event {
         self.inner().partition
     }
 
-    /// Event id within its partition (0-based), or [`NO_MORE_EVENTS`].
+    /// Event id within its partition (0-based), or [`NO_MORE_EVENTS`] / [`STEP_COMPLETE`] for
+    /// markers.
     pub fn id(&self) -> EventId {
         self.inner().id
     }
@@ -154,7 +206,9 @@ impl Event {
     pub fn acknowledge(&self) -> Result<()> {
         let e = self.inner();
         match &self.batch.ack {
-            Some(sink) if e.id != NO_MORE_EVENTS => sink.acknowledge(e.partition, e.id),
+            Some(sink) if e.id != NO_MORE_EVENTS && e.id != STEP_COMPLETE => {
+                sink.acknowledge(e.partition, e.id)
+            }
             _ => Ok(()),
         }
     }

@@ -69,7 +69,9 @@ pub mod types;
 
 pub use backend::{DriverBackend, TopicBackend};
 pub use components::{PartitionSelector, Serializer, TopicComponents, Validator};
-pub use consumer::{Consumer, ConsumerBuilder, DataAllocator, DataSelector, Flow, ProcessOptions};
+pub use consumer::{
+    Consumer, ConsumerBuilder, DataAllocator, DataSelector, Flow, ProcessOptions, StartPosition,
+};
 pub use data_view::{Allocation, DataBuffer, DataView};
 pub use descriptor::{DataDescriptor, Selection};
 pub use driver::Driver;
@@ -84,4 +86,5 @@ pub use thread_pool::{StdThreadPool, ThreadPool};
 pub use topic::TopicHandle;
 pub use types::{
     BatchSize, EventId, MaxNumBatches, NumEvents, Ordering, ThreadCount, NO_MORE_EVENTS,
+    STEP_COMPLETE,
 };

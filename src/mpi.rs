@@ -334,6 +334,17 @@ pub fn end_of_stream<C: Communicator>(comm: &C, producer: &Producer) -> Result<(
     agree(comm, "end of stream", local)
 }
 
+/// Collective over the producing ranks of `comm`: every rank closes step `step` (with
+/// [`Producer::end_step_as`], its rank and the communicator size), then all agree on the
+/// outcome. Consumers learn that the step is complete once every rank's markers are read
+/// ([`crate::Consumer::wait_step`], [`crate::Event::completed_step`]).
+pub fn end_step<C: Communicator>(comm: &C, producer: &Producer, step: u64) -> Result<()> {
+    let local = producer
+        .end_step_as(step, comm.rank() as usize, comm.size() as usize)
+        .wait();
+    agree(comm, &format!("end of step {step}"), local)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

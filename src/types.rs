@@ -6,6 +6,10 @@ pub type EventId = u64;
 /// Sentinel event id meaning "end of stream": no event will ever follow in this stream.
 pub const NO_MORE_EVENTS: EventId = u64::MAX;
 
+/// Sentinel event id of a step marker: every producer of the topic has closed a step over the
+/// consumer's partitions (see [`crate::Event::completed_step`]).
+pub const STEP_COMPLETE: EventId = u64::MAX - 1;
+
 /// How many events a producer groups before sending, or a consumer fetches at once.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Default)]
 pub enum BatchSize {

@@ -1,6 +1,7 @@
 //! [`ConsumerBuilder`]: a consumer's options, checked and turned into a running consumer.
 
 use super::shared::{prefetch_loop, Fetcher, Queue, Shared};
+use super::start::{resolve, StartPosition};
 use super::{Consumer, DataAllocator, DataSelector, ADAPTIVE_FETCH_EVENTS};
 use crate::data_view::Allocation;
 use crate::descriptor::DataDescriptor;
@@ -11,6 +12,7 @@ use crate::topic::TopicHandle;
 use crate::types::{BatchSize, MaxNumBatches};
 use serde_json::Value;
 use std::collections::VecDeque;
+use std::sync::atomic::AtomicBool;
 use std::sync::{Arc, Condvar, Mutex};
 
 /// Options of a new consumer; finish with [`ConsumerBuilder::build`].
@@ -25,6 +27,7 @@ pub struct ConsumerBuilder {
     allocator: Option<DataAllocator>,
     targets: Option<Vec<usize>>,
     options: Value,
+    start: StartPosition,
 }
 
 impl TopicHandle {
@@ -47,6 +50,7 @@ impl ConsumerBuilder {
             allocator: None,
             targets: None,
             options: Value::Object(Default::default()),
+            start: StartPosition::LastAck,
         }
     }
 
@@ -93,6 +97,14 @@ impl ConsumerBuilder {
         self
     }
 
+    /// Where to start reading (default [`StartPosition::LastAck`]: after the last event
+    /// acknowledged under this consumer's name). Parsed from text with `str::parse`
+    /// (`"beginning"`, `"end"`, `"step:3"`, `"0=120,1=7"`).
+    pub fn start(mut self, start: StartPosition) -> Self {
+        self.start = start;
+        self
+    }
+
     /// Driver-specific options.
     pub fn options(mut self, o: Value) -> Self {
         self.options = o;
@@ -135,13 +147,20 @@ impl ConsumerBuilder {
             }
         };
         let backend = self.topic.backend().clone();
-        let mut next = Vec::with_capacity(targets.len());
-        for &p in &targets {
-            next.push(backend.load_offset(&self.name, p)?);
-        }
+        let (next, steps) = resolve(
+            backend.as_ref(),
+            self.topic.name(),
+            &self.name,
+            &targets,
+            &self.start,
+        )?;
+        // Acknowledgements only move forward from what was acknowledged under this name.
         let mut acked = vec![0; n];
         for (i, &p) in targets.iter().enumerate() {
-            acked[p] = next[i];
+            acked[p] = match self.start {
+                StartPosition::LastAck => next[i],
+                _ => backend.load_offset(&self.name, p)?,
+            };
         }
         let fetch_size = match self.batch_size {
             BatchSize::Fixed(k) => k,
@@ -150,7 +169,22 @@ impl ConsumerBuilder {
         let pool = self
             .thread_pool
             .unwrap_or_else(|| self.topic.driver().default_thread_pool());
-        let reader = backend.open_reader(&self.name, &targets, &self.options)?;
+        // A reader that keeps its own position under the consumer's name (Mofka's service) would
+        // start at the acknowledged position: for any other start, it reads under a name of its
+        // own (positions are still acknowledged under the consumer's name).
+        let reader_name = match self.start {
+            StartPosition::LastAck => self.name.clone(),
+            _ => format!(
+                "{}.start-{}-{}",
+                self.name,
+                std::process::id(),
+                std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map(|d| d.as_nanos())
+                    .unwrap_or(0)
+            ),
+        };
+        let reader = backend.open_reader(&reader_name, &targets, &self.options)?;
         let prefetching_reader = reader.as_ref().is_some_and(|r| r.prefetches());
         // With an inline pool (0 threads, the default) and a driver whose fetch never waits
         // (files), the pulling thread reads too, as the reference does: events are then made
@@ -176,6 +210,7 @@ impl ConsumerBuilder {
                 stop: false,
                 prefetcher_waiting: false,
                 ended: false,
+                read_ahead: 0,
             }),
             ready: Condvar::new(),
             room: Condvar::new(),
@@ -183,6 +218,10 @@ impl ConsumerBuilder {
             direct: Mutex::new(None),
             direct_mode,
             inline_mode,
+            steps: Mutex::new(steps),
+            step_done: Condvar::new(),
+            steps_seen: AtomicBool::new(false),
+            start_ids: next.clone(),
         });
         let fetcher = Fetcher::new(&shared, next, reader);
         if direct {

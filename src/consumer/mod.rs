@@ -38,8 +38,11 @@ use std::time::{Duration, Instant};
 mod builder;
 mod pull;
 mod shared;
+mod start;
+mod steps;
 
 pub use builder::ConsumerBuilder;
+pub use start::StartPosition;
 
 /// Chooses which part of an event's data to read: receives the metadata and the descriptor of
 /// the whole data, returns that descriptor, a view of it, or [`DataDescriptor::none`].
@@ -115,6 +118,56 @@ impl Consumer {
     /// Partitions it reads.
     pub fn targets(&self) -> &[usize] {
         &self.shared.targets
+    }
+
+    /// The id each partition of [`Consumer::targets`] started at (see
+    /// [`ConsumerBuilder::start`]), in the order of the targets.
+    pub fn start_ids(&self) -> &[crate::types::EventId] {
+        &self.shared.start_ids
+    }
+
+    /// The last step that every producer of the topic has closed over this consumer's
+    /// partitions, as far as this consumer has read (including what its name had acknowledged
+    /// before a restart); `None` if no step is complete yet. See [`crate::Producer::end_step`].
+    pub fn completed_step(&self) -> Option<u64> {
+        self.shared.steps().complete().checked_sub(1)
+    }
+
+    /// Waits until every producer has closed step `step` over this consumer's partitions:
+    /// `Ok(true)` then, `Ok(false)` if `timeout` passes first or the stream ends without it.
+    ///
+    /// To learn it, the consumer reads ahead: the events of the step stay queued for the
+    /// following pulls (past the usual prefetch depth), and the step marker event
+    /// ([`Event::completed_step`]) comes after all of them. Errors met while reading are
+    /// returned by those pulls.
+    pub fn wait_step(&self, step: u64, timeout: Duration) -> Result<bool> {
+        let shared = &self.shared;
+        let deadline = Instant::now() + timeout;
+        let _reading_ahead = ReadAhead::new(shared);
+        loop {
+            if shared.steps().complete() > step {
+                return Ok(true);
+            }
+            {
+                let q = shared.lock();
+                if q.ended || q.stop {
+                    return Ok(false);
+                }
+            }
+            let now = Instant::now();
+            if now >= deadline {
+                return Ok(false);
+            }
+            if shared.direct_mode {
+                shared.fetch_ahead();
+            } else {
+                let st = shared.steps();
+                if st.complete() <= step {
+                    let wait = (deadline - now).min(MAX_IDLE_SLEEP);
+                    let _ = shared.step_done.wait_timeout(st, wait);
+                }
+            }
+        }
     }
 
     /// Configured batch size.
@@ -396,5 +449,22 @@ impl Drop for Events<'_> {
                 self.consumer.shared.unpull(ev);
             }
         }
+    }
+}
+
+/// While alive, the prefetch thread reads past the queue's capacity (for `wait_step`).
+struct ReadAhead<'a>(&'a Shared);
+
+impl<'a> ReadAhead<'a> {
+    fn new(shared: &'a Shared) -> Self {
+        shared.lock().read_ahead += 1;
+        shared.room.notify_all();
+        ReadAhead(shared)
+    }
+}
+
+impl Drop for ReadAhead<'_> {
+    fn drop(&mut self) {
+        self.0.lock().read_ahead -= 1;
     }
 }

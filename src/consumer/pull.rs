@@ -75,6 +75,18 @@ impl Source<Event> for PullSource {
 }
 
 impl Shared {
+    /// Direct mode: one fetch round in this thread even if events are queued (for
+    /// `wait_step`), then a short sleep if it found nothing.
+    pub(super) fn fetch_ahead(self: &Arc<Self>) {
+        let round = {
+            let mut direct = self.direct.lock().unwrap_or_else(|e| e.into_inner());
+            direct.as_mut().map(|f| f.round(self))
+        };
+        if round != Some(Round::Fetched) && self.inline_mode {
+            std::thread::sleep(Duration::from_millis(1));
+        }
+    }
+
     /// Direct mode: runs one fetch round in this thread. False when the deadline has passed.
     pub(super) fn fetch_directly(self: &Arc<Self>, deadline: Option<Instant>) -> bool {
         if self.inline_mode {

@@ -2,12 +2,13 @@
 //! stored events become events (metadata decoding, data selection, allocation, reads), and the
 //! fetch rounds that fill the queue (on the prefetch thread, or in the pulling thread).
 
+use super::steps::{Marker, Steps, Stored, PRODUCERS_KEY, SCAN_KEY, STEPS_KEY};
 use super::{DataAllocator, DataSelector, MAX_IDLE_SLEEP};
 use crate::backend::{DataRead, PartitionReader, StoredEvent};
 use crate::data_view::{scatter, Allocation, DataView};
 use crate::descriptor::DataDescriptor;
 use crate::error::{panic_message, Error, Result};
-use crate::event::{parse_end_of_stream_marker, AckSink, Event, EventParts};
+use crate::event::{parse_control, AckSink, Control, Event, EventParts};
 use crate::future::GiveBack;
 use crate::metadata::Metadata;
 use crate::thread_pool::ThreadPool;
@@ -15,6 +16,7 @@ use crate::topic::TopicHandle;
 use crate::types::{BatchSize, EventId, MaxNumBatches};
 use serde_json::Value;
 use std::collections::VecDeque;
+use std::sync::atomic::{AtomicBool, Ordering as AtomicOrdering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::Duration;
 
@@ -25,6 +27,8 @@ pub(super) struct Queue {
     pub(super) prefetcher_waiting: bool,
     /// Every target partition has delivered the end-of-stream markers of all its producers.
     pub(super) ended: bool,
+    /// Callers of `wait_step` waiting: the prefetcher reads past the queue's capacity.
+    pub(super) read_ahead: usize,
 }
 
 pub(super) struct Shared {
@@ -51,11 +55,42 @@ pub(super) struct Shared {
     /// Direct mode because the pool is inline (not because the driver prefetches): an empty
     /// round sleeps a little before the next one instead of relying on the driver's wait.
     pub(super) inline_mode: bool,
+    /// Which steps every producer has closed (see [`super::steps`]).
+    pub(super) steps: Mutex<Steps>,
+    /// Signalled when a step completes.
+    pub(super) step_done: Condvar,
+    /// Set once a step marker has been read: acknowledgements then update the stored steps.
+    pub(super) steps_seen: AtomicBool,
+    /// The id each target started at.
+    pub(super) start_ids: Vec<EventId>,
 }
 
 impl Shared {
     pub(super) fn lock(&self) -> MutexGuard<'_, Queue> {
         self.queue.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    pub(super) fn steps(&self) -> MutexGuard<'_, Steps> {
+        self.steps.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The consumer name under which the step position `key` is stored.
+    pub(super) fn step_key(&self, key: &str) -> String {
+        format!("{}.{key}", self.name)
+    }
+
+    /// Stores what the acknowledged positions of partition `p` imply about steps (each value
+    /// plus one, so that 0 means "never stored").
+    fn store_steps(&self, p: usize, s: Stored) -> Result<()> {
+        let backend = self.topic.backend();
+        for (key, v) in [
+            (PRODUCERS_KEY, s.producers),
+            (SCAN_KEY, s.scan),
+            (STEPS_KEY, s.steps),
+        ] {
+            backend.store_offset(&self.step_key(key), p, v + 1)?;
+        }
+        Ok(())
     }
 
     /// Decodes a stored event and runs the data selector and allocator; the data is either
@@ -259,6 +294,14 @@ impl AckSink for Shared {
                 .backend()
                 .store_offset(&self.name, partition, next)?;
             acked[partition] = next;
+            if self.steps_seen.load(AtomicOrdering::Acquire) {
+                if let Some(t) = self.targets.iter().position(|&p| p == partition) {
+                    let stored = self.steps().on_ack(t, next);
+                    if let Some(s) = stored {
+                        self.store_steps(partition, s)?;
+                    }
+                }
+            }
         }
         Ok(())
     }
@@ -316,7 +359,7 @@ impl Fetcher {
                 Some(r) => r.fetch(p, self.next[i], shared.fetch_size, self.with_data),
                 None => backend.fetch(p, self.next[i], shared.fetch_size, self.with_data),
             };
-            let batch = match result {
+            let mut batch = match result {
                 Ok(b) => b,
                 Err(e) => {
                     shared.lock().items.push_back(Err(e));
@@ -325,6 +368,12 @@ impl Fetcher {
                     return Round::Failed;
                 }
             };
+            // A reader that feeds from its own position (Mofka's service-side cursor) may start
+            // before where this consumer was told to start.
+            let from = self.next[i];
+            if batch.first().is_some_and(|e| e.id < from) {
+                batch.retain(|e| e.id >= from);
+            }
             if batch.is_empty() {
                 continue;
             }
@@ -339,8 +388,29 @@ impl Fetcher {
             for ev in materialized {
                 // Ids need not be dense (Kafka offsets): resume after the last one.
                 resume_at = Some(ev.id() + 1);
-                match parse_end_of_stream_marker(ev.metadata()) {
-                    Some((producer, producers)) => self.eos.record(i, producer, producers),
+                match parse_control(ev.metadata()) {
+                    Some(Control::EndOfStream {
+                        producer,
+                        producers,
+                    }) => self.eos.record(i, producer, producers),
+                    Some(Control::EndStep {
+                        step,
+                        producer,
+                        producers,
+                    }) => {
+                        let marker = Marker {
+                            id: ev.id(),
+                            producer,
+                            producers,
+                            step,
+                        };
+                        shared.steps_seen.store(true, AtomicOrdering::Release);
+                        let done = shared.steps().on_marker(i, marker);
+                        if let Some(k) = done {
+                            events.push(Ok(Event::step_complete(k, p)));
+                            shared.step_done.notify_all();
+                        }
+                    }
                     None => events.push(Ok(ev)),
                 }
             }
@@ -379,7 +449,10 @@ pub(super) fn prefetch_loop(shared: Arc<Shared>, mut fetcher: Fetcher) {
     loop {
         {
             let mut q = shared.lock();
-            while q.items.len() + shared.fetch_size > shared.capacity && !q.stop {
+            while q.items.len() + shared.fetch_size > shared.capacity
+                && !q.stop
+                && q.read_ahead == 0
+            {
                 q.prefetcher_waiting = true;
                 q = shared.room.wait(q).unwrap_or_else(|e| e.into_inner());
             }

@@ -260,6 +260,14 @@ impl TopicBackend for MemoryTopic {
         true
     }
 
+    fn end_id(&self, partition: usize) -> Result<EventId> {
+        let log = self
+            .partition(partition)?
+            .read()
+            .unwrap_or_else(|e| e.into_inner());
+        Ok(log.len() as EventId)
+    }
+
     fn read_data(
         &self,
         partition: usize,

@@ -271,3 +271,39 @@ fn consume_follow_prints_new_events_until_sigterm() {
     }
     follower.terminate_ok();
 }
+
+#[test]
+fn consume_from_starts_where_it_is_told() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("root");
+    create_topic(&root, "from", 1);
+    let lines: String = (0..5u64).map(|i| line_with(i, &data_for(i))).collect();
+    assert_eq!(produce(&root, "from", &lines), 5);
+    let d = files(&root);
+    let ids = |extra: &[&str]| -> Vec<u64> {
+        let mut args = vec!["consume", "--topic", "from"];
+        args.extend_from_slice(extra);
+        let o = ctl(&join(&d, &args));
+        assert_ok(&o);
+        parse_events(&stdout(&o)).iter().map(|e| e.id).collect()
+    };
+    // Acknowledge the first two under a name.
+    assert_eq!(ids(&["--consumer", "c", "--ack", "--max", "2"]), vec![0, 1]);
+    assert_eq!(ids(&["--consumer", "c"]), vec![2, 3, 4]);
+    assert_eq!(
+        ids(&["--consumer", "c", "--from", "beginning"]),
+        vec![0, 1, 2, 3, 4]
+    );
+    assert_eq!(ids(&["--from", "0=3"]), vec![3, 4]);
+    assert!(ids(&["--from", "end"]).is_empty());
+    let o = ctl(&join(
+        &d,
+        &["consume", "--topic", "from", "--from", "middle"],
+    ));
+    assert_fails_with(&o, &["--from", "expected last_ack"]);
+    let o = ctl(&join(
+        &d,
+        &["consume", "--topic", "from", "--from", "step:1"],
+    ));
+    assert_fails_with(&o, &["step:1", "not closed"]);
+}

@@ -559,6 +559,10 @@ impl TopicBackend for FilesTopic {
         true
     }
 
+    fn end_id(&self, partition: usize) -> Result<EventId> {
+        self.partition(partition)?.num_events()
+    }
+
     fn read_data_many(
         &self,
         partition: usize,

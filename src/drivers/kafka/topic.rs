@@ -158,6 +158,26 @@ impl TopicBackend for KafkaTopic {
         }
     }
 
+    /// The partition's high watermark: the offset the next record will get. (Probing with
+    /// fetches, the default, would wait for a timeout at every id past the end.)
+    fn end_id(&self, partition: usize) -> Result<EventId> {
+        self.check_partition(partition)?;
+        let reader = self.new_reader("diaspora-end", &BTreeMap::new())?;
+        let (_, high) = reader
+            .consumer
+            .fetch_watermarks(&self.kafka_topic, partition as i32, REQUEST_TIMEOUT)
+            .map_err(|e| {
+                kafka_err(
+                    format!(
+                        "cannot read the end of partition {partition} of {:?}",
+                        self.kafka_topic
+                    ),
+                    e,
+                )
+            })?;
+        Ok(high.max(0) as EventId)
+    }
+
     fn read_data(
         &self,
         _partition: usize,

@@ -40,6 +40,7 @@ pub mod helpers;
 pub mod iteration;
 pub mod process;
 pub mod producers;
+pub mod steps;
 pub mod targets;
 pub mod validators;
 

@@ -57,44 +57,15 @@ pub fn open_topic(driver: &Driver, name: &str) -> CliResult<TopicHandle> {
     })
 }
 
-/// The id after the last event of `partition` (its event count when ids are dense from 0, as
-/// with the files driver), found with `fetch` alone: `fetch(p, i, 1)` is non-empty exactly when
-/// some event has an id of at least `i`, so an exponential then binary search on `i` needs about
-/// 2 log2(n) fetches and also works for logs with gaps or a trimmed start (Kafka offsets).
+/// The id after the last event of `partition` ([`TopicBackend::end_id`]), with an error naming
+/// the partition.
 pub fn end_position(backend: &dyn TopicBackend, partition: usize) -> CliResult<u64> {
-    let exists = |id: u64| -> CliResult<bool> {
-        backend
-            .fetch(partition, id, 1, false)
-            .map(|v| !v.is_empty())
-            .context(|| {
-                format!(
-                    "cannot read partition {partition} of topic {:?}",
-                    backend.name()
-                )
-            })
-    };
-    if !exists(0)? {
-        return Ok(0);
-    }
-    // Invariant: some event has an id >= `lo`, none has one >= `hi`.
-    let mut lo = 0u64;
-    let mut hi = 1u64;
-    while exists(hi)? {
-        lo = hi;
-        hi = hi.saturating_mul(2);
-        if hi == u64::MAX {
-            break;
-        }
-    }
-    while hi - lo > 1 {
-        let mid = lo + (hi - lo) / 2;
-        if exists(mid)? {
-            lo = mid;
-        } else {
-            hi = mid;
-        }
-    }
-    Ok(lo + 1)
+    backend.end_id(partition).context(|| {
+        format!(
+            "cannot read partition {partition} of topic {:?}",
+            backend.name()
+        )
+    })
 }
 
 /// Parses a batch size: a positive integer, or `adaptive`.

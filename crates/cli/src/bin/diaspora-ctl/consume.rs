@@ -17,7 +17,7 @@ use crate::options::Dotted;
 use crate::signals::Shutdown;
 use base64::prelude::*;
 use clap::Args;
-use diaspora_stream::{BatchSize, Event};
+use diaspora_stream::{BatchSize, Event, StartPosition};
 use std::collections::BTreeMap;
 use std::io::{BufWriter, Write};
 use std::time::{Duration, Instant};
@@ -50,6 +50,12 @@ pub struct ConsumeArgs {
     /// which name to acknowledge. Without it the consumer is anonymous and starts at the beginning.
     #[arg(long, value_name = "NAME")]
     consumer: Option<String>,
+
+    /// Where to start: `last_ack` (the default: after the --consumer's last acknowledged event,
+    /// the beginning for an anonymous consumer), `beginning`, `end` (only events pushed from now
+    /// on), `step:K` (the first event of step K), or ids per partition as `P=ID,P=ID`.
+    #[arg(long, value_name = "POSITION", value_parser = parse_start)]
+    from: Option<StartPosition>,
 
     /// Partitions to read, comma-separated (default: all).
     #[arg(long, value_name = "P,P,...", value_delimiter = ',')]
@@ -87,6 +93,10 @@ pub fn event_line(ev: &Event) -> String {
         metadata,
         BASE64_STANDARD.encode(ev.data().to_vec())
     )
+}
+
+fn parse_start(s: &str) -> Result<StartPosition, String> {
+    s.parse().map_err(|e: diaspora_stream::Error| e.to_string())
 }
 
 /// Stdout with acknowledgements that follow successful flushes.
@@ -180,12 +190,16 @@ pub fn run(a: &ConsumeArgs, dotted: &Dotted) -> CliResult<()> {
         )
     });
     let backend = topic.backend().clone();
+    let consumer = topic
+        .consumer(&name)
+        .targets(&targets)
+        .batch_size(a.batch_size)
+        .start(a.from.clone().unwrap_or_default())
+        .build()
+        .map_err(|e| CliError(format!("cannot create a consumer: {e}")))?;
     // Snapshot: per target partition, the position to reach (None with --follow).
     let mut remaining: BTreeMap<usize, (u64, Option<u64>)> = BTreeMap::new();
-    for &p in &targets {
-        let next = backend
-            .load_offset(&name, p)
-            .map_err(|e| CliError(format!("cannot read the position of {name:?}: {e}")))?;
+    for (&p, &next) in targets.iter().zip(consumer.start_ids()) {
         let end = if a.follow {
             None
         } else {
@@ -207,12 +221,6 @@ pub fn run(a: &ConsumeArgs, dotted: &Dotted) -> CliResult<()> {
     let exhausted = |r: &BTreeMap<usize, (u64, Option<u64>)>| {
         r.values().all(|(n, e)| e.is_some_and(|e| *n >= e))
     };
-    let consumer = topic
-        .consumer(&name)
-        .targets(&targets)
-        .batch_size(a.batch_size)
-        .build()
-        .map_err(|e| CliError(format!("cannot create a consumer: {e}")))?;
     let mut out = Output {
         out: BufWriter::with_capacity(1 << 16, std::io::stdout().lock()),
         to_ack: BTreeMap::new(),
@@ -236,6 +244,10 @@ pub fn run(a: &ConsumeArgs, dotted: &Dotted) -> CliResult<()> {
                 let Some(slot) = remaining.get_mut(&p) else {
                     continue;
                 };
+                if let Some(step) = ev.completed_step() {
+                    log_info!("step {step} complete: every producer closed it");
+                    continue;
+                }
                 if ev.is_end_of_stream() {
                     // Every selected partition ended its stream: nothing more will come, even
                     // with --follow.

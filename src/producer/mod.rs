@@ -26,6 +26,8 @@ use std::collections::{BTreeMap, VecDeque};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::thread::JoinHandle;
 
+mod markers;
+
 /// Upper bound on an adaptive batch, in events.
 const ADAPTIVE_MAX_EVENTS: usize = 16 * 1024;
 /// Upper bound on an adaptive batch, in bytes.
@@ -42,6 +44,7 @@ pub struct ProducerBuilder {
     ordering: Ordering,
     options: Value,
     selector: Option<Arc<dyn PartitionSelector>>,
+    group: (usize, usize),
 }
 
 impl TopicHandle {
@@ -62,7 +65,16 @@ impl ProducerBuilder {
             ordering: Ordering::Strict,
             options: Value::Object(Default::default()),
             selector: None,
+            group: (0, 1),
         }
+    }
+
+    /// This producer is number `index` of `count` producers that close steps together
+    /// ([`Producer::end_step`]); default 0 of 1. The MPI helpers pass the rank and the size of
+    /// the communicator instead.
+    pub fn group(mut self, index: usize, count: usize) -> Self {
+        self.group = (index, count);
+        self
     }
 
     /// Uses `selector` for this producer instead of the topic's partition selector (for example
@@ -173,6 +185,8 @@ impl ProducerBuilder {
         Ok(Producer {
             shared,
             sender: Some(sender),
+            group: self.group,
+            last_step: Mutex::new(None),
         })
     }
 }
@@ -570,6 +584,10 @@ fn sender_loop(shared: Arc<Shared>, backend: Arc<dyn crate::backend::TopicBacken
 pub struct Producer {
     shared: Arc<Shared>,
     sender: Option<JoinHandle<()>>,
+    /// (index, count) in the group of producers that close steps together.
+    group: (usize, usize),
+    /// The last step this producer closed.
+    last_step: std::sync::Mutex<Option<u64>>,
 }
 
 impl std::fmt::Debug for Producer {
@@ -622,7 +640,8 @@ impl Producer {
     ///
     /// Metadata whose top-level object holds the key [`crate::event::CONTROL_KEY`]
     /// (`"$diaspora"`) is refused with [`Error::InvalidMetadata`]: that key marks the library's
-    /// own control events (end of stream), which only [`Producer::end_of_stream`] writes.
+    /// own control events (end of stream, steps), which only [`Producer::end_of_stream`] and
+    /// [`Producer::end_step`] write.
     pub fn push(
         &self,
         metadata: impl Into<Metadata>,
@@ -702,7 +721,12 @@ impl Producer {
     }
 
     /// Appends an already validated event to partition `p`'s open batch (inline path).
-    fn append_prepared(&self, metadata: &Metadata, data: DataView, p: usize) -> Future<EventId> {
+    pub(super) fn append_prepared(
+        &self,
+        metadata: &Metadata,
+        data: DataView,
+        p: usize,
+    ) -> Future<EventId> {
         let shared = &self.shared;
         let mut st = shared.wait_for_room(shared.lock());
         if st.closing {
@@ -724,37 +748,6 @@ impl Producer {
         );
         shared.maybe_dispatch(&mut st, p);
         future
-    }
-
-    /// Declares that this producer, number `producer_index` of `num_producers` cooperating
-    /// producers, will send nothing more: after everything it pushed so far, an end-of-stream
-    /// marker is appended to every partition and the producer is flushed. A consumer that has
-    /// seen the markers of all `num_producers` producers in each of its partitions (and every
-    /// event before them) receives events with id [`crate::NO_MORE_EVENTS`] from then on.
-    ///
-    /// Markers are ordinary events (metadata `{"$diaspora": {"end_of_stream": ...}}`, no data),
-    /// so this works across processes and with every driver. The future completes when the
-    /// markers are stored.
-    pub fn end_of_stream(&self, producer_index: usize, num_producers: usize) -> Future<()> {
-        if num_producers == 0 || producer_index >= num_producers {
-            return Future::failed(Error::InvalidArgument(format!(
-                "producer index {producer_index} is not below the producer count {num_producers}"
-            )));
-        }
-        // Everything pushed before must be stored before the markers.
-        if let Err(e) = self.flush().wait() {
-            return Future::failed(e);
-        }
-        let marker = crate::event::end_of_stream_marker(producer_index, num_producers);
-        for p in 0..self.shared.topic.num_partitions() {
-            let f = self.append_prepared(&marker, DataView::new(), p);
-            if f.completed() {
-                if let Err(e) = f.wait() {
-                    return Future::failed(e);
-                }
-            }
-        }
-        self.flush()
     }
 
     /// Sends every pending batch and makes it durable according to the driver's policy. The
