@@ -3,16 +3,19 @@
 //!
 //! ```text
 //! mpirun -n 4 target/release/examples/coupling [--sims K] [--partitions P] [--steps N]
-//!        [--values V] [--root DIR]
+//!        [--values V] [--root DIR] [--verbose]
 //! ```
 //!
 //! The world is split into `K` simulation ranks (default: half) and the analysis ranks. Each
 //! simulation rank writes one snapshot per step (metadata: step, rank, shape; data: `V` f64
-//! values) to its own partitions, then declares the end of its stream. Analysis ranks own
-//! disjoint partition sets covering the topic, pull only every 4th value of each snapshot
-//! through a strided data selection, check every value, compute statistics, acknowledge, and
-//! stop at the end of the stream. Rank 0 prints the summary. The exit code is non-zero on every
-//! rank if any snapshot was lost, duplicated or corrupted.
+//! values) to its own partitions and closes the step with the other simulation ranks
+//! (`mpi::end_step`), then declares the end of its stream. Analysis ranks own disjoint partition
+//! sets covering the topic, pull only every 4th value of each snapshot through a strided data
+//! selection, check every value, and analyse step `k` (statistics of its snapshots) as soon as
+//! the step marker says every simulation rank has closed it, not at the end; they acknowledge,
+//! and stop at the end of the stream. Rank 0 prints the summary. The exit code is non-zero on
+//! every rank if any snapshot was lost, duplicated, corrupted, or arrived after its step was
+//! declared complete, or if a step was never declared complete.
 
 use diaspora_stream::mpi::mpi::topology::Color;
 use diaspora_stream::mpi::mpi::traits::*;
@@ -29,6 +32,8 @@ struct Args {
     steps: usize,
     values: usize,
     root: Option<String>,
+    /// Print each step's statistics as it is analysed.
+    verbose: bool,
 }
 
 fn parse_args() -> Args {
@@ -38,6 +43,7 @@ fn parse_args() -> Args {
         steps: 100,
         values: 4096,
         root: None,
+        verbose: false,
     };
     let argv: Vec<String> = std::env::args().skip(1).collect();
     let mut i = 0;
@@ -53,8 +59,13 @@ fn parse_args() -> Args {
             "--steps" => a.steps = num(&value),
             "--values" => a.values = num(&value),
             "--root" => a.root = Some(value),
+            "--verbose" => {
+                a.verbose = true;
+                i += 1;
+                continue;
+            }
             "-h" | "--help" => {
-                println!("usage: mpirun -n N coupling [--sims K] [--partitions P] [--steps N] [--values V] [--root DIR]");
+                println!("usage: mpirun -n N coupling [--sims K] [--partitions P] [--steps N] [--values V] [--root DIR] [--verbose]");
                 std::process::exit(0);
             }
             other => panic!("unknown option {other} (try --help)"),
@@ -194,6 +205,7 @@ fn run<C: Communicator>(
             let md =
                 json!({"step": step, "rank": world_rank, "shape": [args.values], "dtype": "f64"});
             producer.push(md, DataView::from(bytes));
+            dmpi::end_step(group, &producer, step as u64)?;
         }
         dmpi::end_of_stream(group, &producer)?;
         return Ok((args.steps as u64, 0, 0, 0.0, 0));
@@ -218,6 +230,10 @@ fn run<C: Communicator>(
     }
     let mut seen = HashSet::new();
     let (mut consumed, mut duplicates, mut sum, mut count) = (0u64, 0u64, 0.0f64, 0u64);
+    // Snapshots of steps not analysed yet (step -> sum and count of their samples), and the
+    // steps analysed as their markers arrived.
+    let mut open_steps: std::collections::BTreeMap<usize, (f64, u64)> = Default::default();
+    let mut analysed = 0usize;
     if !mine.is_empty() {
         let consumer = topic
             .consumer("analysis")
@@ -234,6 +250,23 @@ fn run<C: Communicator>(
             if event.is_end_of_stream() {
                 break;
             }
+            if let Some(k) = event.completed_step() {
+                // Every simulation rank closed step k: its snapshots (and earlier ones) are all
+                // here, so analyse them now.
+                let done: Vec<usize> = open_steps.range(..=k as usize).map(|(s, _)| *s).collect();
+                for s in done {
+                    let (step_sum, step_count) = open_steps.remove(&s).unwrap_or_default();
+                    if args.verbose {
+                        println!(
+                            "rank {}: step {s} complete: mean of {step_count} samples {:.3}",
+                            world.rank(),
+                            step_sum / step_count.max(1) as f64
+                        );
+                    }
+                }
+                analysed = analysed.max(k as usize + 1);
+                continue;
+            }
             let md = event.metadata().json();
             let (step, src) = (
                 md["step"].as_u64().unwrap_or(u64::MAX) as usize,
@@ -242,6 +275,13 @@ fn run<C: Communicator>(
             if !seen.insert((src, step)) {
                 duplicates += 1;
             }
+            if step < analysed {
+                return Err(diaspora_stream::Error::InvalidArgument(format!(
+                    "snapshot of step {step} from rank {src} arrived after step {} was complete",
+                    analysed - 1
+                )));
+            }
+            let step_stats = open_steps.entry(step).or_default();
             for (j, chunk) in event.data().to_vec().chunks_exact(8).enumerate() {
                 let v = f64::from_le_bytes(chunk.try_into().expect("8 bytes"));
                 if v != field(src, step, j * 4) {
@@ -251,14 +291,23 @@ fn run<C: Communicator>(
                 }
                 sum += v;
                 count += 1;
+                step_stats.0 += v;
+                step_stats.1 += 1;
             }
             event.acknowledge()?;
             consumed += 1;
         }
+        if analysed != args.steps {
+            return Err(diaspora_stream::Error::InvalidArgument(format!(
+                "{analysed} of {} steps were declared complete before the end of the stream",
+                args.steps
+            )));
+        }
     }
     println!(
-        "rank {}: end of stream after {consumed} snapshots from partitions {mine:?}",
-        world.rank()
+        "rank {}: end of stream after {consumed} snapshots from partitions {mine:?}, {} steps analysed as they completed",
+        world.rank(),
+        analysed
     );
     Ok((0, consumed, duplicates, sum, count))
 }

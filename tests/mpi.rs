@@ -85,6 +85,13 @@ fn coupling_two_simulation_two_analysis_ranks() {
         2,
         "{text}"
     );
+    // Each analysis rank analysed the 40 steps as their markers came (the example fails if a
+    // snapshot arrives after its step was declared complete).
+    assert_eq!(
+        text.matches("40 steps analysed as they completed").count(),
+        2,
+        "{text}"
+    );
     assert!(text.contains("coupling: OK"), "{text}");
 }
 
@@ -107,6 +114,11 @@ fn coupling_with_more_ranks_than_partitions_and_the_reverse() {
         );
         assert_eq!(
             text.matches("end of stream after").count(),
+            analysis,
+            "{text}"
+        );
+        assert_eq!(
+            text.matches("30 steps analysed as they completed").count(),
             analysis,
             "{text}"
         );
