@@ -25,4 +25,13 @@ grep -q "is not a driver name" "$work/err"
 cd "$work/$name"
 echo "check-template: running the new crate's .ci/run"
 PATH="$here/target/debug:$PATH" CARGO_TARGET_DIR="$here/target/template-driver" bash .ci/run
+# The new crate's Spack recipe, with the checks of scripts/check-spack.sh (whose venv CI made).
+venv="$here/${SPACK_CHECK_VENV:-target/spack-check-venv}"
+if [ -x "$venv/bin/python" ]; then
+  recipe="spack/packages/$name/package.py"
+  python3 -m py_compile "$recipe"
+  "$venv/bin/python" -m black --check -q -l 99 "$recipe"
+  "$venv/bin/python" -m flake8 --max-line-length 99 "$recipe"
+  echo "check-template: Spack recipe passes py_compile, black and flake8"
+fi
 echo "check-template: ok"

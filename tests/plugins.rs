@@ -161,6 +161,18 @@ fn a_library_holding_another_driver_is_refused_and_bare_names_are_searched() {
         "{library}"
     );
     assert!(reason.contains("holds driver \"other\""), "{reason}");
+    // A relative path (with a '/') is taken from the current directory.
+    let here = tempfile::tempdir_in(".").unwrap();
+    let name = here
+        .path()
+        .file_name()
+        .unwrap()
+        .to_string_lossy()
+        .into_owned();
+    std::fs::copy(&lib, here.path().join("librelative.so")).unwrap();
+    let (library, reason) = load_error(&format!("wanted:./{name}/librelative.so"));
+    assert!(library.ends_with("librelative.so"), "{library}");
+    assert!(reason.contains("holds driver \"other\""), "{reason}");
     // Built-in drivers are used as they are, whatever library is named after them (the C++
     // reference's spelling).
     let d = Driver::new("memory:libdiaspora-memory-driver.so", &json!({})).unwrap();

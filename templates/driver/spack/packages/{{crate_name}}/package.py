@@ -1,6 +1,8 @@
-# Spack recipe of the {{crate_name}} driver of diaspora-stream (Spack >= 1.0, package API v2.2).
-# Installs the library that programs load by name (`{{crate_name}}:lib{{crate_name}}.so`) into
-# prefix/lib and puts that folder on DIASPORA_DRIVER_PATH, where the loader looks.
+# Spack recipe of a driver of diaspora-stream (Spack >= 1.0, package API v2.2):
+#   {{crate_name}}
+# Installs the library that programs load by name into prefix/lib, and puts that folder on
+# DIASPORA_DRIVER_PATH, where the loader looks for it:
+#   {{crate_name}}:lib{{crate_name}}.so
 #
 # A driver loaded by name must be built with the same Rust compiler, diaspora-stream release and
 # dependency versions as the programs that load it: take both from one Spack instance, and keep
@@ -13,7 +15,10 @@ from spack.package import depends_on, install, join_path, mkdirp, version, worki
 
 
 class {{crate_name | pascal_case}}(CargoPackage):
-    """The {{crate_name}} driver of diaspora-stream: partitions as append-only files."""
+    """A driver of diaspora-stream: partitions as append-only files.
+
+    Driver name: {{crate_name}}
+    """
 
     homepage = "https://example.org/{{project-name}}"
     git = "https://example.org/{{project-name}}.git"
@@ -35,4 +40,5 @@ class CargoBuilder(cargo.CargoBuilder):
 
     def install(self, pkg, spec, prefix):
         mkdirp(prefix.lib)
-        install(join_path("target", "release", "lib{{crate_name}}.so"), prefix.lib)
+        library = "lib{{crate_name}}.so"
+        install(join_path("target", "release", library), prefix.lib)
