@@ -100,6 +100,26 @@ pub enum Error {
     #[error("data selection: {0}")]
     DataSelection(String),
 
+    /// A producer holds `max_buffered_bytes` of events not yet stored, and its `on_full` policy
+    /// says to fail a push rather than wait (or the wait passed its `push_timeout`).
+    #[error(
+        "producer {producer:?}: {buffered} bytes of events are waiting to be stored, and this push \
+         of {pushed} more would pass max_buffered_bytes = {limit}{}",
+        if *waited { " (waited push_timeout)" } else { " (on_full = error)" }
+    )]
+    ProducerFull {
+        /// The producer's name.
+        producer: String,
+        /// Bytes held when the push was refused.
+        buffered: usize,
+        /// Bytes of the refused event.
+        pushed: usize,
+        /// The `max_buffered_bytes` option.
+        limit: usize,
+        /// True if the push waited `push_timeout` for room first.
+        waited: bool,
+    },
+
     /// The producer or consumer was shut down while the operation was pending.
     #[error("{0} was closed")]
     Closed(&'static str),

@@ -79,7 +79,7 @@ pub use error::{Error, Result};
 pub use event::Event;
 pub use future::Future;
 pub use metadata::{Metadata, PartitionInfo};
-pub use producer::{Producer, ProducerBuilder};
+pub use producer::{OnFull, Producer, ProducerBuilder};
 #[cfg(feature = "rayon")]
 pub use thread_pool::RayonThreadPool;
 pub use thread_pool::{StdThreadPool, ThreadPool};

@@ -25,171 +25,17 @@ use serde_json::Value;
 use std::collections::{BTreeMap, VecDeque};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
 
+mod builder;
 mod markers;
+
+pub use builder::{OnFull, ProducerBuilder, DEFAULT_MAX_BUFFERED_BYTES};
 
 /// Upper bound on an adaptive batch, in events.
 const ADAPTIVE_MAX_EVENTS: usize = 16 * 1024;
 /// Upper bound on an adaptive batch, in bytes.
 const ADAPTIVE_MAX_BYTES: usize = 64 << 20;
-
-/// Options of a new producer; finish with [`ProducerBuilder::build`].
-#[must_use]
-pub struct ProducerBuilder {
-    topic: TopicHandle,
-    name: String,
-    batch_size: BatchSize,
-    max_num_batches: MaxNumBatches,
-    thread_pool: Option<Arc<dyn ThreadPool>>,
-    ordering: Ordering,
-    options: Value,
-    selector: Option<Arc<dyn PartitionSelector>>,
-    group: (usize, usize),
-}
-
-impl TopicHandle {
-    /// Starts building a producer (see [`ProducerBuilder`] for the options).
-    pub fn producer(&self) -> ProducerBuilder {
-        ProducerBuilder::new(self.clone())
-    }
-}
-
-impl ProducerBuilder {
-    pub(crate) fn new(topic: TopicHandle) -> Self {
-        ProducerBuilder {
-            topic,
-            name: String::new(),
-            batch_size: BatchSize::Adaptive,
-            max_num_batches: MaxNumBatches::default(),
-            thread_pool: None,
-            ordering: Ordering::Strict,
-            options: Value::Object(Default::default()),
-            selector: None,
-            group: (0, 1),
-        }
-    }
-
-    /// This producer is number `index` of `count` producers that close steps together
-    /// ([`Producer::end_step`]); default 0 of 1. The MPI helpers pass the rank and the size of
-    /// the communicator instead.
-    pub fn group(mut self, index: usize, count: usize) -> Self {
-        self.group = (index, count);
-        self
-    }
-
-    /// Uses `selector` for this producer instead of the topic's partition selector (for example
-    /// a rank-affine selector that keeps each MPI rank on its own partitions).
-    pub fn partition_selector(mut self, selector: Arc<dyn PartitionSelector>) -> Self {
-        self.selector = Some(selector);
-        self
-    }
-
-    /// Producer name (informational).
-    pub fn name(mut self, name: &str) -> Self {
-        self.name = name.to_string();
-        self
-    }
-
-    /// Events per batch (default: adaptive).
-    pub fn batch_size(mut self, b: BatchSize) -> Self {
-        self.batch_size = b;
-        self
-    }
-
-    /// Batches that may wait to be stored before `push` blocks (default 2).
-    pub fn max_num_batches(mut self, m: MaxNumBatches) -> Self {
-        self.max_num_batches = m;
-        self
-    }
-
-    /// Pool running validation, partition selection and serialization (default: the driver's
-    /// default pool, which runs them inline).
-    pub fn thread_pool(mut self, pool: Arc<dyn ThreadPool>) -> Self {
-        self.thread_pool = Some(pool);
-        self
-    }
-
-    /// Whether events must be stored in push order (default strict).
-    pub fn ordering(mut self, o: Ordering) -> Self {
-        self.ordering = o;
-        self
-    }
-
-    /// Driver-specific options.
-    pub fn options(mut self, o: Value) -> Self {
-        self.options = o;
-        self
-    }
-
-    /// Creates the producer.
-    pub fn build(self) -> Result<Producer> {
-        if self.max_num_batches.0 == 0 {
-            return Err(Error::InvalidArgument(
-                "MaxNumBatches must be at least 1".into(),
-            ));
-        }
-        if self.batch_size == BatchSize::Fixed(0) {
-            return Err(Error::InvalidArgument(
-                "batch size must be at least 1".into(),
-            ));
-        }
-        let n = self.topic.num_partitions();
-        let pool = self
-            .thread_pool
-            .unwrap_or_else(|| self.topic.driver().default_thread_pool());
-        let selector = match self.selector {
-            Some(s) => {
-                s.set_partitions(self.topic.partitions());
-                s
-            }
-            None => self.topic.partition_selector().clone(),
-        };
-        let shared = Arc::new(Shared {
-            selector,
-            topic: self.topic,
-            name: self.name,
-            batch_size: self.batch_size,
-            max_num_batches: self.max_num_batches,
-            ordering: self.ordering,
-            options: self.options,
-            pool,
-            state: Mutex::new(State {
-                open: (0..n).map(|_| None).collect(),
-                last_batch_len: vec![0; n],
-                queue: VecDeque::new(),
-                queued_batches: 0,
-                in_flight: 0,
-                writing: false,
-                closing: false,
-                jobs_in_flight: 0,
-                next_seq: 0,
-                commit_seq: 0,
-                reorder: BTreeMap::new(),
-                pending: VecDeque::new(),
-                active_drains: 0,
-                touched: vec![false; n],
-                failure_since_flush: None,
-            }),
-            work_ready: Condvar::new(),
-            progress: Condvar::new(),
-        });
-        let backend = match shared.topic.backend().for_producer(&shared.options)? {
-            Some(b) => b,
-            None => shared.topic.backend().clone(),
-        };
-        let s = shared.clone();
-        let sender = std::thread::Builder::new()
-            .name("diaspora-producer".into())
-            .spawn(move || sender_loop(s, backend))
-            .map_err(|e| Error::io("spawn the producer's sender thread for", "", e))?;
-        Ok(Producer {
-            shared,
-            sender: Some(sender),
-            group: self.group,
-            last_step: Mutex::new(None),
-        })
-    }
-}
 
 struct OpenBatch {
     batch: EventBatch,
@@ -229,6 +75,8 @@ enum Processed {
 }
 
 struct State {
+    /// Bytes of events pushed and not yet stored (data and serialized metadata).
+    buffered: usize,
     open: Vec<Option<OpenBatch>>,
     last_batch_len: Vec<usize>,
     queue: VecDeque<Work>,
@@ -260,6 +108,9 @@ struct Shared {
     ordering: Ordering,
     options: Value,
     pool: Arc<dyn ThreadPool>,
+    max_buffered_bytes: usize,
+    on_full: OnFull,
+    push_timeout: Option<Duration>,
     state: Mutex<State>,
     /// Wakes the sender thread.
     work_ready: Condvar,
@@ -270,6 +121,49 @@ struct Shared {
 impl Shared {
     fn lock(&self) -> MutexGuard<'_, State> {
         self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Waits (or fails, as `on_full` says) until `bytes` more fit under `max_buffered_bytes`.
+    /// While it waits, partial batches are sent, so that stored batches make room.
+    fn admit<'a>(
+        &self,
+        mut st: MutexGuard<'a, State>,
+        bytes: usize,
+    ) -> Result<MutexGuard<'a, State>> {
+        let fits = |st: &State| st.buffered == 0 || st.buffered + bytes <= self.max_buffered_bytes;
+        if fits(&st) {
+            return Ok(st);
+        }
+        let full = |st: &State, waited| Error::ProducerFull {
+            producer: self.name.clone(),
+            buffered: st.buffered,
+            pushed: bytes,
+            limit: self.max_buffered_bytes,
+            waited,
+        };
+        if self.on_full == OnFull::Error {
+            return Err(full(&st, false));
+        }
+        let deadline = self.push_timeout.map(|t| Instant::now() + t);
+        while !fits(&st) && !st.closing {
+            for p in 0..st.open.len() {
+                self.dispatch(&mut st, p);
+            }
+            let mut wait = Duration::from_millis(10);
+            if let Some(d) = deadline {
+                let now = Instant::now();
+                if now >= d {
+                    return Err(full(&st, true));
+                }
+                wait = wait.min(d - now);
+            }
+            st = self
+                .progress
+                .wait_timeout(st, wait)
+                .unwrap_or_else(|e| e.into_inner())
+                .0;
+        }
+        Ok(st)
     }
 
     fn wait_for_room<'a>(&self, mut st: MutexGuard<'a, State>) -> MutexGuard<'a, State> {
@@ -413,20 +307,30 @@ impl Shared {
             };
             let first = chunk[0].seq;
             let count = chunk.len();
-            let items: Vec<Processed> = chunk
+            let items: Vec<(Processed, usize)> = chunk
                 .into_iter()
                 .map(|ev| {
                     // A panic outside the guarded callbacks (say, dropping the application's
                     // data) fails this event alone and keeps the counters right.
                     let promise = ev.promise.clone();
-                    std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| self.process(ev)))
-                        .unwrap_or_else(|payload| {
-                            promise.set(Err(Error::CallbackPanicked(panic_message(&*payload))));
-                            Processed::Failed
-                        })
+                    let size = ev.data.size();
+                    let processed =
+                        std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| self.process(ev)))
+                            .unwrap_or_else(|payload| {
+                                promise.set(Err(Error::CallbackPanicked(panic_message(&*payload))));
+                                Processed::Failed
+                            });
+                    (processed, size)
                 })
                 .collect();
             let mut st = self.lock();
+            let failed: usize = items
+                .iter()
+                .filter(|(p, _)| matches!(p, Processed::Failed))
+                .map(|(_, size)| size)
+                .sum();
+            st.buffered -= failed;
+            let items: Vec<Processed> = items.into_iter().map(|(p, _)| p).collect();
             self.commit_chunk(&mut st, first, items);
             st.jobs_in_flight -= count;
             if st.jobs_in_flight == 0 {
@@ -447,6 +351,7 @@ impl Shared {
             promise,
         } = item
         {
+            st.buffered += metadata.len();
             let ob = self.open_batch(st, partition);
             ob.batch.push_serialized(&metadata, data);
             let idx = (ob.batch.len() - 1) as u64;
@@ -512,6 +417,7 @@ fn sender_loop(shared: Arc<Shared>, backend: Arc<dyn crate::backend::TopicBacken
                     promise,
                     individual,
                 } = ob;
+                let size = batch.size_bytes();
                 let s = shared.clone();
                 backend.append_batch_async(
                     p,
@@ -538,6 +444,7 @@ fn sender_loop(shared: Arc<Shared>, backend: Arc<dyn crate::backend::TopicBacken
                         let mut st = s.lock();
                         st.queued_batches -= 1;
                         st.in_flight -= 1;
+                        st.buffered -= size;
                         match failure {
                             None => st.touched[p] = true,
                             Some(e) => {
@@ -682,15 +589,23 @@ impl Producer {
                 Ok(p) => p,
                 Err(e) => return Future::failed(e),
             };
-            return self.append_prepared(&metadata, data, p);
+            return match shared.admit(shared.lock(), data.size()) {
+                Ok(st) => self.append_locked(st, &metadata, data, p),
+                Err(e) => Future::failed(e),
+            };
         }
 
         let (pr, fut) = promise::<EventId>();
         let start_drain = {
-            let mut st = shared.wait_for_room(shared.lock());
+            let st = match shared.admit(shared.lock(), data.size()) {
+                Ok(st) => st,
+                Err(e) => return Future::failed(e),
+            };
+            let mut st = shared.wait_for_room(st);
             if st.closing {
                 return Future::failed(Error::Closed("producer"));
             }
+            st.buffered += data.size();
             let seq = st.next_seq;
             st.next_seq += 1;
             st.jobs_in_flight += 1;
@@ -727,13 +642,27 @@ impl Producer {
         data: DataView,
         p: usize,
     ) -> Future<EventId> {
+        self.append_locked(self.shared.lock(), metadata, data, p)
+    }
+
+    /// [`Producer::append_prepared`] with the state already locked.
+    fn append_locked(
+        &self,
+        st: MutexGuard<'_, State>,
+        metadata: &Metadata,
+        data: DataView,
+        p: usize,
+    ) -> Future<EventId> {
         let shared = &self.shared;
-        let mut st = shared.wait_for_room(shared.lock());
+        let mut st = shared.wait_for_room(st);
         if st.closing {
             return Future::failed(Error::Closed("producer"));
         }
         let serializer = &shared.topic.inner.components.serializer;
         let ob = shared.open_batch(&mut st, p);
+        // O(1) accounting: metadata bytes before and after, plus the data's size.
+        let before = ob.batch.metadata_bytes().len();
+        let data_size = data.size();
         let pushed = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
             ob.batch
                 .push_with(|out| serializer.serialize(metadata, out), data)
@@ -742,12 +671,19 @@ impl Producer {
         if let Err(e) = pushed {
             return Future::failed(e);
         }
-        let future = Future::indexed(
-            ob.promise.clone() as Arc<dyn IndexedSource<EventId>>,
-            ob.batch.len() - 1,
-        );
+        let added = ob.batch.metadata_bytes().len() - before + data_size;
+        let ob_len = ob.batch.len();
+        let ob_promise = ob.promise.clone();
+        st.buffered += added;
+        let future = Future::indexed(ob_promise as Arc<dyn IndexedSource<EventId>>, ob_len - 1);
         shared.maybe_dispatch(&mut st, p);
         future
+    }
+
+    /// Bytes of events pushed and not yet stored (their data and serialized metadata): what
+    /// [`ProducerBuilder::max_buffered_bytes`] bounds.
+    pub fn buffered_bytes(&self) -> usize {
+        self.shared.lock().buffered
     }
 
     /// Sends every pending batch and makes it durable according to the driver's policy. The

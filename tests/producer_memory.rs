@@ -1,0 +1,266 @@
+//! Bounded producer memory (`max_buffered_bytes`, `on_full`): 4 GiB pushed into a deliberately
+//! slow sink keep the process's resident memory under the bound plus a fixed overhead, and with
+//! `on_full = error` a push that would pass the bound fails at once, naming the option.
+//!
+//! The sink is a driver written here: it stores nothing and sleeps for each batch in
+//! proportion to its bytes (about 1 GB/s), well below the rate at which the test can allocate
+//! and fill fresh event buffers, so an unbounded producer would hold gigabytes. The tests run
+//! one after the other (one lock), so the memory readings of one are not the other's.
+
+use diaspora_stream::backend::{BatchIds, DriverBackend, EventBatch, StoredEvent, TopicBackend};
+use diaspora_stream::{
+    DataView, Driver, Error, EventId, MaxNumBatches, OnFull, PartitionInfo, Result, TopicComponents,
+};
+use serde_json::{json, Value};
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Condvar, Mutex};
+use std::time::Duration;
+
+static SERIAL: Mutex<()> = Mutex::new(());
+
+/// A topic that stores nothing and takes `ns_per_byte` per byte of each batch, once its gate
+/// is open.
+struct SlowSink {
+    ns_per_byte: f64,
+    next: AtomicU64,
+    stored_bytes: AtomicU64,
+    open: Mutex<bool>,
+    opened: Condvar,
+}
+
+impl SlowSink {
+    fn set_open(&self, open: bool) {
+        *self.open.lock().unwrap() = open;
+        self.opened.notify_all();
+    }
+}
+
+impl TopicBackend for SlowSink {
+    fn name(&self) -> &str {
+        "sink"
+    }
+    fn partitions(&self) -> Vec<PartitionInfo> {
+        vec![PartitionInfo::default()]
+    }
+    fn components(&self) -> TopicComponents {
+        TopicComponents::default()
+    }
+    fn append_batch(&self, _partition: usize, batch: &EventBatch) -> Result<BatchIds> {
+        let mut open = self.open.lock().unwrap();
+        while !*open {
+            open = self.opened.wait(open).unwrap();
+        }
+        drop(open);
+        let bytes = batch.size_bytes();
+        std::thread::sleep(Duration::from_nanos(
+            (bytes as f64 * self.ns_per_byte) as u64,
+        ));
+        self.stored_bytes.fetch_add(bytes as u64, Ordering::Relaxed);
+        Ok(BatchIds::Contiguous(
+            self.next.fetch_add(batch.len() as u64, Ordering::Relaxed),
+        ))
+    }
+    fn sync(&self, _partitions: &[usize]) -> Result<()> {
+        Ok(())
+    }
+    fn fetch(&self, _: usize, _: EventId, _: usize, _: bool) -> Result<Vec<StoredEvent>> {
+        Ok(Vec::new())
+    }
+    fn read_data(
+        &self,
+        _: usize,
+        _: &StoredEvent,
+        _: &[(u64, u64)],
+        _: &mut [&mut [u8]],
+    ) -> Result<()> {
+        Ok(())
+    }
+    fn load_offset(&self, _: &str, _: usize) -> Result<EventId> {
+        Ok(0)
+    }
+    fn store_offset(&self, _: &str, _: usize, _: EventId) -> Result<()> {
+        Ok(())
+    }
+}
+
+struct SinkDriver(Arc<SlowSink>);
+
+impl DriverBackend for SinkDriver {
+    fn name(&self) -> &'static str {
+        "sink"
+    }
+    fn create_topic(&self, _: &str, _: &Value, _: &TopicComponents) -> Result<()> {
+        Ok(())
+    }
+    fn open_topic(&self, _: &str) -> Result<Arc<dyn TopicBackend>> {
+        Ok(self.0.clone())
+    }
+    fn topic_exists(&self, _: &str) -> Result<bool> {
+        Ok(true)
+    }
+    fn list_topics(&self) -> Result<BTreeMap<String, Value>> {
+        Ok(BTreeMap::new())
+    }
+}
+
+fn sink(ns_per_byte: f64) -> (Driver, Arc<SlowSink>) {
+    let s = Arc::new(SlowSink {
+        ns_per_byte,
+        next: AtomicU64::new(0),
+        stored_bytes: AtomicU64::new(0),
+        open: Mutex::new(true),
+        opened: Condvar::new(),
+    });
+    (Driver::from_backend(Arc::new(SinkDriver(s.clone()))), s)
+}
+
+/// Resident memory of this process, in bytes.
+fn rss() -> usize {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap();
+    let kb: usize = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .expect("VmRSS in /proc/self/status");
+    kb * 1024
+}
+
+#[test]
+fn four_gib_into_a_slow_sink_stay_within_the_bound() {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    const MIB: usize = 1 << 20;
+    const BOUND: usize = 64 * MIB;
+    const EVENTS: usize = 4096; // of 1 MiB: 4 GiB
+    const OVERHEAD: usize = 96 * MIB;
+    let (driver, sink) = sink(1.0);
+    let topic = driver.open_topic("t").unwrap();
+    let producer = topic
+        .producer()
+        .max_buffered_bytes(BOUND)
+        // Only the byte bound may hold the producer back: room for a thousand batches.
+        .max_num_batches(MaxNumBatches(1000))
+        .build()
+        .unwrap();
+    let base = rss();
+    let peak = Arc::new(AtomicUsize::new(base));
+    let done = Arc::new(AtomicBool::new(false));
+    let sampler = {
+        let (peak, done) = (peak.clone(), done.clone());
+        std::thread::spawn(move || {
+            while !done.load(Ordering::Relaxed) {
+                peak.fetch_max(rss(), Ordering::Relaxed);
+                std::thread::sleep(Duration::from_millis(2));
+            }
+        })
+    };
+    for i in 0..EVENTS {
+        // A fresh buffer per event, written to (resident), freed once its batch is stored.
+        let data = vec![(i % 251) as u8; MIB];
+        producer.push(json!({"i": i}), DataView::from(data));
+    }
+    producer.flush().wait().unwrap();
+    done.store(true, Ordering::Relaxed);
+    sampler.join().unwrap();
+    let stored = sink.stored_bytes.load(Ordering::Relaxed) as usize;
+    assert!(
+        stored >= EVENTS * MIB,
+        "only {stored} bytes reached the sink"
+    );
+    let grew = peak.load(Ordering::Relaxed).saturating_sub(base);
+    eprintln!(
+        "4 GiB pushed: resident memory grew by at most {} MiB (bound {} MiB)",
+        grew / MIB,
+        BOUND / MIB
+    );
+    assert!(
+        grew <= BOUND + OVERHEAD,
+        "resident memory grew by {} MiB, more than the {} MiB bound plus {} MiB",
+        grew / MIB,
+        BOUND / MIB,
+        OVERHEAD / MIB
+    );
+}
+
+#[test]
+fn on_full_error_fails_the_push_at_once_and_names_the_option() {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    // The sink holds the first batch until the gate opens: it stays buffered meanwhile.
+    let (driver, sink) = sink(0.0);
+    sink.set_open(false);
+    let topic = driver.open_topic("t").unwrap();
+    let producer = topic
+        .producer()
+        .max_buffered_bytes(1 << 20)
+        .on_full(OnFull::Error)
+        .build()
+        .unwrap();
+    let first = producer.push(json!({"i": 0}), DataView::from(vec![0u8; 1 << 20]));
+    let second = producer.push(json!({"i": 1}), DataView::from(vec![1u8; 1 << 20]));
+    match second.wait() {
+        Err(Error::ProducerFull { limit, .. }) => assert_eq!(limit, 1 << 20),
+        other => panic!("expected ProducerFull, got {other:?}"),
+    }
+    let e = producer
+        .push(json!({"i": 2}), DataView::from(vec![2u8; 4096]))
+        .wait()
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("max_buffered_bytes") && e.contains("on_full"),
+        "{e}"
+    );
+    // Both refusals came while the sink still held the first batch: they did not wait.
+    sink.set_open(true);
+    assert_eq!(first.wait().unwrap(), 0);
+    // Once stored, there is room again; and a blocking producer with a push timeout fails
+    // after waiting.
+    producer.flush().wait().unwrap();
+    assert!(producer
+        .push(json!({"i": 3}), DataView::from(vec![3u8; 4096]))
+        .wait()
+        .is_ok());
+    let blocking = topic
+        .producer()
+        .max_buffered_bytes(1 << 20)
+        .push_timeout(Duration::from_millis(5))
+        .build()
+        .unwrap();
+    sink.set_open(false);
+    let held = blocking.push(json!({"i": 0}), DataView::from(vec![0u8; 1 << 20]));
+    let e = blocking
+        .push(json!({"i": 1}), DataView::from(vec![1u8; 1 << 20]))
+        .wait()
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("waited push_timeout"), "{e}");
+    sink.set_open(true);
+    assert!(held.wait().is_ok());
+}
+
+#[test]
+fn buffered_bytes_return_to_zero_once_everything_is_stored() {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let (driver, sink) = sink(0.0);
+    let topic = driver.open_topic("t").unwrap();
+    for threads in [0, 2] {
+        let pool = driver.make_thread_pool(diaspora_stream::ThreadCount(threads));
+        let producer = topic.producer().thread_pool(pool).build().unwrap();
+        sink.set_open(false);
+        let futures: Vec<_> = (0..100)
+            .map(|i| producer.push(json!({"i": i}), DataView::from(vec![0u8; 1000])))
+            .collect();
+        // Held while the sink is closed (at least the data of every event pushed).
+        let deadline = std::time::Instant::now() + Duration::from_secs(30);
+        while producer.buffered_bytes() < 100 * 1000 {
+            assert!(std::time::Instant::now() < deadline, "{threads} threads");
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        sink.set_open(true);
+        producer.flush().wait().unwrap();
+        for f in futures {
+            f.wait().unwrap();
+        }
+        assert_eq!(producer.buffered_bytes(), 0, "{threads} threads");
+    }
+}
