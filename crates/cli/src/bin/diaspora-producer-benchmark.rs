@@ -40,6 +40,10 @@ struct Args {
     /// that consumers stop once they have read everything.
     #[arg(long)]
     end_of_stream: bool,
+    /// Each rank pushes to its own partition (rank modulo the partition count) instead of
+    /// spreading its events over all of them with the topic's selector.
+    #[arg(long)]
+    own_partition: bool,
 }
 
 /// Parses a size in bytes, at most 1 GiB (a bigger one would not fit a benchmark's memory).
@@ -123,7 +127,12 @@ fn run(args: &Args, ranks: &Ranks) -> Result<(), String> {
     for i in 0..n {
         let at = (i as usize % slots) * args.data_size;
         let view = DataView::from(data.slice(at..at + args.data_size));
-        pending.push(producer.push(metadata[i as usize % metadata.len()].clone(), view));
+        let md = metadata[i as usize % metadata.len()].clone();
+        pending.push(if args.own_partition {
+            producer.push_to(md, view, ranks.rank)
+        } else {
+            producer.push(md, view)
+        });
         if args.flush_interval > 0 && (i + 1) % args.flush_interval == 0 {
             if let Err(e) = producer.flush().wait() {
                 first_error.get_or_insert(e.to_string());
