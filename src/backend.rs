@@ -334,10 +334,64 @@ pub trait TopicBackend: Send + Sync {
         }
         Ok(lo + 1)
     }
+    /// Announces that a producer described by `info` writes to this topic, and keeps the
+    /// announcement fresh (from a background thread) until the returned lease is dropped.
+    /// `None` (the default): this driver keeps no producer liveness.
+    fn announce_producer(&self, _info: &ProducerInfo) -> Result<Option<Arc<dyn ProducerLease>>> {
+        Ok(None)
+    }
+
+    /// The producers announced on this topic, each with how long ago its announcement was last
+    /// renewed. `None` (the default): this driver keeps no producer liveness.
+    fn producers(&self) -> Result<Option<Vec<(ProducerInfo, std::time::Duration)>>> {
+        Ok(None)
+    }
+
     /// The next id consumer `consumer` should read from `partition` (0 if it never acknowledged).
     fn load_offset(&self, consumer: &str, partition: usize) -> Result<EventId>;
     /// Records that `consumer` processed `partition` up to (excluding) id `next`.
     fn store_offset(&self, consumer: &str, partition: usize, next: EventId) -> Result<()>;
+}
+
+/// Who a producer is, as liveness reports name it (see [`TopicBackend::announce_producer`]).
+#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct ProducerInfo {
+    /// The producer's name (`ProducerBuilder::name`; may be empty).
+    pub name: String,
+    /// Host it runs on.
+    pub host: String,
+    /// Its process id there.
+    pub pid: u32,
+    /// Its index in its group of producers (an MPI rank), when it is one of several.
+    pub rank: Option<u64>,
+    /// The last event id it stored, per partition.
+    pub last_ids: BTreeMap<usize, EventId>,
+    /// It declared the end of its stream: nothing more is expected from it.
+    pub ended: bool,
+}
+
+impl ProducerInfo {
+    /// A producer named `name` of this process (host name and process id filled in).
+    pub fn this_process(name: &str, rank: Option<u64>) -> Self {
+        ProducerInfo {
+            name: name.to_string(),
+            host: std::fs::read_to_string("/proc/sys/kernel/hostname")
+                .map(|s| s.trim().to_string())
+                .unwrap_or_else(|_| "unknown-host".into()),
+            pid: std::process::id(),
+            rank,
+            ..ProducerInfo::default()
+        }
+    }
+}
+
+/// A producer's announcement that it is alive, which the driver renews until it is dropped
+/// (a clean end withdraws it; a crash leaves it to go stale).
+pub trait ProducerLease: Send + Sync {
+    /// Records the last id the producer stored in `partition`.
+    fn stored(&self, partition: usize, last_id: EventId);
+    /// Records that the producer declared the end of its stream.
+    fn ended(&self);
 }
 
 /// Builds a driver backend from its JSON options (what [`crate::driver::register_driver`] takes).

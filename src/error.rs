@@ -120,6 +120,12 @@ pub enum Error {
         waited: bool,
     },
 
+    /// A producer stopped renewing its liveness announcement without ending its stream: its
+    /// process died (or its host is cut off). Every event it stored was delivered before this
+    /// error.
+    #[error("{0}")]
+    ProducerLost(Box<LostProducer>),
+
     /// The producer or consumer was shut down while the operation was pending.
     #[error("{0} was closed")]
     Closed(&'static str),
@@ -182,6 +188,30 @@ pub enum Error {
         /// What failed.
         message: String,
     },
+}
+
+/// What [`Error::ProducerLost`] knows of the lost producer.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error(
+    "producer {name:?} (process {pid} on {host}{}) stopped renewing its liveness lease {} s ago \
+     without ending its stream; last event ids it stored: {}",
+    rank.map(|r| format!(", rank {r}")).unwrap_or_default(),
+    silent.as_secs(),
+    if last_ids.is_empty() { "none".to_string() } else { last_ids.clone() }
+)]
+pub struct LostProducer {
+    /// The producer's name.
+    pub name: String,
+    /// Its host.
+    pub host: String,
+    /// Its process id.
+    pub pid: u32,
+    /// Its rank in its group, if any.
+    pub rank: Option<u64>,
+    /// The last ids it stored, as `partition P: ID` items.
+    pub last_ids: String,
+    /// How long its lease had not been renewed when this was noticed.
+    pub silent: std::time::Duration,
 }
 
 impl Error {

@@ -75,7 +75,7 @@ pub use consumer::{
 pub use data_view::{Allocation, DataBuffer, DataView};
 pub use descriptor::{DataDescriptor, Selection};
 pub use driver::Driver;
-pub use error::{Error, Result};
+pub use error::{Error, LostProducer, Result};
 pub use event::Event;
 pub use future::Future;
 pub use metadata::{Metadata, PartitionInfo};

@@ -14,6 +14,7 @@ use serde_json::Value;
 use std::collections::VecDeque;
 use std::sync::atomic::AtomicBool;
 use std::sync::{Arc, Condvar, Mutex};
+use std::time::Duration;
 
 /// Options of a new consumer; finish with [`ConsumerBuilder::build`].
 #[must_use]
@@ -28,7 +29,11 @@ pub struct ConsumerBuilder {
     targets: Option<Vec<usize>>,
     options: Value,
     start: StartPosition,
+    liveness_timeout: Duration,
 }
+
+/// The default [`ConsumerBuilder::liveness_timeout`]: 10 s.
+pub const DEFAULT_LIVENESS_TIMEOUT: Duration = Duration::from_secs(10);
 
 impl TopicHandle {
     /// Starts building a consumer named `name`. Consumers with the same name share acknowledged
@@ -51,6 +56,7 @@ impl ConsumerBuilder {
             targets: None,
             options: Value::Object(Default::default()),
             start: StartPosition::LastAck,
+            liveness_timeout: DEFAULT_LIVENESS_TIMEOUT,
         }
     }
 
@@ -102,6 +108,18 @@ impl ConsumerBuilder {
     /// (`"beginning"`, `"end"`, `"step:3"`, `"0=120,1=7"`).
     pub fn start(mut self, start: StartPosition) -> Self {
         self.start = start;
+        self
+    }
+
+    /// After this long without new events (default [`DEFAULT_LIVENESS_TIMEOUT`]), the consumer
+    /// checks the producers' liveness announcements (on drivers that keep them: the files
+    /// driver's lease files). A producer whose announcement has not been renewed for longer,
+    /// and that did not end its stream, died: the next pull returns
+    /// [`Error::ProducerLost`] naming it (once per producer), after every event it stored.
+    /// Producers that are slow but alive renew their announcement from a background thread
+    /// and are never reported. `Duration::ZERO` turns the check off.
+    pub fn liveness_timeout(mut self, timeout: Duration) -> Self {
+        self.liveness_timeout = timeout;
         self
     }
 
@@ -222,6 +240,7 @@ impl ConsumerBuilder {
             step_done: Condvar::new(),
             steps_seen: AtomicBool::new(false),
             start_ids: next.clone(),
+            liveness_timeout: self.liveness_timeout,
         });
         let fetcher = Fetcher::new(&shared, next, reader);
         if direct {

@@ -41,8 +41,8 @@ mod shared;
 mod start;
 mod steps;
 
-pub use builder::ConsumerBuilder;
-pub use start::StartPosition;
+pub use builder::{ConsumerBuilder, DEFAULT_LIVENESS_TIMEOUT};
+pub use start::{partition_completed_step, StartPosition};
 
 /// Chooses which part of an event's data to read: receives the metadata and the descriptor of
 /// the whole data, returns that descriptor, a view of it, or [`DataDescriptor::none`].

@@ -18,7 +18,7 @@ use serde_json::Value;
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, Ordering as AtomicOrdering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 pub(super) struct Queue {
     pub(super) items: VecDeque<Result<Event>>,
@@ -63,6 +63,8 @@ pub(super) struct Shared {
     pub(super) steps_seen: AtomicBool,
     /// The id each target started at.
     pub(super) start_ids: Vec<EventId>,
+    /// How long without events before producers' liveness is checked (zero: never).
+    pub(super) liveness_timeout: Duration,
 }
 
 impl Shared {
@@ -328,6 +330,12 @@ pub(super) struct Fetcher {
     pub(super) with_data: bool,
     /// Inline mode: how long to sleep after a round that found nothing.
     pub(super) idle_sleep: Duration,
+    /// Since when rounds have found nothing.
+    idle_since: Option<Instant>,
+    /// When producers' liveness was last checked.
+    last_liveness_check: Option<Instant>,
+    /// Lost producers already reported (host, pid, name).
+    reported_lost: std::collections::HashSet<(String, u32, String)>,
 }
 
 impl Fetcher {
@@ -343,7 +351,57 @@ impl Fetcher {
             eos: EndOfStreamTracker::new(shared.targets.len()),
             with_data: shared.selector.is_none() && shared.allocator.is_none(),
             idle_sleep: Duration::from_micros(100),
+            idle_since: None,
+            last_liveness_check: None,
+            reported_lost: Default::default(),
         }
+    }
+
+    /// After `liveness_timeout` without events: a producer whose liveness announcement went
+    /// stale without ending its stream, not reported before (drivers that keep liveness).
+    fn lost_producer(&mut self, shared: &Shared) -> Option<Error> {
+        let timeout = shared.liveness_timeout;
+        let now = Instant::now();
+        let since = *self.idle_since.get_or_insert(now);
+        if timeout.is_zero() || now - since < timeout {
+            return None;
+        }
+        let every = (timeout / 4).max(Duration::from_millis(100));
+        if self.last_liveness_check.is_some_and(|t| now - t < every) {
+            return None;
+        }
+        self.last_liveness_check = Some(now);
+        if shared.lock().ended {
+            return None;
+        }
+        let producers = match shared.topic.backend().producers() {
+            Ok(Some(p)) => p,
+            _ => return None,
+        };
+        for (info, silent) in producers {
+            if info.ended || silent <= timeout {
+                continue;
+            }
+            let key = (info.host.clone(), info.pid, info.name.clone());
+            if !self.reported_lost.insert(key) {
+                continue;
+            }
+            let last_ids = info
+                .last_ids
+                .iter()
+                .map(|(p, id)| format!("partition {p}: {id}"))
+                .collect::<Vec<_>>()
+                .join(", ");
+            return Some(Error::ProducerLost(Box::new(crate::error::LostProducer {
+                name: info.name,
+                host: info.host,
+                pid: info.pid,
+                rank: info.rank,
+                last_ids,
+                silent,
+            })));
+        }
+        None
     }
 
     /// Fetches one batch from the next partition that has something, and queues it.
@@ -434,11 +492,17 @@ impl Fetcher {
             }
             shared.ready.notify_all();
             self.cursor = i + 1;
+            self.idle_since = None;
             return if failed {
                 Round::Failed
             } else {
                 Round::Fetched
             };
+        }
+        if let Some(e) = self.lost_producer(shared) {
+            shared.lock().items.push_back(Err(e));
+            shared.ready.notify_all();
+            return Round::Failed;
         }
         Round::Empty
     }

@@ -146,6 +146,31 @@ fn step_start(
     Ok(closed_at.values().max().map_or(0, |id| id + 1))
 }
 
+/// The last step every producer has closed in `partition` (reading its markers from the start,
+/// metadata only); `None` if none is.
+pub fn partition_completed_step(
+    backend: &dyn TopicBackend,
+    partition: usize,
+) -> Result<Option<u64>> {
+    let end = backend.end_id(partition)?;
+    let mut producers = 0u64;
+    let mut closed: BTreeMap<u64, u64> = BTreeMap::new();
+    scan_markers(backend, partition, 0, end, |m| {
+        producers = producers.max(m.producers);
+        let c = closed.entry(m.producer).or_insert(0);
+        *c = (*c).max(m.step + 1);
+        Ok(())
+    })?;
+    if producers == 0 {
+        return Ok(None);
+    }
+    let complete = (0..producers)
+        .map(|i| closed.get(&i).copied().unwrap_or(0))
+        .min()
+        .unwrap_or(0);
+    Ok(complete.checked_sub(1))
+}
+
 /// The positions of a new consumer named `name` over `targets`, and its step state.
 pub(super) fn resolve(
     backend: &dyn TopicBackend,

@@ -1,6 +1,7 @@
 //! [`ProducerBuilder`]: a producer's options, checked and turned into a running producer.
 
 use super::{sender_loop, Producer, Shared, State};
+use crate::backend::ProducerInfo;
 use crate::components::PartitionSelector;
 use crate::error::{Error, Result};
 use crate::thread_pool::ThreadPool;
@@ -165,7 +166,14 @@ impl ProducerBuilder {
             }
             None => self.topic.partition_selector().clone(),
         };
+        // Announced as alive to consumers (on drivers that keep producer liveness) until dropped.
+        let rank = (self.group.1 > 1).then_some(self.group.0 as u64);
+        let info = ProducerInfo::this_process(&self.name, rank);
+        // A producer that cannot write its announcement (a read-only topic) cannot write events
+        // either: its pushes report that, so creating it does not fail here.
+        let lease = self.topic.backend().announce_producer(&info).ok().flatten();
         let shared = Arc::new(Shared {
+            lease,
             selector,
             topic: self.topic,
             name: self.name,

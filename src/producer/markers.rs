@@ -26,7 +26,13 @@ impl Producer {
             )));
         }
         let marker = crate::event::end_of_stream_marker(producer_index, num_producers);
-        self.append_everywhere(&marker)
+        let done = self.append_everywhere(&marker);
+        if let Some(lease) = &self.shared.lease {
+            if done.wait().is_ok() {
+                lease.ended();
+            }
+        }
+        done
     }
 
     /// Closes step `step` for this producer (number `index` of `count` set with

@@ -111,6 +111,8 @@ struct Shared {
     max_buffered_bytes: usize,
     on_full: OnFull,
     push_timeout: Option<Duration>,
+    /// The liveness announcement of this producer, on drivers that keep one.
+    lease: Option<Arc<dyn crate::backend::ProducerLease>>,
     state: Mutex<State>,
     /// Wakes the sender thread.
     work_ready: Condvar,
@@ -418,6 +420,7 @@ fn sender_loop(shared: Arc<Shared>, backend: Arc<dyn crate::backend::TopicBacken
                     individual,
                 } = ob;
                 let size = batch.size_bytes();
+                let count = batch.len();
                 let s = shared.clone();
                 backend.append_batch_async(
                     p,
@@ -425,6 +428,11 @@ fn sender_loop(shared: Arc<Shared>, backend: Arc<dyn crate::backend::TopicBacken
                     Box::new(move |result| {
                         match &result {
                             Ok(ids) => {
+                                if let (Some(lease), Some(last)) =
+                                    (&s.lease, count.checked_sub(1).and_then(|i| ids.get(i)))
+                                {
+                                    lease.stored(p, last);
+                                }
                                 for (idx, pr) in &individual {
                                     pr.set(ids.get(*idx as usize).ok_or_else(|| {
                                         Error::InvalidArgument(format!(

@@ -38,6 +38,9 @@ pub struct FilesConfig {
     /// Consumers check each event against the partition's checksum file, where there is one
     /// (option `verify_checksums`, default true).
     pub verify_checksums: bool,
+    /// How often a producer renews its liveness lease in `<topic>/producers/` (option
+    /// `lease_interval_ms`, default 1000). Consumers' `liveness_timeout` must be longer.
+    pub lease_interval: Duration,
 }
 
 /// The options as written, before checks.
@@ -50,11 +53,12 @@ struct RawOptions {
     flush_behavior: Option<FlushBehavior>,
     lock_timeout_ms: Option<u64>,
     verify_checksums: Option<bool>,
+    lease_interval_ms: Option<u64>,
 }
 
 impl FilesConfig {
-    /// Reads `root_path`, `use_file_locking`, `flush_behavior`, `lock_timeout_ms` and
-    /// `verify_checksums`. An unknown key (a typo) or a value of the wrong type is an error
+    /// Reads `root_path`, `use_file_locking`, `flush_behavior`, `lock_timeout_ms`,
+    /// `verify_checksums` and `lease_interval_ms`. An unknown key (a typo) or a value of the wrong type is an error
     /// naming the option; a non-object gives the defaults, as with the C++ reference.
     pub fn from_json(options: &Value) -> Result<Self> {
         let mut cfg = FilesConfig {
@@ -63,6 +67,7 @@ impl FilesConfig {
             flush_behavior: FlushBehavior::Buffered,
             lock_timeout: Duration::from_secs(30),
             verify_checksums: true,
+            lease_interval: Duration::from_secs(1),
         };
         if !options.is_object() {
             return Ok(cfg);
@@ -91,6 +96,18 @@ impl FilesConfig {
         }
         if let Some(v) = raw.verify_checksums {
             cfg.verify_checksums = v;
+        }
+        if let Some(ms) = raw.lease_interval_ms {
+            if !(10..=3_600_000).contains(&ms) {
+                return Err(Error::config(
+                    "files driver",
+                    format!(
+                        "option \"lease_interval_ms\": must be from 10 to 3600000 \
+                         (milliseconds), not {ms}"
+                    ),
+                ));
+            }
+            cfg.lease_interval = Duration::from_millis(ms);
         }
         Ok(cfg)
     }

@@ -42,6 +42,7 @@ mod check;
 mod config;
 mod file;
 mod index;
+mod leases;
 mod offsets;
 mod open_files;
 mod partition;
@@ -399,6 +400,8 @@ impl DriverBackend for FilesDriver {
             .collect();
         Ok(Arc::new(FilesTopic {
             name: name.to_string(),
+            dir: dir.clone(),
+            lease_interval: self.config.lease_interval,
             components,
             offsets: OffsetStore::new(&dir, self.config.flush_behavior),
             partitions,
@@ -493,6 +496,9 @@ pub(crate) fn partition_count(name: &str, pdir: &Path, facts: &TopicFacts) -> Re
 /// An open files-driver topic.
 struct FilesTopic {
     name: String,
+    /// The topic folder.
+    dir: PathBuf,
+    lease_interval: std::time::Duration,
     components: TopicComponents,
     offsets: OffsetStore,
     partitions: Vec<PartitionFiles>,
@@ -561,6 +567,20 @@ impl TopicBackend for FilesTopic {
 
     fn end_id(&self, partition: usize) -> Result<EventId> {
         self.partition(partition)?.num_events()
+    }
+
+    fn announce_producer(
+        &self,
+        info: &crate::backend::ProducerInfo,
+    ) -> Result<Option<Arc<dyn crate::backend::ProducerLease>>> {
+        let lease = leases::FilesLease::start(&self.dir, info, self.lease_interval)?;
+        Ok(Some(Arc::new(lease)))
+    }
+
+    fn producers(
+        &self,
+    ) -> Result<Option<Vec<(crate::backend::ProducerInfo, std::time::Duration)>>> {
+        leases::read_leases(&self.dir).map(Some)
     }
 
     fn read_data_many(

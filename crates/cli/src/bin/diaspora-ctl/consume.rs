@@ -78,6 +78,13 @@ pub struct ConsumeArgs {
     #[arg(long, value_name = "SECONDS", default_value = "30", value_parser = parse_seconds)]
     idle_timeout: f64,
 
+    /// After this many seconds without events, check that the producers are alive (on drivers
+    /// that keep producer liveness, such as files): a producer that died without ending its
+    /// stream stops the command with an error naming it (exit status 1), after every event it
+    /// stored was printed. 0 turns the check off.
+    #[arg(long, value_name = "SECONDS", default_value = "10", value_parser = parse_liveness)]
+    liveness_timeout: f64,
+
     /// Events fetched per batch: a positive integer, or `adaptive`.
     #[arg(long, value_name = "N", value_parser = parse_batch_size, default_value = "adaptive")]
     batch_size: BatchSize,
@@ -93,6 +100,13 @@ pub fn event_line(ev: &Event) -> String {
         metadata,
         BASE64_STANDARD.encode(ev.data().to_vec())
     )
+}
+
+fn parse_liveness(s: &str) -> Result<f64, String> {
+    match s.trim().parse::<f64>() {
+        Ok(0.0) => Ok(0.0),
+        _ => parse_seconds(s),
+    }
 }
 
 fn parse_start(s: &str) -> Result<StartPosition, String> {
@@ -195,6 +209,7 @@ pub fn run(a: &ConsumeArgs, dotted: &Dotted) -> CliResult<()> {
         .targets(&targets)
         .batch_size(a.batch_size)
         .start(a.from.clone().unwrap_or_default())
+        .liveness_timeout(Duration::from_secs_f64(a.liveness_timeout))
         .build()
         .map_err(|e| CliError(format!("cannot create a consumer: {e}")))?;
     // Snapshot: per target partition, the position to reach (None with --follow).

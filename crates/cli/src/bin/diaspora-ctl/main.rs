@@ -127,6 +127,12 @@ enum TopicCommand {
     /// id each will read, "pending": events after it) are given for the files driver.
     #[command(after_help = DRIVER_OPTIONS_HELP)]
     Info(topic::InfoArgs),
+    /// Show, as JSON, per partition the last event id and the last step every producer closed,
+    /// and the producers that announced themselves with their state: "alive", "ended", or
+    /// "lost" (no renewal for --liveness-timeout seconds without ending its stream: its process
+    /// died). Producer liveness is kept by the files driver.
+    #[command(after_help = DRIVER_OPTIONS_HELP)]
+    Status(topic::StatusArgs),
     /// Verify every partition of a files-driver topic: index, metadata, data and checksums
     /// agree. Prints what is wrong and which events it affects; exits 1 if anything is.
     ///
@@ -185,6 +191,10 @@ fn run(command: Command, dotted: &options::Dotted) -> CliResult<()> {
         Command::Topic(TopicCommand::Info(a)) => {
             dotted.only(&["driver"], "topic info")?;
             topic::info(&a, dotted)
+        }
+        Command::Topic(TopicCommand::Status(a)) => {
+            dotted.only(&["driver"], "topic status")?;
+            topic::status(&a, dotted)
         }
         Command::Topic(TopicCommand::Check(a)) => {
             dotted.only(&["driver"], "topic check")?;

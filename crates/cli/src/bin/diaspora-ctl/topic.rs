@@ -76,6 +76,22 @@ pub struct InfoArgs {
     name: String,
 }
 
+/// Options of `topic status`.
+#[derive(Args, Debug)]
+pub struct StatusArgs {
+    #[command(flatten)]
+    driver: DriverArgs,
+
+    /// Name of the topic.
+    #[arg(value_name = "TOPIC")]
+    name: String,
+
+    /// A producer whose announcement was not renewed for this many seconds (and that did not
+    /// end its stream) is shown as "lost".
+    #[arg(long, value_name = "SECONDS", default_value = "10", value_parser = crate::common::parse_seconds)]
+    liveness_timeout: f64,
+}
+
 /// Options of `topic check`.
 #[derive(Args, Debug)]
 pub struct CheckArgs {
@@ -382,6 +398,60 @@ pub fn info(a: &InfoArgs, dotted: &Dotted) -> CliResult<()> {
         }
         doc["consumers"] = Value::Object(consumers);
     }
+    let text = serde_json::to_string_pretty(&doc).context(|| "cannot format JSON".to_string())?;
+    print_stdout(&(text + "\n"))
+}
+
+/// `topic status`: per partition the last id and the last step every producer closed, and the
+/// producers that announced themselves (alive or lost), as JSON on stdout.
+pub fn status(a: &StatusArgs, dotted: &Dotted) -> CliResult<()> {
+    let (driver, _) = open_driver(&a.driver, dotted)?;
+    let topic = open_topic(&driver, &a.name)?;
+    let backend = topic.backend();
+    let mut partitions = Vec::new();
+    for p in 0..topic.num_partitions() {
+        let end = end_position(backend.as_ref(), p)?;
+        let step = diaspora_stream::consumer::partition_completed_step(backend.as_ref(), p)
+            .context(|| format!("cannot read the steps of partition {p}"))?;
+        partitions.push(json!({
+            "partition": p,
+            "last_id": end.checked_sub(1),
+            "completed_step": step,
+        }));
+    }
+    let timeout = std::time::Duration::from_secs_f64(a.liveness_timeout);
+    let producers = match backend
+        .producers()
+        .context(|| "cannot read the producers' liveness".to_string())?
+    {
+        None => Value::String(format!(
+            "the {} driver keeps no producer liveness",
+            driver.backend().name()
+        )),
+        Some(list) => Value::Array(
+            list.into_iter()
+                .map(|(info, silent)| {
+                    let state = if info.ended {
+                        "ended"
+                    } else if silent > timeout {
+                        "lost"
+                    } else {
+                        "alive"
+                    };
+                    json!({
+                        "name": info.name,
+                        "host": info.host,
+                        "pid": info.pid,
+                        "rank": info.rank,
+                        "last_ids": info.last_ids,
+                        "state": state,
+                        "silent_s": silent.as_secs_f64(),
+                    })
+                })
+                .collect(),
+        ),
+    };
+    let doc = json!({"name": a.name, "partitions": partitions, "producers": producers});
     let text = serde_json::to_string_pretty(&doc).context(|| "cannot format JSON".to_string())?;
     print_stdout(&(text + "\n"))
 }
