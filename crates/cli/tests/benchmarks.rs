@@ -227,3 +227,20 @@ fn bad_arguments_fail_with_a_message() {
     assert_ne!(code, 0);
     assert!(err.contains("not valid JSON"), "{err}");
 }
+
+#[test]
+fn producer_on_the_memory_driver_creates_its_topic_in_process() {
+    // Memory topics live in one process: the program makes its own, of the given name.
+    #[rustfmt::skip]
+    let args = ["-d", "memory", "-t", "in-memory", "-n", "500", "-s", "64", "-b", "16", "-p", "1"];
+    let (code, out, err) = run(PRODUCER, &args);
+    assert_eq!(code, 0, "{out}{err}");
+    assert_eq!(field(&out, "Topic"), "in-memory");
+    let rate: f64 = field(&out, "Throughput")
+        .split_whitespace()
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(rate > 0.0, "{out}");
+}

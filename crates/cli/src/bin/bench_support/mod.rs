@@ -38,11 +38,17 @@ pub enum PoolKind {
 }
 
 impl TopicArgs {
-    /// Creates the driver from `--driver` and `--driver-config`, and opens `--topic`.
+    /// Creates the driver from `--driver` and `--driver-config`, and opens `--topic`. With the
+    /// `memory` driver, whose topics live in one process, the topic is created here.
     pub fn open(&self) -> Result<(Driver, TopicHandle), String> {
         let options = read_driver_config(self.driver_config.as_deref())?;
         let driver = Driver::new(&self.driver, &options)
             .map_err(|e| format!("driver {:?}: {e}", self.driver))?;
+        if self.driver == "memory" && !driver.topic_exists(&self.topic).unwrap_or(false) {
+            driver
+                .create_topic(&self.topic, &Value::Object(Default::default()))
+                .map_err(|e| format!("topic {:?}: {e}", self.topic))?;
+        }
         let topic = driver
             .open_topic(&self.topic)
             .map_err(|e| format!("topic {:?}: {e}", self.topic))?;
