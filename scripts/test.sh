@@ -3,8 +3,9 @@
 # suite on the files driver, C++ fixture compatibility, multi-process and crash tests, the CLI,
 # doc tests, the MPI tests under OpenMPI, HDF5 export/import (serial and MPI), the Kafka tests and the conformance suite on the kafka
 # driver against a local broker; the Mercury/Argobots layers where those libraries are installed;
-# then the coupling job once more under MPICH, the driver template end to end, and the Slurm job
-# scripts on a local one-node cluster.
+# then the coupling job once more under MPICH, the Python package (wheel, pytest, a coupling job
+# with Python analysis ranks), the driver template end to end, and the Slurm job scripts on a
+# local one-node cluster.
 # The C++ fixtures are read from ../shared next to the checkout. A broker is started on
 # 127.0.0.1 (and stopped at the end) unless DIASPORA_KAFKA_BOOTSTRAP names one.
 set -euo pipefail
@@ -76,6 +77,11 @@ if command -v mpicc.mpich >/dev/null && command -v mpiexec.mpich >/dev/null; the
     echo "$out"; echo "test: MPICH run lost events"; exit 1; }
   echo "MPICH: 1 passed, 0 failed"
 fi
+
+# The Python package as a user installs it (pip install .), its tests on every driver of the
+# build (kafka on the broker above), and the coupling job with Python analysis ranks.
+echo "test: the Python package"
+bash scripts/test-python.sh
 
 # The driver template as a new driver's author uses it: created with scripts/new-driver.sh,
 # its own CI (conformance kit, benchmark, cdylib), then loaded by name by diaspora-ctl and by the

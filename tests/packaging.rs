@@ -264,12 +264,34 @@ fn sync_errors(
     errors
 }
 
+/// The recipe's `PACKAGE_VARIANTS = ("python", ...)`: variants that install another part of
+/// the project (the Python package), not a cargo feature of the library.
+fn recipe_package_variants(recipe: &str) -> Vec<String> {
+    let code = python_code(recipe);
+    quoted_strings(python_literal(&code, "PACKAGE_VARIANTS", '(', ')'))
+}
+
 #[test]
 fn spack_variants_match_cargo_features() {
     let recipe = read(RECIPE);
     let cargo = cargo_features(&read("Cargo.toml"));
-    let variants = recipe_variants(&recipe);
+    let all_variants = recipe_variants(&recipe);
     let feature_of = recipe_feature_map(&recipe);
+    let package_variants = recipe_package_variants(&recipe);
+    for v in &package_variants {
+        assert!(
+            all_variants.contains(v),
+            "{RECIPE}: PACKAGE_VARIANTS lists {v:?}, which is not a variant"
+        );
+        assert!(
+            !feature_of.contains_key(v),
+            "{RECIPE}: {v:?} is both a package variant and a cargo feature"
+        );
+    }
+    let variants: Vec<String> = all_variants
+        .into_iter()
+        .filter(|v| !package_variants.contains(v))
+        .collect();
     assert!(!variants.is_empty(), "{RECIPE}: no variant found");
     assert!(!cargo.is_empty(), "Cargo.toml: no feature found");
 

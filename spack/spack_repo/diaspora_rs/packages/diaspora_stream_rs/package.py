@@ -41,6 +41,14 @@ CARGO_FEATURES = {
     "rayon": "rayon",
 }
 
+#: Variants that install another part of the project rather than select a cargo feature of the
+#: library (tests/packaging.rs keeps them out of the feature table).
+PACKAGE_VARIANTS = ("python",)
+
+#: Cargo features of the Python package (crates/python) that follow the variants of the same
+#: name when +python: the MPI helpers and the drivers built into the extension module.
+PYTHON_FEATURES = ("mpi", "kafka", "msk", "mofka", "rayon")
+
 #: Variants whose crates generate bindings with bindgen, which loads libclang while building.
 BINDGEN_VARIANTS = ("mpi", "mercury", "mofka", "argobots")
 
@@ -55,6 +63,8 @@ CLI_CRATE = "crates/cli"
 #: Top-level entries of the source tree that are not part of the installed crate.
 NOT_CRATE_SOURCE = (
     ".cargo",
+    "python",
+    "pyproject.toml",
     ".ci",
     ".git",
     "crates",
@@ -109,6 +119,17 @@ class DiasporaStreamRs(CargoPackage):
         default=False,
         description="Thread pool on rayon; topic check verifies partitions in parallel",
     )
+
+    variant(
+        "python",
+        default=False,
+        description="The diaspora_stream Python package (PyO3, stable ABI of CPython 3.9+)",
+    )
+    depends_on("python@3.9:", type=("build", "run"), when="+python")
+    depends_on("py-pip", type="build", when="+python")
+    depends_on("py-maturin@1.7:1", type="build", when="+python")
+    depends_on("py-mpi4py", type="run", when="+python+mpi")
+    depends_on("py-numpy", type="run", when="+python")
 
     # Matches rust-version in Cargo.toml (tests/packaging.rs checks it).
     depends_on("rust@1.89:", type="build")
@@ -172,6 +193,37 @@ class DiasporaStreamRs(CargoPackage):
 
     def setup_run_environment(self, env: EnvironmentModifications) -> None:
         env.set("DIASPORA_STREAM_CRATE", self.crate_dir)
+        if self.spec.satisfies("+python"):
+            env.prepend_path("PYTHONPATH", self.python_dir())
+
+    def python_dir(self):
+        """site-packages under the prefix, where +python installs diaspora_stream."""
+        ver = self.spec["python"].version.up_to(2)
+        return join_path(self.prefix.lib, f"python{ver}", "site-packages")
+
+    @run_after("install")
+    def install_python(self):
+        """+python: `pip install .` of the checkout (maturin builds crates/python) into the
+        prefix, with the Python package's features that the variants select."""
+        if not self.spec.satisfies("+python"):
+            return
+        features = [f for f in PYTHON_FEATURES if self.spec.satisfies(f"+{f}")]
+        env = dict(os.environ)
+        if features:
+            env["MATURIN_PEP517_ARGS"] = "--features " + ",".join(features)
+        python = self.spec["python"].command
+        with working_dir(self.stage.source_path):
+            python(
+                "-m",
+                "pip",
+                "install",
+                "--no-deps",
+                "--no-build-isolation",
+                "--no-index",
+                f"--prefix={self.prefix}",
+                ".",
+                env=env,
+            )
 
     def setup_dependent_build_environment(
         self, env: EnvironmentModifications, dependent_spec: Spec
