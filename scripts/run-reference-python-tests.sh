@@ -10,7 +10,9 @@
 # them from a checkout of the reference). PYTHON is an interpreter with diaspora_stream
 # installed (default: python3). BACKENDs default to "memory files", plus "kafka" when the build
 # has the kafka driver; each kafka module gets a fresh in-memory broker of its own (the tests
-# reuse fixed topic names such as "my_topic" across modules).
+# reuse fixed topic names such as "my_topic" across modules). BACKEND "mofka" starts, for each
+# module, the Mofka mock service program named by DIASPORA_MOFKA_MOCK (the mofka_mock_service
+# example) and stops it by its PID afterwards.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 dir="${1:?usage: run-reference-python-tests.sh TESTS_DIR [PYTHON] [BACKEND...]}"
@@ -45,6 +47,13 @@ for backend in "${backends[@]}"; do
         args="{\"kafka\": {\"bootstrap.servers\": \"$bootstrap\"}}"
         topic_args='{"replication_factor": 1}'
         ;;
+      mofka)
+        "${DIASPORA_MOFKA_MOCK:?set DIASPORA_MOFKA_MOCK to the mofka_mock_service program}" \
+          --dir "$work" > "$work/group" 2> "$work/mock.log" &
+        mock_pid=$!
+        for _ in $(seq 1 100); do [ -s "$work/group" ] && break; sleep 0.1; done
+        args="{\"group_file\": \"$(head -n1 "$work/group")\"}"
+        ;;
     esac
     if (cd "$work" && cp "$dir/$m.py" . && \
         DIASPORA_TEST_BACKEND="$backend" DIASPORA_TEST_BACKEND_ARGS="$args" \
@@ -58,6 +67,7 @@ for backend in "${backends[@]}"; do
       cat "$work/log"
     fi
     [ -n "$broker_started" ] && DIASPORA_KAFKA_PORT=$broker_started bash scripts/kafka-broker.sh stop >/dev/null 2>&1 || true
+    if [ -n "${mock_pid:-}" ]; then kill "$mock_pid" 2>/dev/null || true; wait "$mock_pid" 2>/dev/null || true; mock_pid=""; fi
     rm -rf "$work"
   done
 done

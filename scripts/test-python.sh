@@ -34,6 +34,35 @@ else
   echo "test-python: the reference's own Python tests skipped: set DIASPORA_REFERENCE_PYTHON_TESTS to a folder holding them (python/diaspora_stream/test_*.py of diaspora-stream-api v0.5.2)"
 fi
 
+# The mofka driver from Python, where Mercury and Argobots are installed (as in test.sh): a
+# second environment with a build of the package that has it, against the Rust mock service.
+if pkg-config --exists mercury argobots 2>/dev/null; then
+  echo "test-python: the mofka driver (Mercury $(pkg-config --modversion mercury), mock service over na+sm)"
+  mvenv="$venv-mofka"
+  "$mvenv/bin/python" -c 'import pytest, numpy' 2>/dev/null || {
+    python3 -m venv "$mvenv"; "$mvenv/bin/pip" install -q pytest numpy; }
+  MATURIN_PEP517_ARGS="--features mofka" "$mvenv/bin/pip" install -q --force-reinstall --no-deps .
+  cargo build --quiet --features mercury,argobots,mofka --example mofka_mock_service
+  mock="$PWD/target/debug/examples/mofka_mock_service"
+  mwork="$(mktemp -d)"
+  "$mock" --dir "$mwork" > "$mwork/group" 2> "$mwork/mock.log" &
+  mock_pid=$!
+  for _ in $(seq 1 100); do [ -s "$mwork/group" ] && break; sleep 0.1; done
+  status=0
+  (cd tests/python && DIASPORA_MOFKA_GROUP_FILE="$(head -n1 "$mwork/group")" \
+     "$mvenv/bin/python" -m pytest -q -p no:cacheprovider) || status=$?
+  kill "$mock_pid" 2>/dev/null || true
+  wait "$mock_pid" 2>/dev/null || true
+  if [ "$status" -eq 0 ] && [ -n "${DIASPORA_REFERENCE_PYTHON_TESTS:-}" ]; then
+    DIASPORA_MOFKA_MOCK="$mock" bash scripts/run-reference-python-tests.sh \
+      "$DIASPORA_REFERENCE_PYTHON_TESTS" "$mvenv/bin/python" mofka || status=$?
+  fi
+  rm -rf "$mwork"
+  [ "$status" -eq 0 ] || { echo "test-python: the mofka driver failed from Python"; exit 1; }
+else
+  echo "test-python: the mofka driver from Python skipped: pkg-config finds no mercury.pc/argobots.pc"
+fi
+
 echo "test-python: coupling job, 2 Rust simulation ranks + 2 Python analysis ranks"
 # The test command's own build of the example (same features: nothing to rebuild).
 cargo build --quiet --features "${DIASPORA_TEST_FEATURES:-mpi,kafka,msk,hdf5,rayon}" --example coupling

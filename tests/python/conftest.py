@@ -2,7 +2,8 @@
 
 Every test taking ``driver`` runs on the memory driver and on the files driver (in a fresh
 temporary folder), and on the kafka driver when the package was built with it and
-``DIASPORA_KAFKA_BOOTSTRAP`` names a broker.
+``DIASPORA_KAFKA_BOOTSTRAP`` names a broker, and on the mofka driver when the package was built
+with it and ``DIASPORA_MOFKA_GROUP_FILE`` names a service's group file.
 """
 
 import os
@@ -17,6 +18,8 @@ def _backends():
     out = ["memory", "files"]
     if "kafka" in builtin_drivers() and os.environ.get("DIASPORA_KAFKA_BOOTSTRAP"):
         out.append("kafka")
+    if "mofka" in builtin_drivers() and os.environ.get("DIASPORA_MOFKA_GROUP_FILE"):
+        out.append("mofka")
     return out
 
 
@@ -25,6 +28,10 @@ def driver(request, tmp_path):
     backend = request.param
     if backend == "files":
         return Driver(backend="files", options={"root_path": str(tmp_path / "topics")})
+    if backend == "mofka":
+        return Driver(
+            backend="mofka", options={"group_file": os.environ["DIASPORA_MOFKA_GROUP_FILE"]}
+        )
     if backend == "kafka":
         bootstrap = os.environ["DIASPORA_KAFKA_BOOTSTRAP"]
         return Driver(backend="kafka", options={"kafka": {"bootstrap.servers": bootstrap}})

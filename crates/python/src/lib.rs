@@ -42,6 +42,9 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("NoMoreEvents", diaspora_stream::NO_MORE_EVENTS)?;
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     m.add("MPI_SUPPORT", cfg!(feature = "mpi"))?;
+    // Loading Mercury loads libfabric and, through it, libraries whose constructors install
+    // their own SIGINT/SIGTERM handlers (exiting with status 1): the package puts Python's back.
+    m.add("LINKS_MERCURY", cfg!(feature = "mofka"))?;
     m.add_class::<driver::PyDriver>()?;
     m.add_class::<driver::PyTopicHandle>()?;
     m.add_class::<driver::PyThreadPool>()?;
