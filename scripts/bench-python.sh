@@ -2,8 +2,8 @@
 # The Python API next to the Rust benchmark programs, with the same arguments, in one run:
 # producer and consumer of 1 KiB and 1 MiB events on the files driver, and the producer on the
 # memory driver (whose topics live in one process, so no separate consumer program can read
-# them). Python pushes one event per push() and, as "batch", push_many() of 256 events; it pulls
-# with the iterator and with pull_many(256).
+# them; 200000 events at both sizes there). Python pushes one event per push() and, as "batch",
+# push_many() of 256 events; it pulls with the iterator and with pull_many(256).
 #
 #   scripts/bench-python.sh [PYTHON] [ROUNDS]
 #
@@ -35,6 +35,8 @@ fresh() {
   "$bin/diaspora-ctl" --logging warn topic create --driver files --driver-config "$work/files.json" \
     --name "$t" > /dev/null
 }
+# gone: deletes topic $t once read (2 GB a topic at 1 MiB).
+gone() { rm -rf "${work:?}/topics/$t"; }
 
 ratios=()
 for size in 1024 1048576; do
@@ -44,13 +46,19 @@ for size in 1024 1048576; do
   for _ in $(seq 1 "$rounds"); do
     fresh; rp+=("$(rate "$bin/diaspora-producer-benchmark" -d files -c "$work/files.json" -t "$t" "${common[@]}")")
     rc+=("$(rate "$bin/diaspora-consumer-benchmark" -d files -c "$work/files.json" -t "$t" -n "$n" -p 1)")
+    gone
     fresh; pp+=("$(rate "$python" -m diaspora_stream.bench producer -d files -c "$work/files.json" -t "$t" "${common[@]}")")
     pc+=("$(rate "$python" -m diaspora_stream.bench consumer -d files -c "$work/files.json" -t "$t" -n "$n" -p 1)")
+    gone
     fresh; pb+=("$(rate "$python" -m diaspora_stream.bench producer -d files -c "$work/files.json" -t "$t" "${common[@]}" --push-many 256)")
     pm+=("$(rate "$python" -m diaspora_stream.bench consumer -d files -c "$work/files.json" -t "$t" -n "$n" -p 1 --pull-many 256)")
-    mp+=("$(rate "$bin/diaspora-producer-benchmark" -d memory -c "$work/memory.json" -t m "${common[@]}")")
-    mpy+=("$(rate "$python" -m diaspora_stream.bench producer -d memory -t m "${common[@]}")")
-    mpb+=("$(rate "$python" -m diaspora_stream.bench producer -d memory -t m "${common[@]}" --push-many 256)")
+    gone
+    # The memory driver never touches the data: 200000 events at both sizes (a run of 2000
+    # would last a few milliseconds).
+    mem=(-n 200000 -s "$size" -m 64 -b 128 -p 1)
+    mp+=("$(rate "$bin/diaspora-producer-benchmark" -d memory -c "$work/memory.json" -t m "${mem[@]}")")
+    mpy+=("$(rate "$python" -m diaspora_stream.bench producer -d memory -t m "${mem[@]}")")
+    mpb+=("$(rate "$python" -m diaspora_stream.bench producer -d memory -t m "${mem[@]}" --push-many 256)")
   done
   m() { echo "$@" | median; }
   printf '%-5s files producer   rust %10.0f  python push %10.0f (%sx)  push_many %10.0f (%sx) events/s\n' \

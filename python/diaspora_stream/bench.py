@@ -43,7 +43,10 @@ def produce(args, driver, topic):
     producer = topic.producer("benchmark-producer", batch_size=args.batch_size, thread_pool=pool)
     size = args.data_size
     slots = max(1, min(args.num_events, 1 << 16, (64 << 20) // max(size, 1)))
-    buffer = memoryview(bytes((i * 31) % 251 for i in range(max(size * slots, size))))
+    total = max(size * slots, size)
+    # The Rust program's bytes ((i * 31) % 251), built from one period of the pattern.
+    period = bytes((i * 31) % 251 for i in range(251))
+    buffer = memoryview((period * (total // 251 + 1))[:total])
     views = [buffer[k * size : (k + 1) * size] for k in range(slots)]
     metadata = [metadata_text(args.metadata_size, i) for i in range(64)]
     n = args.num_events

@@ -22,6 +22,7 @@ use pyo3::exceptions::PyBufferError;
 use pyo3::ffi;
 use pyo3::prelude::*;
 use std::ffi::{c_char, c_int, c_void};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Mutex, OnceLock};
 
 /// `Py_buffer` (Include/pybuffer.h), unchanged since Python 3.0.
@@ -60,9 +61,23 @@ extern "C" {
     ) -> c_int;
 }
 
-/// A buffer obtained from a Python object, released when dropped (at once under the GIL, or at
-/// the next [`release_pending`]).
-struct HeldBuffer(Box<RawBuffer>);
+/// A buffer obtained from a Python object, released after it is dropped, at the next
+/// [`release_pending`] (the library drops it on its own threads, which do not hold the GIL).
+struct HeldBuffer(RawBuffer);
+
+const EMPTY: RawBuffer = RawBuffer {
+    buf: std::ptr::null_mut(),
+    obj: std::ptr::null_mut(),
+    len: 0,
+    itemsize: 0,
+    readonly: 0,
+    ndim: 0,
+    format: std::ptr::null_mut(),
+    shape: std::ptr::null_mut(),
+    strides: std::ptr::null_mut(),
+    suboffsets: std::ptr::null_mut(),
+    internal: std::ptr::null_mut(),
+};
 
 // The memory belongs to the exporting object, which the held buffer keeps alive; the library
 // only reads it (or, for an allocator's buffers, writes it before the event is handed out).
@@ -71,23 +86,14 @@ unsafe impl Sync for HeldBuffer {}
 
 impl HeldBuffer {
     fn get(obj: &Bound<'_, PyAny>, writable: bool) -> PyResult<HeldBuffer> {
-        release_pending(obj.py());
-        let mut raw = Box::new(RawBuffer {
-            buf: std::ptr::null_mut(),
-            obj: std::ptr::null_mut(),
-            len: 0,
-            itemsize: 0,
-            readonly: 0,
-            ndim: 0,
-            format: std::ptr::null_mut(),
-            shape: std::ptr::null_mut(),
-            strides: std::ptr::null_mut(),
-            suboffsets: std::ptr::null_mut(),
-            internal: std::ptr::null_mut(),
-        });
+        if PENDING_COUNT.load(Ordering::Relaxed) >= RELEASE_BATCH {
+            release_pending(obj.py());
+        }
+        let mut raw = EMPTY;
         let flags = PYBUF_ANY_CONTIGUOUS | if writable { PYBUF_WRITABLE } else { 0 };
-        // SAFETY: `raw` is a valid Py_buffer to fill; the GIL is held.
-        let rc = unsafe { PyObject_GetBuffer(obj.as_ptr(), &mut *raw, flags) };
+        // SAFETY: `raw` is a valid Py_buffer to fill; the GIL is held. (A Py_buffer may be moved
+        // once filled: CPython itself copies them by value.)
+        let rc = unsafe { PyObject_GetBuffer(obj.as_ptr(), &mut raw, flags) };
         if rc != 0 {
             let cause = PyErr::take(obj.py())
                 .map(|e| e.to_string())
@@ -142,31 +148,22 @@ impl AsMut<[u8]> for HeldBuffer {
 
 impl Drop for HeldBuffer {
     fn drop(&mut self) {
-        let raw = std::mem::replace(
-            &mut self.0,
-            Box::new(RawBuffer {
-                buf: std::ptr::null_mut(),
-                obj: std::ptr::null_mut(),
-                len: 0,
-                itemsize: 0,
-                readonly: 0,
-                ndim: 0,
-                format: std::ptr::null_mut(),
-                shape: std::ptr::null_mut(),
-                strides: std::ptr::null_mut(),
-                suboffsets: std::ptr::null_mut(),
-                internal: std::ptr::null_mut(),
-            }),
-        );
-        pending()
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .push(PendingRelease(raw));
+        let raw = std::mem::replace(&mut self.0, EMPTY);
+        let mut q = pending().lock().unwrap_or_else(|e| e.into_inner());
+        q.push(PendingRelease(raw));
+        // Under the lock, so that the count never runs behind a drain.
+        PENDING_COUNT.fetch_add(1, Ordering::Relaxed);
     }
 }
 
-struct PendingRelease(Box<RawBuffer>);
+struct PendingRelease(RawBuffer);
 unsafe impl Send for PendingRelease {}
+
+/// Buffers waiting in [`pending`] (read without the lock).
+static PENDING_COUNT: AtomicUsize = AtomicUsize::new(0);
+
+/// A push releases the finished buffers once this many wait (flushes and waits release all).
+const RELEASE_BATCH: usize = 256;
 
 fn pending() -> &'static Mutex<Vec<PendingRelease>> {
     static PENDING: OnceLock<Mutex<Vec<PendingRelease>>> = OnceLock::new();
@@ -175,22 +172,26 @@ fn pending() -> &'static Mutex<Vec<PendingRelease>> {
 
 /// Releases the buffers the library has finished with (the GIL is held).
 pub fn release_pending(_py: Python<'_>) {
+    if PENDING_COUNT.load(Ordering::Relaxed) == 0 {
+        return;
+    }
     let drained: Vec<PendingRelease> = {
         let mut q = pending().lock().unwrap_or_else(|e| e.into_inner());
         if q.is_empty() {
             return;
         }
+        PENDING_COUNT.fetch_sub(q.len(), Ordering::Relaxed);
         std::mem::take(&mut *q)
     };
     for mut p in drained {
         // SAFETY: obtained by PyObject_GetBuffer, released once; the GIL is held.
-        unsafe { PyBuffer_Release(&mut *p.0) };
+        unsafe { PyBuffer_Release(&mut p.0) };
     }
 }
 
 /// Number of buffers waiting for [`release_pending`] (for tests of the zero-copy path).
 pub fn pending_count() -> usize {
-    pending().lock().unwrap_or_else(|e| e.into_inner()).len()
+    PENDING_COUNT.load(Ordering::Relaxed)
 }
 
 /// The data of a push: `None`, one object with the buffer protocol, or a list or tuple of them
