@@ -73,6 +73,9 @@ impl ProducerBuilder {
     /// stored (default [`DEFAULT_MAX_BUFFERED_BYTES`], 1 GiB). A push that would pass it waits
     /// or fails as [`ProducerBuilder::on_full`] says; an event larger than the bound is accepted
     /// when nothing else is held. Control events (steps, end of stream) are never refused.
+    /// Until an event's metadata is serialized (on a pool thread, after `push` returns) it
+    /// counts for the largest serialized metadata seen so far, at least 256 bytes; so the bound
+    /// holds exactly unless an event's metadata is larger than every earlier one's.
     pub fn max_buffered_bytes(mut self, bytes: usize) -> Self {
         self.max_buffered_bytes = bytes;
         self
@@ -187,6 +190,7 @@ impl ProducerBuilder {
             push_timeout: self.push_timeout,
             state: Mutex::new(State {
                 buffered: 0,
+                metadata_reserve: super::MIN_METADATA_RESERVE,
                 open: (0..n).map(|_| None).collect(),
                 last_batch_len: vec![0; n],
                 queue: VecDeque::new(),

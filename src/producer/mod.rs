@@ -56,7 +56,13 @@ struct PendingEvent {
     data: DataView,
     requested: Option<usize>,
     promise: Arc<Promise<EventId>>,
+    /// Bytes counted for its metadata until it is serialized (see `State::metadata_reserve`).
+    reserved: usize,
 }
+
+/// The least that an event's metadata counts for against `max_buffered_bytes` before it is
+/// serialized.
+const MIN_METADATA_RESERVE: usize = 256;
 
 /// Events a pool job takes from the pending queue at once: the hand-over between the pushing
 /// thread and the pool costs a lock and a wake-up per chunk instead of per event.
@@ -70,13 +76,21 @@ enum Processed {
         metadata: Vec<u8>,
         data: DataView,
         promise: Arc<Promise<EventId>>,
+        /// What its metadata was counted for before serialization.
+        reserved: usize,
     },
     Failed,
 }
 
 struct State {
-    /// Bytes of events pushed and not yet stored (data and serialized metadata).
+    /// Bytes of events pushed and not yet stored: their data, and their serialized metadata
+    /// (or, until it is serialized, `metadata_reserve` for it).
     buffered: usize,
+    /// What an event's metadata counts for until it is serialized: the largest serialized
+    /// metadata this producer has seen, at least [`MIN_METADATA_RESERVE`]. Counting it at
+    /// admission keeps `buffered` under `max_buffered_bytes` once the real size replaces it,
+    /// unless an event's metadata is larger than every earlier one's.
+    metadata_reserve: usize,
     open: Vec<Option<OpenBatch>>,
     last_batch_len: Vec<usize>,
     queue: VecDeque<Work>,
@@ -285,6 +299,7 @@ impl Shared {
                 metadata,
                 data: ev.data,
                 promise: ev.promise,
+                reserved: ev.reserved,
             },
             Err(e) => {
                 ev.promise.set(Err(e));
@@ -315,7 +330,7 @@ impl Shared {
                     // A panic outside the guarded callbacks (say, dropping the application's
                     // data) fails this event alone and keeps the counters right.
                     let promise = ev.promise.clone();
-                    let size = ev.data.size();
+                    let size = ev.data.size() + ev.reserved;
                     let processed =
                         std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| self.process(ev)))
                             .unwrap_or_else(|payload| {
@@ -351,9 +366,12 @@ impl Shared {
             metadata,
             data,
             promise,
+            reserved,
         } = item
         {
-            st.buffered += metadata.len();
+            // The serialized size replaces what was counted for it at admission.
+            st.buffered = st.buffered + metadata.len() - reserved;
+            st.metadata_reserve = st.metadata_reserve.max(metadata.len());
             let ob = self.open_batch(st, partition);
             ob.batch.push_serialized(&metadata, data);
             let idx = (ob.batch.len() - 1) as u64;
@@ -597,7 +615,9 @@ impl Producer {
                 Ok(p) => p,
                 Err(e) => return Future::failed(e),
             };
-            return match shared.admit(shared.lock(), data.size()) {
+            let st = shared.lock();
+            let reserve = st.metadata_reserve;
+            return match shared.admit(st, data.size() + reserve) {
                 Ok(st) => self.append_locked(st, &metadata, data, p),
                 Err(e) => Future::failed(e),
             };
@@ -605,7 +625,9 @@ impl Producer {
 
         let (pr, fut) = promise::<EventId>();
         let start_drain = {
-            let st = match shared.admit(shared.lock(), data.size()) {
+            let st = shared.lock();
+            let reserve = st.metadata_reserve;
+            let st = match shared.admit(st, data.size() + reserve) {
                 Ok(st) => st,
                 Err(e) => return Future::failed(e),
             };
@@ -613,7 +635,7 @@ impl Producer {
             if st.closing {
                 return Future::failed(Error::Closed("producer"));
             }
-            st.buffered += data.size();
+            st.buffered += data.size() + reserve;
             let seq = st.next_seq;
             st.next_seq += 1;
             st.jobs_in_flight += 1;
@@ -623,6 +645,7 @@ impl Producer {
                 data,
                 requested,
                 promise: pr,
+                reserved: reserve,
             });
             // One job drains the queue; more join it (up to the pool's size) when it falls
             // behind by more than a chunk each.
@@ -679,10 +702,11 @@ impl Producer {
         if let Err(e) = pushed {
             return Future::failed(e);
         }
-        let added = ob.batch.metadata_bytes().len() - before + data_size;
+        let metadata_size = ob.batch.metadata_bytes().len() - before;
         let ob_len = ob.batch.len();
         let ob_promise = ob.promise.clone();
-        st.buffered += added;
+        st.buffered += metadata_size + data_size;
+        st.metadata_reserve = st.metadata_reserve.max(metadata_size);
         let future = Future::indexed(ob_promise as Arc<dyn IndexedSource<EventId>>, ob_len - 1);
         shared.maybe_dispatch(&mut st, p);
         future

@@ -14,7 +14,7 @@
 //! }));
 //! ```
 //!
-//! Each of the 48 cases becomes a `#[test]` named after its area (`producers::...`,
+//! Each of the 52 cases becomes a `#[test]` named after its area (`producers::...`,
 //! `data_selection::...`), so `cargo test` runs them in parallel and filters them as usual. They
 //! cover driver creation and topic administration, producers (batching, thread pools, flush on
 //! drop), consumers with and without data, partial data (sub, strided, unstructured and stacked
@@ -50,7 +50,7 @@ macro_rules! __with_cases {
             iteration: [consume_events_with_iterator, consume_events_with_pull, custom_data_selector_and_allocator, pull_many_takes_events_in_order_up_to_its_limit_then_the_end_of_stream, pull_many_waits_for_the_first_event_and_times_out_with_none, an_iterator_dropped_early_gives_back_what_it_took],
             process: [process_stops_on_flow_stop_inline, process_stops_on_flow_stop_with_worker_threads, process_honours_max_events, process_returns_when_no_event_arrives],
             steps: [steps_complete_when_every_producer_closed_them, a_restarted_consumer_knows_the_completed_steps, consumers_start_where_they_are_told],
-            producers: [event_producer_inline_pool, event_producer_one_thread_pool, event_producer_two_thread_pool, dropping_a_producer_flushes_pending_events],
+            producers: [event_producer_inline_pool, event_producer_one_thread_pool, event_producer_two_thread_pool, dropping_a_producer_flushes_pending_events, bounded_producer_memory_holds],
             targets: [consumer_targets_restrict_partitions, consumer_targets_out_of_range_are_rejected, push_to_requested_partition_lands_modulo_partition_count, default_selector_round_robins_over_partitions, custom_partition_selector_is_used, out_of_range_partition_selector_fails_the_push],
             validators: [eventbridge_validator_accepts_matching_and_rejects_others, schema_validator_accepts_matching_and_rejects_others]
         }

@@ -10,8 +10,8 @@ use diaspora_stream::components::{
 use diaspora_stream::thread_pool::Job;
 use diaspora_stream::{
     Allocation, BatchSize, Consumer, DataDescriptor, DataView, Driver, Error, Event, EventId, Flow,
-    Future, MaxNumBatches, Metadata, NumEvents, Ordering, PartitionInfo, ProcessOptions, Producer,
-    ThreadCount, ThreadPool, TopicHandle, NO_MORE_EVENTS,
+    Future, MaxNumBatches, Metadata, NumEvents, OnFull, Ordering, PartitionInfo, ProcessOptions,
+    Producer, ThreadCount, ThreadPool, TopicHandle, NO_MORE_EVENTS,
 };
 use serde_json::{json, Value};
 use std::collections::{BTreeMap, BTreeSet, HashMap};

@@ -153,3 +153,98 @@ pub fn dropping_a_producer_flushes_pending_events() {
     }
     assert_no_more_events(&consumer, 3);
 }
+
+/// Case: the producer's memory bound (`max_buffered_bytes`, `on_full`) holds on this driver.
+///
+/// Events pushed into a fixed batch that is not full are held by the producer (nothing is sent
+/// before the batch fills or a flush), so the bound is reached at a known point whatever the
+/// driver's speed. With `on_full = error` the pushes past it are refused at once; with
+/// `on_full = block` they wait while the producer sends its partial batch, and all go through.
+/// Either way the producer never holds more than the bound, and exactly the accepted events
+/// are stored, each once, in push order.
+pub fn bounded_producer_memory_holds() {
+    const BOUND: usize = 256 << 10;
+    const SIZE: usize = 32 << 10;
+    const N: u64 = 20;
+    let (driver, _dir) = test_driver();
+    let topic = new_topic(&driver, "bounded", one_partition());
+    let mut expected: Vec<(String, u64)> = Vec::new();
+    for threads in [0, 1] {
+        for on_full in [OnFull::Error, OnFull::Block] {
+            let round = format!("{on_full:?}-{threads}");
+            let producer = topic
+                .producer()
+                .name(&round)
+                .thread_pool(driver.make_thread_pool(ThreadCount(threads)))
+                .batch_size(BatchSize::Fixed(64))
+                .max_buffered_bytes(BOUND)
+                .on_full(on_full)
+                .build()
+                .unwrap();
+            let mut accepted = Vec::new();
+            let mut refused = 0;
+            for i in 0..N {
+                let f = producer.push(
+                    json!({"round": round, "event_num": i}),
+                    DataView::from(vec![i as u8; SIZE]),
+                );
+                assert!(
+                    producer.buffered_bytes() <= BOUND,
+                    "{round}: {} bytes held over a bound of {BOUND}",
+                    producer.buffered_bytes()
+                );
+                if on_full == OnFull::Error && f.completed() {
+                    match f.wait() {
+                        Err(Error::ProducerFull { limit, waited, .. }) => {
+                            assert_eq!(limit, BOUND, "{round}");
+                            assert!(!waited, "{round}: on_full = error waited");
+                            refused += 1;
+                            continue;
+                        }
+                        other => panic!("{round}: push {i}: expected ProducerFull, got {other:?}"),
+                    }
+                }
+                // Nothing drains before the batch fills: no push is accepted after a refusal.
+                assert_eq!(refused, 0, "{round}: push {i} accepted after a refusal");
+                accepted.push((i, f));
+            }
+            let k = accepted.len();
+            if on_full == OnFull::Error {
+                assert!(
+                    k >= 1 && k * SIZE <= BOUND,
+                    "{round}: {k} events of {SIZE} B accepted"
+                );
+                assert_eq!(k as u64 + refused, N, "{round}");
+                assert!(refused > 0, "{round}: the bound never refused a push");
+            } else {
+                assert_eq!(k as u64, N, "{round}: a blocking push failed");
+            }
+            flush(&producer);
+            assert_eq!(
+                producer.buffered_bytes(),
+                0,
+                "{round}: bytes held after a flush"
+            );
+            for (i, f) in &accepted {
+                wait_id(f, &format!("{round} event {i}"));
+                expected.push((round.clone(), *i));
+            }
+        }
+    }
+    let consumer = topic.consumer("bounded-check").build().unwrap();
+    let events = pull_n(&consumer, expected.len());
+    assert_no_more_events(&consumer, 2);
+    assert_contiguous_ids(&events, |_| 0);
+    let got: Vec<(String, u64)> = events
+        .iter()
+        .map(|e| {
+            assert_eq!(e.data().size(), SIZE);
+            let round = e.metadata().json()["round"]
+                .as_str()
+                .unwrap_or("?")
+                .to_string();
+            (round, event_num(e))
+        })
+        .collect();
+    assert_eq!(got, expected, "stored events differ from the accepted ones");
+}
