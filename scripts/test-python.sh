@@ -7,6 +7,7 @@
 #   - the C++ reference's own Python tests, unchanged, when DIASPORA_REFERENCE_PYTHON_TESTS names
 #     a folder holding them (they are not part of this repository; see
 #     scripts/run-reference-python-tests.sh);
+#   - the diaspora_stream.mpi helpers under mpiexec -n 2 (tests/python/mpi_helpers.py);
 #   - the coupling job with Rust simulation ranks and Python analysis ranks, one MPMD job of 4
 #     ranks under mpiexec (examples/python/coupling_analysis.py).
 # The environment is kept in DIASPORA_PYTHON_VENV (default: the user cache) for the next run.
@@ -62,6 +63,12 @@ if pkg-config --exists mercury argobots 2>/dev/null; then
 else
   echo "test-python: the mofka driver from Python skipped: pkg-config finds no mercury.pc/argobots.pc"
 fi
+
+echo "test-python: diaspora_stream.mpi helpers under mpiexec -n 2"
+out=$(timeout 120 "$DIASPORA_MPIEXEC" -n 2 "$py" tests/python/mpi_helpers.py 2>&1) || {
+  echo "$out"; echo "test-python: the MPI helpers failed"; exit 1; }
+echo "$out" | grep -q "mpi helpers: OK" || { echo "$out"; echo "test-python: no OK from rank 0"; exit 1; }
+echo "$out" | grep "mpi helpers"
 
 echo "test-python: coupling job, 2 Rust simulation ranks + 2 Python analysis ranks"
 # The test command's own build of the example (same features: nothing to rebuild).

@@ -1,5 +1,6 @@
 //! Records the library directories of Mercury and Argobots (found by their `-sys` crates
-//! through pkg-config) as run paths of the programs and tests of this package, as the library's
+//! through pkg-config) as run paths of the programs and tests of this package (and of the
+//! Python extension module, whose crate, crates/python, uses this script too), as the library's
 //! build script does for its own, so that they start without `LD_LIBRARY_PATH` when those
 //! libraries live outside the system paths (a Spack prefix, for example). Does nothing without
 //! the `mercury`/`argobots` features.

@@ -284,6 +284,10 @@ def test_steps(topic):
             break
     # Both snapshots of step 0 come before the marker saying it is complete.
     assert sorted(got[:2]) == [("event", 0), ("event", 1)] and got[2] == ("marker", 0)
+    # A step that can no longer complete: the wait ends with the stream, even without a timeout.
+    for r, p in enumerate(producers):
+        p.end_of_stream(r, 2).wait(timeout_ms=10000)
+    assert consumer.wait_step(1) is False
 
 
 def test_process_stops_on_stop_iteration(topic):

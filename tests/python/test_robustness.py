@@ -186,3 +186,14 @@ def test_builtin_drivers_listed():
     names = _native.builtin_drivers()
     assert "files" in names and "memory" in names
     assert os.environ.get("DIASPORA_REQUIRE_KAFKA") != "1" or "kafka" in names
+
+
+def test_bad_data_is_refused_with_a_clear_error():
+    _, topic = memory_topic()
+    producer = topic.producer("p")
+    with pytest.raises(DiasporaException, match="contiguous"):
+        producer.push({}, np.arange(10)[::2])  # a strided view
+    with pytest.raises(DiasporaException, match="int object"):
+        producer.push({}, 42)  # no buffer protocol
+    with pytest.raises(ValueError, match="callable"):
+        topic.consumer("c", data_selector="not callable")

@@ -5,7 +5,7 @@ use crate::convert;
 use crate::descriptor::PyDataDescriptor;
 use crate::driver::{PyThreadPool, PyTopicHandle};
 use crate::error::{self, IntoPy};
-use crate::producer::wait_future;
+use crate::wait::{self, Deadline};
 use diaspora_stream::{
     Allocation, Consumer, ConsumerBuilder, DataDescriptor, Event, Future, Metadata, NO_MORE_EVENTS,
 };
@@ -13,7 +13,6 @@ use pyo3::prelude::*;
 use pyo3::types::{PyList, PyTuple};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, OnceLock};
-use std::time::{Duration, Instant};
 
 /// Objects a Python data allocator returned, by the address of their first buffer, until the
 /// event whose data they hold reaches Python.
@@ -181,26 +180,10 @@ impl PyConsumer {
         timeout_ms: Option<f64>,
     ) -> PyResult<Bound<'py, PyList>> {
         let consumer = self.get()?;
-        let deadline = timeout_ms
-            .filter(|ms| *ms >= 0.0 && ms.is_finite())
-            .map(|ms| Instant::now() + Duration::from_secs_f64(ms / 1000.0));
         let mut out = Vec::new();
-        loop {
-            let slice = match deadline {
-                Some(d) => d
-                    .saturating_duration_since(Instant::now())
-                    .min(SIGNAL_CHECK),
-                None => SIGNAL_CHECK,
-            };
-            let n = py
-                .detach(|| consumer.pull_many(&mut out, max, Some(slice)))
-                .py_err()?;
-            if n > 0 || deadline.is_some_and(|d| Instant::now() >= d) {
-                break;
-            }
-            py.check_signals()?;
-        }
-        buffer::release_pending(py);
+        wait::until(py, &Deadline::after_ms(timeout_ms), |s| {
+            Ok((consumer.pull_many(&mut out, max, Some(s))? > 0).then_some(()))
+        })?;
         let list = PyList::empty(py);
         for ev in out {
             list.append(self.context.event(py, ev))?;
@@ -225,7 +208,8 @@ impl PyConsumer {
 
     /// Calls `processor(event)` on each event in this thread until it raises StopIteration,
     /// `max_events` were processed, none arrives within `timeout_ms` (negative: without limit),
-    /// or the stream ends. Returns the number of events processed.
+    /// or the stream ends. Returns the number of events processed. `thread_pool` is accepted for
+    /// the reference's signature and not used: a Python callback runs under the GIL anyway.
     #[pyo3(signature = (processor, *, timeout_ms = -1.0, max_events = u64::MAX, thread_pool = None))]
     fn process(
         &self,
@@ -240,7 +224,7 @@ impl PyConsumer {
         let mut n = 0;
         while n < max_events {
             let f = py.detach(|| consumer.pull());
-            let Some(ev) = wait_future(py, &f, Some(timeout_ms))? else {
+            let Some(ev) = wait::future(py, &f, Some(timeout_ms))? else {
                 break;
             };
             if ev.id() == NO_MORE_EVENTS {
@@ -261,24 +245,15 @@ impl PyConsumer {
     #[pyo3(signature = (step, *, timeout_ms = None))]
     fn wait_step(&self, py: Python<'_>, step: u64, timeout_ms: Option<f64>) -> PyResult<bool> {
         let consumer = self.get()?;
-        let deadline = timeout_ms
-            .filter(|ms| *ms >= 0.0 && ms.is_finite())
-            .map(|ms| Instant::now() + Duration::from_secs_f64(ms / 1000.0));
-        loop {
-            let slice = match deadline {
-                Some(d) => d
-                    .saturating_duration_since(Instant::now())
-                    .min(SIGNAL_CHECK),
-                None => SIGNAL_CHECK,
-            };
-            if py.detach(|| consumer.wait_step(step, slice)).py_err()? {
-                return Ok(true);
+        let done = wait::until(py, &Deadline::after_ms(timeout_ms), |s| {
+            let start = std::time::Instant::now();
+            if consumer.wait_step(step, s)? {
+                return Ok(Some(true));
             }
-            if deadline.is_some_and(|d| Instant::now() >= d) {
-                return Ok(false);
-            }
-            py.check_signals()?;
-        }
+            // Before its time is up, a wait ends without the step only at the end of the stream.
+            Ok((start.elapsed() < s).then_some(false))
+        })?;
+        Ok(done.unwrap_or(false))
     }
 
     /// The last step every producer has closed over this consumer's partitions, or None.
@@ -382,8 +357,6 @@ impl Drop for PyConsumer {
     }
 }
 
-const SIGNAL_CHECK: Duration = Duration::from_millis(50);
-
 /// Iterator over a consumer's events (see `Consumer.events`).
 #[pyclass(module = "diaspora_stream.api", frozen)]
 pub struct EventIterator {
@@ -405,7 +378,7 @@ impl EventIterator {
         let c = self.consumer.get();
         let consumer = c.get()?;
         let f = py.detach(|| consumer.pull());
-        match wait_future(py, &f, self.timeout_ms)? {
+        match wait::future(py, &f, self.timeout_ms)? {
             Some(ev) if ev.id() != NO_MORE_EVENTS => Ok(Some(c.context.event(py, ev))),
             _ => {
                 *self.done.lock().unwrap_or_else(|e| e.into_inner()) = true;
@@ -430,7 +403,7 @@ impl PyFutureEvent {
     /// if none arrived in time (the future can be waited on again).
     #[pyo3(signature = (*, timeout_ms = None))]
     fn wait(&self, py: Python<'_>, timeout_ms: Option<f64>) -> PyResult<Option<PyEvent>> {
-        Ok(wait_future(py, &self.inner, timeout_ms)?.map(|ev| self.context.event(py, ev)))
+        Ok(wait::future(py, &self.inner, timeout_ms)?.map(|ev| self.context.event(py, ev)))
     }
 
     /// True once an event (or an error) is available. A method, as in the reference.

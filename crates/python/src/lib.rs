@@ -13,6 +13,7 @@ mod error;
 #[cfg(feature = "mpi")]
 mod mpi;
 mod producer;
+mod wait;
 
 use pyo3::prelude::*;
 

@@ -12,6 +12,7 @@ use diaspora_stream::mpi::mpi::ffi;
 use diaspora_stream::mpi::mpi::raw::FromRaw;
 use diaspora_stream::mpi::mpi::topology::SimpleCommunicator;
 use diaspora_stream::mpi::PartitionMap;
+use diaspora_stream::Producer;
 use pyo3::prelude::*;
 use std::mem::ManuallyDrop;
 
@@ -89,31 +90,36 @@ fn _mpi_create_or_open_topic(
     Ok(PyTopicHandle { inner: topic })
 }
 
+/// Runs the collective `call` over the communicator `comm` with `producer`'s producer.
+fn with_producer(
+    py: Python<'_>,
+    comm: usize,
+    producer: &PyProducer,
+    call: impl FnOnce(&SimpleCommunicator, &Producer) -> diaspora_stream::Result<()> + Send,
+) -> PyResult<()> {
+    let p = producer.get()?;
+    let comm = borrow(comm)?;
+    py.detach(|| call(comm.get(), &p)).py_err()
+}
+
 /// Collective over the producing ranks: flush.
 #[pyfunction]
 fn _mpi_flush(py: Python<'_>, comm: usize, producer: &PyProducer) -> PyResult<()> {
-    let p = producer.get()?;
-    let comm = borrow(comm)?;
-    py.detach(|| diaspora_stream::mpi::collective_flush(comm.get(), &p))
-        .py_err()
+    with_producer(py, comm, producer, diaspora_stream::mpi::collective_flush)
 }
 
 /// Collective over the producing ranks: end of stream, as rank of size.
 #[pyfunction]
 fn _mpi_end_of_stream(py: Python<'_>, comm: usize, producer: &PyProducer) -> PyResult<()> {
-    let p = producer.get()?;
-    let comm = borrow(comm)?;
-    py.detach(|| diaspora_stream::mpi::end_of_stream(comm.get(), &p))
-        .py_err()
+    with_producer(py, comm, producer, diaspora_stream::mpi::end_of_stream)
 }
 
 /// Collective over the producing ranks: close step `step`.
 #[pyfunction]
 fn _mpi_end_step(py: Python<'_>, comm: usize, producer: &PyProducer, step: u64) -> PyResult<()> {
-    let p = producer.get()?;
-    let comm = borrow(comm)?;
-    py.detach(|| diaspora_stream::mpi::end_step(comm.get(), &p, step))
-        .py_err()
+    with_producer(py, comm, producer, |c, p| {
+        diaspora_stream::mpi::end_step(c, p, step)
+    })
 }
 
 /// The partitions consumer rank `rank` of `size` reads.

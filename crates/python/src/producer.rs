@@ -3,49 +3,12 @@
 use crate::buffer;
 use crate::convert;
 use crate::driver::{PyThreadPool, PyTopicHandle};
-use crate::error::{to_py, IntoPy};
+use crate::error::IntoPy;
+use crate::wait::{self, Deadline};
 use diaspora_stream::{EventId, Future, Metadata, Producer};
 use pyo3::prelude::*;
 use pyo3::types::PyTuple;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
-
-/// Longest stretch a wait spends without the GIL before it checks for Ctrl-C.
-const SIGNAL_CHECK: Duration = Duration::from_millis(50);
-
-/// Waits for `future` at most `timeout_ms` (None or negative: without limit) with the GIL
-/// released, checking for signals (Ctrl-C raises KeyboardInterrupt) every [`SIGNAL_CHECK`].
-pub fn wait_future<T: Clone + Send + Sync + 'static>(
-    py: Python<'_>,
-    future: &Future<T>,
-    timeout_ms: Option<f64>,
-) -> PyResult<Option<T>> {
-    let deadline = match timeout_ms {
-        Some(ms) if ms >= 0.0 && ms.is_finite() => {
-            Some(Instant::now() + Duration::from_secs_f64(ms / 1000.0))
-        }
-        _ => None,
-    };
-    loop {
-        let slice = match deadline {
-            Some(d) => d
-                .saturating_duration_since(Instant::now())
-                .min(SIGNAL_CHECK),
-            None => SIGNAL_CHECK,
-        };
-        let r = py.detach(|| future.wait_timeout(slice));
-        buffer::release_pending(py);
-        match r {
-            Ok(Some(v)) => return Ok(Some(v)),
-            Err(e) => return Err(to_py(e)),
-            Ok(None) => {}
-        }
-        if deadline.is_some_and(|d| Instant::now() >= d) {
-            return Ok(None);
-        }
-        py.check_signals()?;
-    }
-}
 
 /// The id an event will have once stored.
 #[pyclass(name = "FutureUint", module = "diaspora_stream.api", frozen)]
@@ -59,7 +22,7 @@ impl PyFutureUint {
     /// or None if the time ran out. Raises the error that kept the event from being stored.
     #[pyo3(signature = (*, timeout_ms = None))]
     fn wait(&self, py: Python<'_>, timeout_ms: Option<f64>) -> PyResult<Option<EventId>> {
-        wait_future(py, &self.inner, timeout_ms)
+        wait::future(py, &self.inner, timeout_ms)
     }
 
     /// True once the event is stored (or failed).
@@ -81,7 +44,7 @@ impl PyFutureFlushed {
     /// the time ran out. Raises the first storage error since the previous flush.
     #[pyo3(signature = (*, timeout_ms = None))]
     fn wait(&self, py: Python<'_>, timeout_ms: Option<f64>) -> PyResult<bool> {
-        Ok(wait_future(py, &self.inner, timeout_ms)?.is_some())
+        Ok(wait::future(py, &self.inner, timeout_ms)?.is_some())
     }
 
     /// True once done.
@@ -103,14 +66,10 @@ impl PyFutureIds {
     /// if the time ran out. Raises the first error.
     #[pyo3(signature = (*, timeout_ms = None))]
     fn wait(&self, py: Python<'_>, timeout_ms: Option<f64>) -> PyResult<Option<Vec<EventId>>> {
-        let deadline = timeout_ms
-            .filter(|ms| *ms >= 0.0 && ms.is_finite())
-            .map(|ms| Instant::now() + Duration::from_secs_f64(ms / 1000.0));
+        let deadline = Deadline::after_ms(timeout_ms);
         let mut ids = Vec::with_capacity(self.inner.len());
         for f in &self.inner {
-            let left = deadline
-                .map(|d| d.saturating_duration_since(Instant::now()).as_secs_f64() * 1000.0);
-            match wait_future(py, f, left)? {
+            match wait::until(py, &deadline, |s| f.wait_timeout(s))? {
                 Some(id) => ids.push(id),
                 None => return Ok(None),
             }
