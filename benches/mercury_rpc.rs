@@ -1,19 +1,29 @@
-//! RPC round-trip latency and bulk bandwidth through the safe Mercury layer, next to Mercury's
-//! own `hg_rate` and `hg_bw_write` on the same transport and machine, as ratios.
+//! RPC rate and bulk bandwidth through the safe Mercury layer, next to Mercury's own perf tools
+//! (`hg_rate`, `hg_bw_write`, `hg_bw_read`) run in the same run with the same parameters, as
+//! ratios.
 //!
 //! ```text
 //! cargo bench --features mercury --bench mercury_rpc -- [--transport na+sm] [--rpcs 20000]
-//!     [--bulk-size 1048576] [--bulk-loops 2000]
+//!     [--in-flight 1,16] [--bulk-size 1048576] [--bulk-loops 2000]
 //! ```
 //!
 //! The server is this same program, started again with `DIASPORA_HG_BENCH_SERVER` set. Mercury's
-//! tools are looked for in `$MERCURY_PERF_BIN`, then next to the library pkg-config reports
-//! (`<prefix>/bin`), then on `PATH`; without them only this layer's figures are printed.
+//! tools are looked for in `$MERCURY_PERF_DIR`, `$MERCURY_PERF_BIN`, then next to the library
+//! pkg-config reports (`<prefix>/bin`), then on `PATH`; without them only this layer's figures
+//! are printed.
 //!
-//! The two sides are measured the same way: one RPC in flight at a time, a small payload, for
-//! the rate; for the bandwidth, each RPC makes the server pull the client's buffer
-//! `TRANSFERS_PER_RPC` times (what `hg_bw_write` does with its default of 64 transfers per
-//! handle), and bandwidth is bytes moved over the client's wall time.
+//! Both sides are measured the same way. Rate: an 8-byte request and an empty response; with N
+//! in flight, N requests are sent and all N awaited, `--rpcs` times over (what `hg_rate -x N`
+//! does). The server answers in the handler Mercury calls, as `hg_perf_server` does (this layer's
+//! inline handlers); a second figure has the server answer from its handler pool instead.
+//! Bandwidth: each RPC makes the server pull the client's buffer (`hg_bw_write`, "bulk-write")
+//! or push into it (`hg_bw_read`, "bulk-read") `TRANSFERS_PER_RPC` times, and bandwidth is
+//! bytes moved over the client's wall time. Polling: both sides block when idle (Mercury's tools
+//! without `-b`; this layer after its spin-down, `DIASPORA_MERCURY_SPINDOWN_US`, 100 µs by
+//! default).
+//!
+//! The last lines, one per comparison, read
+//! `ratio <rpc|rpc-pool|bulk-read|bulk-write> <transport> <in-flight> <value>` for scripts.
 
 use diaspora_stream::mercury::{
     margo_rpc_id, BulkAccess, BulkOp, Engine, EngineOptions, LocalBulk, RemoteBulk, RemoteRegion,
@@ -30,6 +40,7 @@ const TRANSFERS_PER_RPC: usize = 64;
 struct Options {
     transport: String,
     rpcs: usize,
+    in_flight: Vec<usize>,
     bulk_size: usize,
     bulk_loops: usize,
 }
@@ -38,6 +49,7 @@ fn parse_args() -> Options {
     let mut o = Options {
         transport: "na+sm".into(),
         rpcs: 20_000,
+        in_flight: vec![1, 16],
         bulk_size: 1 << 20,
         bulk_loops: 2_000,
     };
@@ -50,13 +62,19 @@ fn parse_args() -> Options {
         match a.as_str() {
             "--transport" => o.transport = value("--transport"),
             "--rpcs" => o.rpcs = value("--rpcs").parse().expect("--rpcs: a number"),
+            "--in-flight" => {
+                o.in_flight = value("--in-flight")
+                    .split(',')
+                    .map(|n| n.trim().parse().expect("--in-flight: numbers, e.g. 1,16"))
+                    .collect()
+            }
             "--bulk-size" => o.bulk_size = value("--bulk-size").parse().expect("a number"),
             "--bulk-loops" => o.bulk_loops = value("--bulk-loops").parse().expect("a number"),
             "--bench" => {}
             "-h" | "--help" => {
                 println!(
-                    "mercury_rpc [--transport na+sm|ofi+tcp] [--rpcs N] [--bulk-size BYTES] \
-                     [--bulk-loops N]"
+                    "mercury_rpc [--transport na+sm|ofi+tcp] [--rpcs N] [--in-flight N,M,..] \
+                     [--bulk-size BYTES] [--bulk-loops N]"
                 );
                 std::process::exit(0);
             }
@@ -69,8 +87,14 @@ fn parse_args() -> Options {
 fn rate_id() -> u64 {
     margo_rpc_id("diaspora_bench_rate", 1)
 }
-fn bulk_id() -> u64 {
-    margo_rpc_id("diaspora_bench_bulk", 1)
+fn rate_pool_id() -> u64 {
+    margo_rpc_id("diaspora_bench_rate_pool", 1)
+}
+fn bulk_id(op: BulkOp) -> u64 {
+    match op {
+        BulkOp::Pull => margo_rpc_id("diaspora_bench_bulk_write", 1),
+        BulkOp::Push => margo_rpc_id("diaspora_bench_bulk_read", 1),
+    }
 }
 fn stop_id() -> u64 {
     margo_rpc_id("diaspora_bench_stop", 1)
@@ -91,47 +115,16 @@ fn serve(transport: &str) {
         },
     )
     .expect("server engine");
+    // As hg_perf_server: the response is sent from the handler Mercury calls.
     engine
-        .register(rate_id(), |req: Request| {
-            // Completion is reported by the progress thread; nothing to wait for here.
-            drop(req.respond(&[]));
-        })
+        .register_inline(rate_id(), |req: Request| drop(req.respond(&[])))
         .unwrap();
-    // Pulled-into buffers are reused from RPC to RPC, as hg_bw_write reuses its own.
-    let cache: std::sync::Mutex<Vec<LocalBulk>> = std::sync::Mutex::new(Vec::new());
     engine
-        .register(bulk_id(), move |req: Request| {
-            let engine = req.engine().clone();
-            let remote = RemoteBulk::deserialize(&engine, req.input()).expect("bulk handle");
-            let origin = req.source().expect("source");
-            let n = remote.size();
-            let mut locals: Vec<LocalBulk> = std::mem::take(&mut *cache.lock().unwrap());
-            locals.retain(|l| l.size() == n);
-            while locals.len() < TRANSFERS_PER_RPC {
-                locals
-                    .push(LocalBulk::from_vec(&engine, vec![0; n], BulkAccess::WriteOnly).unwrap());
-            }
-            // Every transfer is started before any is waited for: several are in flight.
-            let transfers: Vec<_> = locals
-                .into_iter()
-                .map(|l| {
-                    engine.transfer(
-                        BulkOp::Pull,
-                        RemoteRegion::new(&origin, &remote, 0),
-                        l,
-                        0,
-                        n,
-                    )
-                })
-                .collect();
-            let locals: Vec<LocalBulk> = transfers
-                .into_iter()
-                .map(|t| t.wait().expect("pull"))
-                .collect();
-            *cache.lock().unwrap() = locals;
-            req.respond(&[]).wait().expect("respond");
-        })
+        .register(rate_pool_id(), |req: Request| drop(req.respond(&[])))
         .unwrap();
+    for op in [BulkOp::Pull, BulkOp::Push] {
+        register_bulk(&engine, op);
+    }
     let (tx, rx) = std::sync::mpsc::channel();
     let tx = std::sync::Mutex::new(tx);
     engine
@@ -142,6 +135,41 @@ fn serve(transport: &str) {
         .unwrap();
     println!("ADDRESS {}", engine.self_address().unwrap());
     let _ = rx.recv();
+}
+
+/// The server side of a bulk RPC: `TRANSFERS_PER_RPC` transfers of the client's whole buffer
+/// (`op` Pull: into server buffers; Push: from them), all started before any is awaited.
+fn register_bulk(engine: &Engine, op: BulkOp) {
+    // Server buffers are reused from RPC to RPC, as Mercury's tools reuse their own.
+    let cache: std::sync::Mutex<Vec<LocalBulk>> = std::sync::Mutex::new(Vec::new());
+    let access = match op {
+        BulkOp::Pull => BulkAccess::WriteOnly,
+        BulkOp::Push => BulkAccess::ReadOnly,
+    };
+    engine
+        .register(bulk_id(op), move |req: Request| {
+            let engine = req.engine().clone();
+            let remote = RemoteBulk::deserialize(&engine, req.input()).expect("bulk handle");
+            let origin = req.source().expect("source");
+            let n = remote.size();
+            let mut locals: Vec<LocalBulk> = std::mem::take(&mut *cache.lock().unwrap());
+            locals.retain(|l| l.size() == n);
+            while locals.len() < TRANSFERS_PER_RPC {
+                locals.push(LocalBulk::from_vec(&engine, vec![0x5a; n], access).unwrap());
+            }
+            // Every transfer is started before any is waited for: several are in flight.
+            let transfers: Vec<_> = locals
+                .into_iter()
+                .map(|l| engine.transfer(op, RemoteRegion::new(&origin, &remote, 0), l, 0, n))
+                .collect();
+            let locals: Vec<LocalBulk> = transfers
+                .into_iter()
+                .map(|t| t.wait().expect("pull"))
+                .collect();
+            *cache.lock().unwrap() = locals;
+            req.respond(&[]).wait().expect("respond");
+        })
+        .unwrap();
 }
 
 fn start_server(transport: &str) -> (Child, String) {
@@ -166,37 +194,53 @@ fn start_server(transport: &str) -> (Child, String) {
     (child, address)
 }
 
-/// `(rpcs per second, microseconds per round trip)` through the layer.
+/// `(rpcs per second, microseconds per round of `in_flight` RPCs)` through the layer: `n`
+/// rounds of `in_flight` requests sent at once and then awaited.
 fn measure_rate(
     engine: &Engine,
     target: &diaspora_stream::mercury::Address,
+    id: u64,
     n: usize,
+    in_flight: usize,
 ) -> (f64, f64) {
+    let round = || {
+        let futures: Vec<_> = (0..in_flight)
+            .map(|_| engine.forward(target, id, &[0; 8]))
+            .collect();
+        for f in futures {
+            f.wait().unwrap();
+        }
+    };
     for _ in 0..n / 10 + 1 {
-        engine.forward(target, rate_id(), &[0; 8]).wait().unwrap();
+        round();
     }
     let start = Instant::now();
     for _ in 0..n {
-        engine.forward(target, rate_id(), &[0; 8]).wait().unwrap();
+        round();
     }
     let secs = start.elapsed().as_secs_f64();
-    (n as f64 / secs, secs * 1e6 / n as f64)
+    ((n * in_flight) as f64 / secs, secs * 1e6 / n as f64)
 }
 
-/// MiB/s moved by the server pulling the client's buffer.
+/// MiB/s moved by the server pulling (`BulkOp::Pull`) or pushing the client's buffer.
 fn measure_bandwidth(
     engine: &Engine,
     target: &diaspora_stream::mercury::Address,
+    op: BulkOp,
     size: usize,
     loops: usize,
 ) -> f64 {
-    let data = vec![0xabu8; size];
-    let bulk = LocalBulk::expose(engine, vec![bytes::Bytes::from(data)]).unwrap();
+    let bulk = match op {
+        BulkOp::Pull => {
+            LocalBulk::expose(engine, vec![bytes::Bytes::from(vec![0xabu8; size])]).unwrap()
+        }
+        BulkOp::Push => LocalBulk::from_vec(engine, vec![0; size], BulkAccess::WriteOnly).unwrap(),
+    };
     let handle = bulk.serialize().unwrap();
-    engine.forward(target, bulk_id(), &handle).wait().unwrap();
+    engine.forward(target, bulk_id(op), &handle).wait().unwrap();
     let start = Instant::now();
     for _ in 0..loops {
-        engine.forward(target, bulk_id(), &handle).wait().unwrap();
+        engine.forward(target, bulk_id(op), &handle).wait().unwrap();
     }
     let secs = start.elapsed().as_secs_f64();
     (loops * TRANSFERS_PER_RPC * size) as f64 / secs / (1 << 20) as f64
@@ -204,8 +248,10 @@ fn measure_bandwidth(
 
 fn find_tool(name: &str) -> Option<PathBuf> {
     let mut dirs = Vec::new();
-    if let Ok(d) = std::env::var("MERCURY_PERF_BIN") {
-        dirs.push(PathBuf::from(d));
+    for var in ["MERCURY_PERF_DIR", "MERCURY_PERF_BIN"] {
+        if let Ok(d) = std::env::var(var) {
+            dirs.push(PathBuf::from(d));
+        }
     }
     if let Ok(out) = Command::new("pkg-config")
         .args(["--variable=prefix", "mercury"])
@@ -290,9 +336,10 @@ fn main() {
         return;
     }
     println!(
-        "transport {} | {} RPCs, {} x {} B bulk pulls ({} per RPC)",
+        "transport {} | {} rounds of {:?} RPCs in flight, {} x {} B bulk transfers ({} per RPC)",
         o.transport,
         o.rpcs,
+        o.in_flight,
         o.bulk_loops * TRANSFERS_PER_RPC,
         o.bulk_size,
         TRANSFERS_PER_RPC
@@ -300,51 +347,67 @@ fn main() {
     let (mut child, address) = start_server(&o.transport);
     let engine = Engine::new(&o.transport, EngineOptions::default()).expect("client engine");
     let target = engine.lookup(&address).expect("lookup");
-    let (rate, us) = measure_rate(&engine, &target, o.rpcs);
-    let bw = measure_bandwidth(&engine, &target, o.bulk_size, o.bulk_loops);
+    let mut ours = Vec::new();
+    for &n in &o.in_flight {
+        for (what, id) in [("rpc", rate_id()), ("rpc-pool", rate_pool_id())] {
+            let (rate, us) = measure_rate(&engine, &target, id, o.rpcs, n);
+            println!(
+                "layer   {what:<10} {n:>3} in flight: {rate:>10.0} RPC/s ({us:.2} us per round)"
+            );
+            ours.push((what, n, rate));
+        }
+    }
+    for (what, op) in [("bulk-write", BulkOp::Pull), ("bulk-read", BulkOp::Push)] {
+        let bw = measure_bandwidth(&engine, &target, op, o.bulk_size, o.bulk_loops);
+        println!("layer   {what:<10}   1 in flight: {bw:>10.1} MiB/s");
+        ours.push((what, 1, bw));
+    }
     engine.forward(&target, stop_id(), &[]).wait().unwrap();
     let _ = child.wait();
     drop(target);
     drop(engine);
-    println!("diaspora-stream mercury layer: {rate:>10.0} RPC/s ({us:.2} us round trip), {bw:>9.1} MiB/s bulk");
 
-    let hg_rate = run_mercury_tool(
-        "hg_rate",
-        &o.transport,
-        &[
-            "-l".into(),
-            o.rpcs.to_string(),
-            "-y".into(),
-            "8".into(),
-            "-z".into(),
-            "8".into(),
-        ],
-    );
-    let hg_bw = run_mercury_tool(
-        "hg_bw_write",
-        &o.transport,
-        &[
-            "-l".into(),
-            o.bulk_loops.to_string(),
-            "-y".into(),
-            o.bulk_size.to_string(),
-            "-z".into(),
-            o.bulk_size.to_string(),
-        ],
-    );
-    match (&hg_rate, &hg_bw) {
-        (Some(r), Some(b)) => {
-            let (m_rate, m_bw) = (r[0][1], b[0][1]);
-            println!(
-                "Mercury's own tools:          {m_rate:>10.0} RPC/s ({:.2} us round trip), {m_bw:>9.1} MiB/s bulk",
-                r[0][2]
-            );
-            println!(
-                "ratio (layer / Mercury):      rate {:.2}, bandwidth {:.2}",
-                rate / m_rate,
-                bw / m_bw
-            );
+    let mut ratios = Vec::new();
+    for &n in &o.in_flight {
+        let args = [
+            "-l",
+            &o.rpcs.to_string(),
+            "-y",
+            "8",
+            "-z",
+            "8",
+            "-x",
+            &n.to_string(),
+        ]
+        .map(String::from);
+        let Some(rows) = run_mercury_tool("hg_rate", &o.transport, &args) else {
+            println!("Mercury's hg_rate not found (set MERCURY_PERF_DIR): no ratio");
+            break;
+        };
+        let (rate, us) = (rows[0][1], rows[0][2]);
+        println!("Mercury hg_rate    {n:>3} in flight: {rate:>10.0} RPC/s ({us:.2} us)");
+        for (what, m, r) in &ours {
+            if *m == n && what.starts_with("rpc") {
+                ratios.push((what.to_string(), n, r / rate));
+            }
         }
-        _ => println!("Mercury's hg_rate/hg_bw_write not found (set MERCURY_PERF_BIN): no ratio"),
+    }
+    for (what, tool) in [("bulk-write", "hg_bw_write"), ("bulk-read", "hg_bw_read")] {
+        let size = o.bulk_size.to_string();
+        let args = ["-l", &o.bulk_loops.to_string(), "-y", &size, "-z", &size].map(String::from);
+        let Some(rows) = run_mercury_tool(tool, &o.transport, &args) else {
+            println!("Mercury's {tool} not found (set MERCURY_PERF_DIR): no ratio");
+            continue;
+        };
+        let bw = rows[0][1];
+        println!("Mercury {tool:<11}  1 in flight: {bw:>10.1} MiB/s");
+        for (w, _, r) in &ours {
+            if *w == what {
+                ratios.push((what.to_string(), 1, r / bw));
+            }
+        }
+    }
+    for (what, n, ratio) in ratios {
+        println!("ratio {what} {} {n} {ratio:.2}", o.transport);
     }
 }

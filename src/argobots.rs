@@ -206,6 +206,10 @@ impl crate::future::ParkHook for UltParking {
     fn yield_now(&self) {
         yield_now();
     }
+
+    fn in_user_level_thread(&self) -> bool {
+        in_ult()
+    }
 }
 
 impl crate::future::ParkToken for Eventual {

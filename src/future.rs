@@ -227,6 +227,11 @@ pub trait ParkHook: Send + Sync {
     fn token(&self) -> Option<std::result::Result<Arc<dyn ParkToken>, ()>>;
     /// Lets other user-level threads run.
     fn yield_now(&self);
+    /// Whether the calling thread is a user-level thread that must not block its OS thread
+    /// (the default asks [`ParkHook::token`], which may make a token only to drop it).
+    fn in_user_level_thread(&self) -> bool {
+        self.token().is_some()
+    }
 }
 
 /// One parked waiter, woken once.
@@ -242,6 +247,15 @@ static PARK_HOOK: std::sync::OnceLock<&'static dyn ParkHook> = std::sync::OnceLo
 /// Installs the process's park hook (the first one installed stays).
 pub fn set_park_hook(hook: &'static dyn ParkHook) {
     let _ = PARK_HOOK.set(hook);
+}
+
+/// Whether the calling thread may block its OS thread (false in a user-level thread that the
+/// park hook parks instead), so that a transport may run its progress loop on it while it waits.
+#[cfg(feature = "mercury")]
+pub(crate) fn may_block_os_thread() -> bool {
+    PARK_HOOK
+        .get()
+        .is_none_or(|hook| !hook.in_user_level_thread())
 }
 
 /// The writing end of a future: set once, read by any number of waiters. The value is read
@@ -356,6 +370,14 @@ impl<T> Promise<T> {
 
     pub(crate) fn is_set(&self) -> bool {
         self.value.get().is_some()
+    }
+}
+
+#[cfg(feature = "mercury")]
+impl<T: Clone> Promise<T> {
+    /// A copy of the value, if set, without waiting.
+    pub(crate) fn get(&self) -> Option<Result<T>> {
+        self.value.get().cloned()
     }
 }
 

@@ -7,7 +7,7 @@ use super::engine::{Engine, Inner};
 use super::error::{guard, hg_check, hg_error};
 use super::progress::Inflight;
 use crate::error::{Error, Result};
-use crate::future::{promise, Future, Promise};
+use crate::future::{Future, Promise};
 use bytes::Bytes;
 use mercury_sys as hg;
 use std::ffi::c_void;
@@ -427,7 +427,7 @@ impl Engine {
             bulk: remote,
             offset: remote_offset,
         } = remote;
-        let (promise, future) = promise::<BulkSlot>();
+        let (promise, future) = self.inner.driver.promise::<BulkSlot>();
         let transfer = BulkTransfer { future };
         if op == BulkOp::Pull && local.access == BulkAccess::ReadOnly {
             promise.set(Err(Error::InvalidArgument(

@@ -4,13 +4,12 @@
 use super::error::hg_error;
 use super::init::{cxi_default_auth_key, init_class, remove_stale_sm_files};
 use super::options::EngineOptions;
-use super::progress::{progress_loop, Inflight, RawParts};
+use super::progress::{driving, progress_loop, Driver, Inflight, RawParts};
 use crate::error::{Error, Result};
 use crate::thread_pool::{StdThreadPool, ThreadPool};
 use mercury_sys as hg;
 use std::collections::HashSet;
 use std::ffi::{c_void, CString};
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread::{JoinHandle, ThreadId};
 
@@ -21,7 +20,8 @@ pub(super) struct Inner {
     pub(super) context: *mut hg::hg_context_t,
     pub(super) info: String,
     pub(super) listening: bool,
-    pub(super) stop: Arc<AtomicBool>,
+    /// Who progresses the context: the progress thread, or a thread waiting on a future.
+    pub(super) driver: Arc<Driver>,
     pub(super) progress: Mutex<Option<JoinHandle<()>>>,
     pub(super) progress_thread: ThreadId,
     pub(super) registered: Mutex<HashSet<u64>>,
@@ -46,8 +46,10 @@ unsafe impl Sync for Inner {}
 
 impl Drop for Inner {
     fn drop(&mut self) {
-        self.stop.store(true, Ordering::SeqCst);
-        if std::thread::current().id() != self.progress_thread {
+        self.driver.request_stop();
+        // A thread running callbacks (the progress thread, or a waiter driving progress) holds
+        // the token the progress thread needs to finish: it finishes once that is released.
+        if std::thread::current().id() != self.progress_thread && !driving() {
             let handle = self
                 .progress
                 .lock()
@@ -57,8 +59,8 @@ impl Drop for Inner {
                 let _ = handle.join();
             }
         }
-        // Otherwise the progress thread itself dropped the last handle: it finalises the class
-        // when its loop ends, right after the current callback.
+        // Otherwise a callback dropped the last handle: the progress thread finalises the class
+        // when the current round of callbacks ends.
         for (entry, free) in self
             .retired_handlers
             .get_mut()
@@ -132,20 +134,24 @@ impl Engine {
             }
             return Err(hg_error("HG_Context_create", hg::HG_NOMEM));
         }
-        let stop = Arc::new(AtomicBool::new(false));
+        let driver = match Driver::new(context, options.progress_spindown) {
+            Ok(d) => Arc::new(d),
+            Err(e) => {
+                // SAFETY: nothing else uses them yet.
+                unsafe {
+                    hg::HG_Context_destroy(context);
+                    hg::HG_Finalize(class);
+                }
+                return Err(e);
+            }
+        };
         let inflight = Arc::new(Inflight::default());
         let raw = RawParts { class, context };
-        let (stop2, inflight2) = (stop.clone(), inflight.clone());
-        let (timeout, shutdown_timeout, spindown) = (
-            options.progress_timeout,
-            options.shutdown_timeout,
-            options.progress_spindown,
-        );
+        let (driver2, inflight2) = (driver.clone(), inflight.clone());
+        let (timeout, shutdown_timeout) = (options.progress_timeout, options.shutdown_timeout);
         let spawned = std::thread::Builder::new()
             .name("diaspora-hg-progress".into())
-            .spawn(move || {
-                progress_loop(raw, stop2, inflight2, timeout, shutdown_timeout, spindown)
-            });
+            .spawn(move || progress_loop(raw, driver2, inflight2, timeout, shutdown_timeout));
         let progress = match spawned {
             Ok(p) => p,
             Err(e) => {
@@ -176,7 +182,7 @@ impl Engine {
                 context,
                 info: info.to_string(),
                 listening: options.listen,
-                stop,
+                driver,
                 progress_thread: progress.thread().id(),
                 progress: Mutex::new(Some(progress)),
                 registered: Mutex::new(HashSet::new()),

@@ -7,7 +7,7 @@ use super::error::{guard, hg_check, hg_error};
 use super::progress::Inflight;
 use super::rpc::Payload;
 use crate::error::{panic_message, Error, Result};
-use crate::future::{promise, Future, Promise};
+use crate::future::{Future, Promise};
 use bytes::Bytes;
 use mercury_sys as hg;
 use std::ffi::c_void;
@@ -20,6 +20,8 @@ pub type ForwardCallback = Box<dyn FnOnce(Result<Bytes>) + Send + 'static>;
 #[derive(Debug)]
 pub struct ForwardToken {
     handle: usize,
+    /// The request's number: the handle is reused by later requests once this one completes.
+    request: u64,
     inflight: Weak<Inflight>,
 }
 
@@ -31,10 +33,10 @@ impl ForwardToken {
         let Some(inflight) = self.inflight.upgrade() else {
             return;
         };
-        // The completion callback removes the handle under this lock before destroying it, so
-        // while the lock is held and the handle is listed, it is alive.
+        // The completion callback removes the handle under this lock before releasing it, so
+        // while the lock is held and the handle is listed with this request, it carries it.
         let handles = inflight.handles();
-        if handles.contains(&self.handle) {
+        if handles.get(&self.handle) == Some(&self.request) {
             // SAFETY: see above; HG_Cancel may be called from any thread.
             unsafe {
                 hg::HG_Cancel(self.handle as hg::hg_handle_t);
@@ -85,12 +87,9 @@ unsafe extern "C" fn forward_done(info: *const hg::hg_cb_info) -> hg::hg_return_
             } else {
                 Err(hg_error("HG_Forward", info.ret))
             };
-            {
-                // Held across the destroy: `ForwardToken::cancel` checks the set under it.
-                let mut handles = state.inflight.handles();
-                handles.remove(&(handle as usize));
-                hg::HG_Destroy(handle);
-            }
+            // Once out of the set, `ForwardToken::cancel` no longer touches the handle.
+            state.inflight.handles().remove(&(handle as usize));
+            state.inflight.put_spare(handle);
             match state.completion {
                 ForwardCompletion::Promise(promise) => promise.set(result),
                 ForwardCompletion::Callback(callback) => {
@@ -113,7 +112,7 @@ impl Engine {
     /// Sends `payload` as a request of RPC `id` to `target`; the future gives the response
     /// payload. Waiting on it with a timeout does not cancel the request.
     pub fn forward(&self, target: &Address, id: u64, payload: &[u8]) -> Future<Bytes> {
-        let (promise, future) = promise::<Bytes>();
+        let (promise, future) = self.inner.driver.promise::<Bytes>();
         match self.try_forward(target, id, payload, ForwardCompletion::Promise(promise)) {
             Ok(_) => future,
             Err((e, _)) => Future::failed(e),
@@ -128,7 +127,7 @@ impl Engine {
         id: u64,
         payload: &[u8],
     ) -> (Future<Bytes>, ForwardToken) {
-        let (promise, future) = promise::<Bytes>();
+        let (promise, future) = self.inner.driver.promise::<Bytes>();
         let token = self.forward_then(target, id, payload, Box::new(move |r| promise.set(r)));
         (future, token)
     }
@@ -149,6 +148,7 @@ impl Engine {
                 callback(Err(e));
                 ForwardToken {
                     handle: 0,
+                    request: 0,
                     inflight: Weak::new(),
                 }
             })
@@ -164,8 +164,9 @@ impl Engine {
         callback: ForwardCallback,
     ) -> std::result::Result<ForwardToken, (Error, ForwardCallback)> {
         match self.try_forward(target, id, payload, ForwardCompletion::Callback(callback)) {
-            Ok(handle) => Ok(ForwardToken {
+            Ok((handle, request)) => Ok(ForwardToken {
                 handle,
+                request,
                 inflight: Arc::downgrade(&self.inner.inflight),
             }),
             Err((e, completion)) => Err((e, completion.into_callback())),
@@ -178,23 +179,23 @@ impl Engine {
         id: u64,
         payload: &[u8],
         completion: ForwardCompletion,
-    ) -> std::result::Result<usize, (Error, ForwardCompletion)> {
+    ) -> std::result::Result<(usize, u64), (Error, ForwardCompletion)> {
         if let Err(e) = self.register_client(id) {
             return Err((e, completion));
         }
-        let mut handle = hg::HG_HANDLE_NULL;
-        // SAFETY: context and address are valid; the handle is destroyed by `forward_done` or
-        // below on failure.
-        if let Err(e) = hg_check("HG_Create", unsafe {
-            hg::HG_Create(self.inner.context, target.raw, id, &mut handle)
-        }) {
-            return Err((e, completion));
-        }
+        let handle = match self.forward_handle(target, id) {
+            Ok(h) => h,
+            Err(e) => return Err((e, completion)),
+        };
         let state = Box::new(ForwardState {
             completion,
             inflight: self.inner.inflight.clone(),
         });
-        self.inner.inflight.handles().insert(handle as usize);
+        let request = self.inner.inflight.next_request();
+        self.inner
+            .inflight
+            .handles()
+            .insert(handle as usize, request);
         let mut input = Payload::sending(payload);
         let arg = Box::into_raw(state);
         // SAFETY: the payload is encoded before HG_Forward returns; `arg` is reclaimed by
@@ -218,6 +219,29 @@ impl Engine {
             let e = hg_error(format!("HG_Forward(rpc {id:#018x})"), ret);
             return Err((e, state.completion));
         }
-        Ok(handle as usize)
+        Ok((handle as usize, request))
+    }
+
+    /// A handle for a request of RPC `id` to `target`: a completed one reset for it (a steady
+    /// stream of requests allocates no handles), or a new one. It goes back to the spares when
+    /// its forward completes, or is destroyed by the caller if the forward cannot start.
+    fn forward_handle(&self, target: &Address, id: u64) -> Result<hg::hg_handle_t> {
+        if let Some(handle) = self.inner.inflight.take_spare() {
+            // SAFETY: a spare handle completed its forward and nothing else uses it.
+            if unsafe { hg::HG_Reset(handle, target.raw, id) } == hg::HG_SUCCESS {
+                return Ok(handle);
+            }
+            // SAFETY: as above; it could not be reset, so it goes.
+            unsafe {
+                hg::HG_Destroy(handle);
+            }
+        }
+        let mut handle = hg::HG_HANDLE_NULL;
+        // SAFETY: context and address are valid; the handle is released by `forward_done` or
+        // by the caller on failure.
+        hg_check("HG_Create", unsafe {
+            hg::HG_Create(self.inner.context, target.raw, id, &mut handle)
+        })?;
+        Ok(handle)
     }
 }

@@ -8,7 +8,7 @@ use super::engine::{Engine, Inner};
 use super::error::{guard, hg_check, hg_error};
 use super::progress::Inflight;
 use crate::error::Result;
-use crate::future::{promise, Future, Promise};
+use crate::future::{Future, Promise};
 use crate::thread_pool::DEFAULT_PRIORITY;
 use bytes::Bytes;
 use mercury_sys as hg;
@@ -23,6 +23,8 @@ type Handler = dyn Fn(Request) + Send + Sync;
 struct HandlerEntry {
     handler: Arc<Handler>,
     engine: Weak<Inner>,
+    /// Run on the thread that progresses (see [`Engine::register_inline`]), not on the pool.
+    inline: bool,
 }
 
 /// Bytes crossing the proc callback: what to encode, or what was decoded.
@@ -133,7 +135,11 @@ unsafe extern "C" fn rpc_handler(handle: hg::hg_handle_t) -> hg::hg_return_t {
             }
             hg::HG_Free_input(handle, &mut payload as *mut Payload as *mut c_void);
             let handler = (*entry).handler.clone();
-            let pool = engine.handler_pool.clone();
+            let pool = if (*entry).inline {
+                None
+            } else {
+                engine.handler_pool.clone()
+            };
             let request = Request {
                 handle: RawHandle(handle),
                 id,
@@ -141,10 +147,18 @@ unsafe extern "C" fn rpc_handler(handle: hg::hg_handle_t) -> hg::hg_return_t {
                 engine: Engine { inner: engine },
                 responded: false,
             };
-            let job: crate::thread_pool::Job = Box::new(move || handler(request));
             match pool {
-                Some(pool) => pool.push_work(job, DEFAULT_PRIORITY),
-                None => job(),
+                Some(pool) => pool.push_work(Box::new(move || handler(request)), DEFAULT_PRIORITY),
+                None => {
+                    if let Err(payload) =
+                        std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| handler(request)))
+                    {
+                        eprintln!(
+                            "diaspora-stream: an inline RPC handler panicked: {}",
+                            crate::error::panic_message(&*payload)
+                        );
+                    }
+                }
             }
             hg::HG_SUCCESS
         }
@@ -211,6 +225,24 @@ impl Engine {
         id: u64,
         handler: impl Fn(Request) + Send + Sync + 'static,
     ) -> Result<()> {
+        self.register_entry(id, Arc::new(handler), false)
+    }
+
+    /// Like [`Engine::register`], but the handler runs on the thread that progresses the
+    /// engine, as soon as the request is decoded, instead of on the handler pool: no thread is
+    /// woken per request. For handlers that answer at once: such a handler must not block, nor
+    /// wait on a future of this engine (nothing would progress it); it may
+    /// [`Request::respond`] and drop the returned future. A panic is reported on standard
+    /// error and the request is dropped unanswered.
+    pub fn register_inline(
+        &self,
+        id: u64,
+        handler: impl Fn(Request) + Send + Sync + 'static,
+    ) -> Result<()> {
+        self.register_entry(id, Arc::new(handler), true)
+    }
+
+    fn register_entry(&self, id: u64, handler: Arc<Handler>, inline: bool) -> Result<()> {
         let mut registered = self.registered();
         // SAFETY: the class is valid; the proc and RPC callbacks are ours.
         hg_check("HG_Register", unsafe {
@@ -223,8 +255,9 @@ impl Engine {
             )
         })?;
         let entry = Box::new(HandlerEntry {
-            handler: Arc::new(handler),
+            handler,
             engine: Arc::downgrade(&self.inner),
+            inline,
         });
         // Mercury does not free data it replaces. The previous handler may still be running
         // (or about to run) on a request that arrived before: keep it until the engine goes.
@@ -316,9 +349,9 @@ impl Request {
     pub fn respond(mut self, payload: &[u8]) -> Future<()> {
         self.responded = true;
         let handle = self.handle.0;
-        let (promise, future) = promise::<()>();
+        let (promise, future) = self.engine.inner.driver.promise::<()>();
         let inflight = self.engine.inner.inflight.clone();
-        inflight.handles().insert(handle as usize);
+        inflight.handles().insert(handle as usize, 0);
         let state = Box::into_raw(Box::new(CallState {
             promise,
             inflight: inflight.clone(),
