@@ -129,6 +129,109 @@ mod with_mofka {
         round_trip(&driver_for(&service, json!({})), "round-trip");
     }
 
+    /// Event `i`'s data in `adjacent_events_are_read_with_one_call_per_run`: sizes from 0 to
+    /// about 600 bytes (every tenth empty), bytes that depend on `i` and the position.
+    fn run_data(i: u64) -> Vec<u8> {
+        let n = if i.is_multiple_of(10) {
+            0
+        } else {
+            (i * 37 % 600) as usize
+        };
+        (0..n).map(|k| (i as usize * 7 + k) as u8).collect()
+    }
+
+    #[test]
+    fn adjacent_events_are_read_with_one_call_per_run() {
+        let Some((service, _dir)) = mock(WireVersion::V0_9) else {
+            return;
+        };
+        let driver = driver_for(&service, json!({}));
+        const N: u64 = 300;
+        let non_empty = (0..N).filter(|&i| !run_data(i).is_empty()).count() as u64;
+        for (name, partition_type) in [("runs-memory", "memory"), ("runs-default", "default")] {
+            driver
+                .create_topic(name, &json!({"partition_type": partition_type}))
+                .unwrap();
+            let topic = driver.open_topic(name).unwrap();
+            // Small producer batches: runs span the batches the service stored.
+            let producer = topic
+                .producer()
+                .name("runs")
+                .batch_size(diaspora_stream::BatchSize::Fixed(7))
+                .build()
+                .unwrap();
+            for i in 0..N {
+                producer.push(json!({"i": i}), DataView::from(run_data(i)));
+            }
+            producer.flush().wait().unwrap();
+
+            // Whole events, no selector.
+            let before = service.data_requests();
+            let consumer = topic.consumer(&format!("{name}-whole")).build().unwrap();
+            for i in 0..N {
+                let ev = next_event(&consumer);
+                assert_eq!(ev.id(), i);
+                assert_eq!(ev.data().to_vec(), run_data(i), "event {i} of {name}");
+            }
+            drop(consumer);
+            let calls = service.data_requests() - before;
+            if partition_type == "memory" {
+                // One call per fetched batch of at most 128 events, not one per event.
+                assert!(
+                    calls <= 10,
+                    "{calls} request_data calls for {N} events of {name}"
+                );
+            } else {
+                // Locations of other types are not known to be adjacent: one call per event.
+                assert_eq!(calls, non_empty, "{name}");
+            }
+
+            // Partial selections of every kind, mixed within runs.
+            let before = service.data_requests();
+            let consumer = topic
+                .consumer(&format!("{name}-partial"))
+                .data_selector(|md, d| {
+                    let i = md.json()["i"].as_u64().unwrap();
+                    let size = d.size();
+                    match i % 4 {
+                        0 => d.clone(),
+                        1 if size >= 6 => d.sub_view(2, size - 4),
+                        2 if size >= 12 => d.strided_view(1, 3, 2, 2).unwrap(),
+                        3 if size >= 20 => d.unstructured_view(&[(0, 1), (5, 3), (19, 1)]).unwrap(),
+                        _ => d.sub_view(0, 0),
+                    }
+                })
+                .build()
+                .unwrap();
+            for i in 0..N {
+                let ev = next_event(&consumer);
+                let full = run_data(i);
+                let size = full.len();
+                let want: Vec<u8> = match i % 4 {
+                    0 => full.clone(),
+                    1 if size >= 6 => full[2..size - 2].to_vec(),
+                    2 if size >= 12 => [&full[1..3], &full[5..7], &full[9..11]].concat(),
+                    3 if size >= 20 => [&full[0..1], &full[5..8], &full[19..20]].concat(),
+                    _ => Vec::new(),
+                };
+                assert_eq!(ev.data().to_vec(), want, "event {i} of {name}");
+            }
+            drop(consumer);
+            let calls = service.data_requests() - before;
+            if partition_type == "memory" {
+                assert!(
+                    calls <= 10,
+                    "{calls} request_data calls for {N} events of {name}"
+                );
+            } else {
+                assert!(
+                    calls > 100,
+                    "{calls} request_data calls for {N} events of {name}"
+                );
+            }
+        }
+    }
+
     #[test]
     fn the_0_8_wire_layout_is_selectable() {
         let Some((service, _dir)) = mock(WireVersion::V0_8) else {

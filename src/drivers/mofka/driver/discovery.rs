@@ -21,6 +21,56 @@ foreach ($__config__.providers as $provider) {
 return $ids;
 "#;
 
+/// Jx9 script run by Bedrock to learn the partition types of its Mofka providers: a list of
+/// `[provider_id, type]` pairs (a Mofka provider's configuration carries its partition `type`).
+pub(super) const PARTITION_TYPES_QUERY: &str = r#"
+$types = [];
+foreach ($__config__.providers as $provider) {
+    if ($provider.type == "mofka") {
+        array_push($types, [$provider.provider_id, $provider.config.type]);
+    }
+}
+return $types;
+"#;
+
+/// The partition types of the Mofka providers on `server`, by provider id, from its Bedrock.
+pub(super) fn partition_types(
+    caller: &Caller,
+    server: &str,
+) -> Result<std::collections::HashMap<u16, String>> {
+    let r: QueryConfigResponse = caller.call(
+        server,
+        Rpc::QueryConfig.name(),
+        0,
+        &QueryConfigRequest {
+            script: PARTITION_TYPES_QUERY.to_string(),
+        },
+    )?;
+    if !r.success {
+        return Err(mofka_err(format!(
+            "Bedrock at {server} refused the partition type query: {}",
+            r.content
+        )));
+    }
+    let v: Value = serde_json::from_str(&r.content).map_err(|e| {
+        mofka_err(format!(
+            "Bedrock at {server} answered the partition type query with {:?}: {e}",
+            r.content
+        ))
+    })?;
+    let mut out = std::collections::HashMap::new();
+    for pair in v.as_array().into_iter().flatten() {
+        let id = pair.get(0).and_then(Value::as_u64);
+        let kind = pair.get(1).and_then(Value::as_str);
+        if let (Some(id), Some(kind)) = (id, kind) {
+            if let Ok(id) = u16::try_from(id) {
+                out.insert(id, kind.to_string());
+            }
+        }
+    }
+    Ok(out)
+}
+
 /// The members' addresses from a Flock group file, without duplicates.
 pub(super) fn read_group_file(path: &Path) -> Result<Vec<String>> {
     let text = std::fs::read_to_string(path).map_err(|e| Error::io("read", path, e))?;

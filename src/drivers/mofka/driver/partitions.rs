@@ -13,7 +13,7 @@ use crate::error::{Error, Result};
 use crate::metadata::PartitionInfo;
 use serde_json::{json, Value};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 /// Where one partition of a topic lives.
 #[derive(Clone)]
@@ -24,6 +24,18 @@ pub(super) struct PartitionRef {
     pub(super) provider_id: u16,
     /// The partition's document in the master database, as the application sees it.
     pub(super) info: PartitionInfo,
+    /// How the partition stores data, learnt from its server when data is first read.
+    pub(super) layout: Arc<OnceLock<DataLayout>>,
+}
+
+/// How a partition stores event data, as far as reading it is concerned.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum DataLayout {
+    /// A `memory` partition: one buffer in storage order, so adjacent events are read with one
+    /// call (see `data.rs`).
+    Memory,
+    /// Any other type, or a server that would not say: one call per event.
+    Other,
 }
 
 /// The partitions of an open topic and the driver's shared state: what the producer path,
@@ -41,6 +53,22 @@ impl Partitions {
     /// Partition `p`, or an error naming the topic's partition count.
     pub(super) fn partition(&self, p: usize) -> Result<&PartitionRef> {
         crate::backend::partition_at(&self.topic, &self.list, p)
+    }
+
+    /// How partition `p` stores data: asked once of its server's Bedrock (the partition
+    /// provider's `type`); [`DataLayout::Other`] when the server does not say.
+    pub(super) fn layout(&self, p: usize) -> DataLayout {
+        let Ok(part) = self.partition(p) else {
+            return DataLayout::Other;
+        };
+        *part.layout.get_or_init(|| {
+            match super::discovery::partition_types(&self.shared.caller, &part.address) {
+                Ok(types) if types.get(&part.provider_id).map(String::as_str) == Some("memory") => {
+                    DataLayout::Memory
+                }
+                _ => DataLayout::Other,
+            }
+        })
     }
 
     /// Calls the provider of partition `p`.

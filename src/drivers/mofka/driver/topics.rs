@@ -156,6 +156,7 @@ impl DriverBackend for MofkaDriver {
                         address: a.to_string(),
                         provider_id: p as u16,
                         info: Metadata::new(d.clone()),
+                        layout: Default::default(),
                     });
                 }
                 _ => return Err(mofka_err(format!("bad partition document {d}"))),

@@ -54,6 +54,8 @@ struct State {
     next_provider: Mutex<u16>,
     partitions: Mutex<HashMap<u16, Arc<Partition>>>,
     stopping: AtomicBool,
+    /// `request_data` calls answered.
+    data_requests: std::sync::atomic::AtomicU64,
     /// The next batch fed to a consumer announces one event more than it carries (a test of
     /// what a consumer does with a batch it cannot receive).
     damage_next_batch: AtomicBool,
@@ -95,6 +97,7 @@ impl MockService {
             next_provider: Mutex::new(FIRST_PARTITION_PROVIDER_ID),
             partitions: Mutex::new(HashMap::new()),
             stopping: AtomicBool::new(false),
+            data_requests: Default::default(),
             damage_next_batch: AtomicBool::new(false),
         });
         register_bedrock(&state)?;
@@ -139,6 +142,11 @@ impl MockService {
         p.complete.store(true, Ordering::SeqCst);
         p.grew.notify_all();
         true
+    }
+
+    /// Number of `request_data` calls the partitions answered so far.
+    pub fn data_requests(&self) -> u64 {
+        self.state.data_requests.load(Ordering::SeqCst)
     }
 
     /// Number of events stored in the partition served by `provider_id`.
@@ -194,10 +202,21 @@ fn register_bedrock(state: &Arc<State>) -> Result<()> {
         state,
         Rpc::QueryConfig.name(),
         0,
-        |state, _q: QueryConfigRequest, req| {
+        |state, q: QueryConfigRequest, req| {
+            // The two queries clients send: the master database's id, or the partition types
+            // (the script reads the providers' `config.type`).
+            let content = if q.script.contains("config.type") {
+                let types: Vec<Value> = lock(&state.partitions)
+                    .iter()
+                    .map(|(id, p)| serde_json::json!([id, p.kind]))
+                    .collect();
+                Value::from(types).to_string()
+            } else {
+                format!("[{MASTER_PROVIDER_ID}]")
+            };
             let body = QueryConfigResponse {
                 success: true,
-                content: format!("[{MASTER_PROVIDER_ID}]"),
+                content,
             };
             respond(req, version(state), &body);
         },
@@ -242,7 +261,11 @@ fn start_partition(state: &Arc<State>, description: &str) -> std::result::Result
         *next += 1;
         id
     };
-    let partition = Arc::new(Partition::new());
+    let kind = d
+        .pointer("/config/type")
+        .and_then(Value::as_str)
+        .unwrap_or("memory");
+    let partition = Arc::new(Partition::new(kind));
     lock(&state.partitions).insert(id, partition.clone());
     register_partition(state, id, partition).map_err(|e| e.to_string())?;
     Ok(id)

@@ -26,7 +26,8 @@ pub(super) struct Log {
     pub(super) metadata: Vec<Vec<u8>>,
     /// `(offset, size)` of each event's data in the partition's data space.
     pub(super) locations: Vec<(u64, u64)>,
-    /// The data space: each batch's data region as pulled, by the offset where it starts.
+    /// The data space: each batch's events' bytes (its data region without the sizes), by
+    /// the offset where they start.
     pub(super) chunks: Vec<(u64, bytes::Bytes)>,
     /// Where the next batch's data region starts in the data space.
     pub(super) data_end: u64,
@@ -44,12 +45,16 @@ pub(super) struct Partition {
     pub(super) grew: Condvar,
     /// No event will be added: feeds end with Mofka's "no more events" message.
     pub(super) complete: AtomicBool,
+    /// The partition type it was started with (it behaves as `memory` whatever the type; the
+    /// type is what Bedrock reports of it).
+    pub(super) kind: String,
 }
 
 impl Partition {
-    /// An empty partition.
-    pub(super) fn new() -> Partition {
+    /// An empty partition of type `kind`.
+    pub(super) fn new(kind: &str) -> Partition {
         Partition {
+            kind: kind.to_string(),
             log: Mutex::new(Log::default()),
             grew: Condvar::new(),
             complete: AtomicBool::new(false),
@@ -99,6 +104,7 @@ pub(super) fn register_partition(
         Rpc::RequestData.name(),
         id,
         move |state, q: RequestDataRequest, req| {
+            state.data_requests.fetch_add(1, Ordering::SeqCst);
             let result = push_data(state, &p, &q).map_err(|e| e.to_string());
             let body = match result {
                 Ok(()) => RequestDataResponse::Ok(vec![MofkaResult::Ok(())]),
@@ -163,16 +169,21 @@ fn receive_batch(state: &State, p: &Partition, q: &SendBatchRequest) -> Result<u
     } else {
         entry_spans(&data, q.count, "data")?
     };
+    // Like Mofka's memory partition, only the events' bytes are kept, appended to the
+    // partition's data space: consecutive events' data follow each other, across batches.
+    let content_start = spans.first().map_or(0, |s| s.0);
+    let content_end = spans.iter().map(|s| s.0 + s.1).max().unwrap_or(0);
+    let content = data.slice(content_start as usize..content_end.max(content_start) as usize);
     let mut log = lock(&p.log);
     let first = log.metadata.len() as u64;
     let base = log.data_end;
     for (m, &(offset, size)) in metas.iter().zip(&spans) {
         log.metadata.push(m.to_vec());
-        log.locations.push((base + offset, size));
+        log.locations.push((base + offset - content_start, size));
     }
-    log.data_end += data.len() as u64;
-    if !data.is_empty() {
-        log.chunks.push((base, data));
+    log.data_end += content.len() as u64;
+    if !content.is_empty() {
+        log.chunks.push((base, content));
     }
     drop(log);
     p.grew.notify_all();
@@ -352,36 +363,45 @@ fn send_no_more_events(state: &State, q: &RequestEventsRequest, address: &str) -
     Ok(())
 }
 
+/// Appends `size` bytes of the data space from `offset` to `out`, across batches' chunks.
+fn read_range(log: &Log, mut offset: u64, size: u64, out: &mut Vec<u8>) -> Result<()> {
+    let end = offset + size;
+    while offset < end {
+        let i = log.chunks.partition_point(|(start, _)| *start <= offset);
+        let chunk = i
+            .checked_sub(1)
+            .map(|i| &log.chunks[i])
+            .filter(|(start, c)| offset < start + c.len() as u64);
+        let Some((start, chunk)) = chunk else {
+            return Err(Error::DataSelection(format!(
+                "no stored data at offset {offset} (reading {size} bytes)"
+            )));
+        };
+        let from = (offset - start) as usize;
+        let to = chunk.len().min((end - start) as usize);
+        out.extend_from_slice(&chunk[from..to]);
+        offset = start + to as u64;
+    }
+    Ok(())
+}
+
 fn push_data(state: &State, p: &Partition, q: &RequestDataRequest) -> Result<()> {
     let loc = MemoryLocation::from_bytes(q.descriptor.location()).ok_or_else(|| {
         Error::DataSelection("the descriptor's location is not a memory location".into())
     })?;
     let mut out = Vec::with_capacity(q.descriptor.size() as usize);
     {
+        // Like Mofka's memory partition, the location may span several events (a client
+        // reading a run of them with one call), stored by several batches.
         let log = lock(&p.log);
-        // The chunk holding the event (an event's data never spans two batches).
-        let i = log
-            .chunks
-            .partition_point(|(start, _)| *start <= loc.offset);
-        let chunk = i
-            .checked_sub(1)
-            .map(|i| &log.chunks[i])
-            .filter(|(start, c)| loc.offset + loc.size <= start + c.len() as u64);
-        let Some((start, chunk)) = chunk else {
-            return Err(Error::DataSelection(format!(
-                "no stored data at offset {} (size {})",
-                loc.offset, loc.size
-            )));
-        };
-        let event = &chunk[(loc.offset - start) as usize..(loc.offset - start + loc.size) as usize];
         for (offset, size) in q.descriptor.flatten() {
             match offset.checked_add(size) {
                 Some(end) if end <= loc.size => {
-                    out.extend_from_slice(&event[offset as usize..end as usize]);
+                    read_range(&log, loc.offset + offset, size, &mut out)?
                 }
                 _ => {
                     return Err(Error::DataSelection(format!(
-                        "segment ({offset}, {size}) is outside the event's {} bytes",
+                        "segment ({offset}, {size}) is outside the location's {} bytes",
                         loc.size
                     )))
                 }
