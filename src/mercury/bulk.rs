@@ -278,6 +278,16 @@ impl LocalBulk {
         }
     }
 
+    /// The owned buffer, to write into between transfers (`None` for shared or borrowed
+    /// memory). Holding the bulk mutably means no transfer of it is under way here; a peer
+    /// that was given its handle must be done with it too.
+    pub fn owned_mut(&mut self) -> Option<&mut [u8]> {
+        match &mut self.memory {
+            BulkMemory::Owned(v) => Some(v.as_mut_slice()),
+            BulkMemory::Shared(_) | BulkMemory::Borrowed(_) => None,
+        }
+    }
+
     /// The owned buffer (`None` for shared segments).
     pub fn into_vec(self) -> Option<Vec<u8>> {
         let LocalBulk { handle, memory, .. } = self;

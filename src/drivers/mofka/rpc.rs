@@ -157,10 +157,15 @@ impl Caller {
 
     /// A `BulkRef` over the whole of `bulk`, owned by this process.
     pub fn describe(&self, bulk: &LocalBulk) -> Result<BulkRef> {
+        self.describe_window(bulk, bulk.size())
+    }
+
+    /// A `BulkRef` over the first `size` bytes of `bulk`.
+    pub fn describe_window(&self, bulk: &LocalBulk, size: usize) -> Result<BulkRef> {
         Ok(BulkRef {
             handle: BulkHandle::from_serialized(bulk.serialize()?),
             offset: 0,
-            size: bulk.size() as u64,
+            size: size.min(bulk.size()) as u64,
             address: self.self_address()?,
         })
     }

@@ -108,6 +108,7 @@ impl MofkaDriver {
             watchdog: Arc::default(),
             pack_threshold: config.pack_threshold,
             graveyard: Mutex::default(),
+            regions: Mutex::default(),
             liveness: config.liveness,
         });
         consumer::register_recv_batch(&shared)?;

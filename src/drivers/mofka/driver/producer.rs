@@ -48,6 +48,27 @@ pub(super) fn pack_region<'a>(
     out
 }
 
+/// Writes `[sizes][contents]` at the start of `region` (a kept buffer of at least `len`
+/// bytes) and zeroes what follows up to `len` (the padding byte of an empty region).
+fn fill_region<'a>(
+    region: &mut LocalBulk,
+    sizes: impl Iterator<Item = u64>,
+    contents: impl Iterator<Item = &'a [u8]>,
+    len: usize,
+) {
+    let buf = region.owned_mut().expect("kept regions own their memory");
+    let mut at = 0;
+    for size in sizes {
+        buf[at..at + 8].copy_from_slice(&size.to_le_bytes());
+        at += 8;
+    }
+    for c in contents {
+        buf[at..at + c.len()].copy_from_slice(c);
+        at += c.len();
+    }
+    buf[at..len].fill(0);
+}
+
 /// The first id of a batch from the answer to its `send_batch`.
 fn decode_send_batch(version: WireVersion, partition: usize, reply: &[u8]) -> Result<BatchIds> {
     let first = decode_response::<SendBatchResponse>(version, reply, || {
@@ -145,31 +166,51 @@ impl Writer {
         batch: &EventBatch,
     ) -> Result<(Vec<LocalBulk>, Vec<u8>)> {
         parts.partition(partition)?;
+        let shared = &parts.shared;
         let n = batch.len();
-        let meta_sizes: Vec<u64> = (0..n).map(|i| batch.metadata_of(i).len() as u64).collect();
-        let mut meta = layout::encode_sizes(&meta_sizes);
-        if batch.metadata_bytes().is_empty() {
-            // Same padding as for the data below (possible with a custom serializer).
-            meta.push(0);
-        } else {
-            meta.extend_from_slice(batch.metadata_bytes());
-        }
-        let meta_segments = vec![Bytes::from(meta)];
-        let data_sizes: Vec<u64> = (0..n).map(|i| batch.data_of(i).size() as u64).collect();
-        let mut data_segments = pack_region(
-            &data_sizes,
-            (0..n).flat_map(|i| batch.data_of(i).segments().iter()),
-            parts.shared.pack_threshold,
+        // Metadata: `[sizes][serialized metadata]`, packed into a kept buffer.
+        let meta_sizes = (0..n).map(|i| batch.metadata_of(i).len() as u64);
+        // Same padding as for the data below when there is no metadata (possible with a
+        // custom serializer).
+        let meta_content = batch.metadata_bytes();
+        let meta_len = 8 * n + meta_content.len().max(1);
+        let mut meta_bulk = shared.take_region(meta_len)?;
+        fill_region(
+            &mut meta_bulk,
+            meta_sizes,
+            std::iter::once(meta_content),
+            meta_len,
         );
-        if data_sizes.iter().all(|&s| s == 0) {
-            // A data region holding only the sizes makes Mofka 0.8.3's memory partition
-            // register a zero-length segment, which Mercury's OFI plugin refuses once the
-            // partition holds data (the segment's address is then not null). One byte of
-            // padding after the sizes is stored and never referenced (every size says 0).
-            data_segments.push(Bytes::from_static(&[0]));
-        }
-        let (meta_bulk, metadata) = parts.shared.caller.expose(meta_segments)?;
-        let (data_bulk, data) = parts.shared.caller.expose(data_segments)?;
+        let metadata = shared.caller.describe_window(&meta_bulk, meta_len)?;
+        // Data: `[sizes][segments]`. Segments of at least `pack_threshold` bytes are exposed
+        // where they are (zero-copy); when there are none, the region is packed into a kept
+        // buffer, else small runs are copied and the region exposed in pieces.
+        let data_sizes: Vec<u64> = (0..n).map(|i| batch.data_of(i).size() as u64).collect();
+        let segments = || (0..n).flat_map(|i| batch.data_of(i).segments().iter());
+        let threshold = shared.pack_threshold;
+        // A data region holding only the sizes makes Mofka 0.8.3's memory partition register
+        // a zero-length segment, which Mercury's OFI plugin refuses once the partition holds
+        // data (the segment's address is then not null). One byte of padding after the sizes
+        // is stored and never referenced (every size says 0).
+        let content: u64 = data_sizes.iter().sum();
+        let (data_bulk, data) = if segments().all(|s| s.len() < threshold) {
+            let len = 8 * n + (content as usize).max(1);
+            let mut bulk = shared.take_region(len)?;
+            fill_region(
+                &mut bulk,
+                data_sizes.iter().copied(),
+                segments().map(|s| s.as_ref()),
+                len,
+            );
+            let bref = shared.caller.describe_window(&bulk, len)?;
+            (bulk, bref)
+        } else {
+            let mut data_segments = pack_region(&data_sizes, segments(), threshold);
+            if content == 0 {
+                data_segments.push(Bytes::from_static(&[0]));
+            }
+            shared.caller.expose(data_segments)?
+        };
         let payload = encode_request(
             parts.shared.caller.version,
             &SendBatchRequest {
@@ -283,7 +324,7 @@ fn send_prepared(
                 if completion.timed_out() {
                     next_shared.bury(bulks);
                 } else {
-                    drop(bulks);
+                    next_shared.recycle(bulks);
                 }
                 let result = reply.and_then(|r| decode_send_batch(version, partition, &r));
                 let failed = match next_slots.complete(partition) {

@@ -10,7 +10,7 @@ use crate::drivers::mofka::rpc::Caller;
 use crate::drivers::mofka::wire::layout::split_entries;
 use crate::drivers::mofka::wire::*;
 use crate::error::{Error, Result};
-use crate::mercury::LocalBulk;
+use crate::mercury::{BulkAccess, LocalBulk};
 use serde_json::Value;
 use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -41,9 +41,19 @@ pub(super) struct Shared {
     pub(super) pack_threshold: usize,
     /// Memory of cancelled batches, kept for a while (see [`Shared::bury`]).
     pub(super) graveyard: Mutex<VecDeque<(Instant, Vec<LocalBulk>)>>,
+    /// Exposed buffers that producers pack batches into, reused from batch to batch (see
+    /// [`Shared::take_region`]).
+    pub(super) regions: Mutex<Vec<LocalBulk>>,
     /// How long a consumer goes without events before checking that its servers answer.
     pub(super) liveness: Option<Duration>,
 }
+
+/// The smallest buffer [`Shared::take_region`] makes.
+const MIN_REGION: usize = 64 << 10;
+/// How many packing buffers a driver keeps.
+const MAX_REGIONS: usize = 32;
+/// How many bytes of packing buffers a driver keeps.
+const MAX_REGION_BYTES: usize = 128 << 20;
 
 impl Shared {
     /// Calls the master database.
@@ -60,6 +70,39 @@ impl Shared {
     pub(super) fn bury(&self, bulks: Vec<LocalBulk>) {
         self.prune_graveyard();
         lock(&self.graveyard).push_back((Instant::now(), bulks));
+    }
+
+    /// An exposed (read-only for peers) buffer of at least `len` bytes to pack a batch's
+    /// region into: a kept one of a fitting size, or a new one. A steady stream of batches
+    /// then allocates and registers no memory; [`Shared::recycle`] takes them back.
+    pub(super) fn take_region(&self, len: usize) -> Result<LocalBulk> {
+        let size = len.max(MIN_REGION).next_power_of_two();
+        {
+            let mut regions = lock(&self.regions);
+            if let Some(i) = regions
+                .iter()
+                .position(|r| r.size() >= len && r.size() <= size * 2)
+            {
+                return Ok(regions.swap_remove(i));
+            }
+        }
+        LocalBulk::from_vec(&self.caller.engine, vec![0; size], BulkAccess::ReadOnly)
+    }
+
+    /// Takes back the buffers of a batch the service answered: those from
+    /// [`Shared::take_region`] are kept (up to [`MAX_REGIONS`] and [`MAX_REGION_BYTES`] in
+    /// all), the others are released.
+    pub(super) fn recycle(&self, bulks: Vec<LocalBulk>) {
+        let mut regions = lock(&self.regions);
+        for mut bulk in bulks {
+            let kept: usize = regions.iter().map(LocalBulk::size).sum();
+            if bulk.owned_mut().is_some()
+                && regions.len() < MAX_REGIONS
+                && kept + bulk.size() <= MAX_REGION_BYTES
+            {
+                regions.push(bulk);
+            }
+        }
     }
 
     /// Releases the cancelled batches kept longer than ten call timeouts.
