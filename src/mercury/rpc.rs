@@ -6,7 +6,7 @@
 use super::address::Address;
 use super::engine::{Engine, Inner};
 use super::error::{guard, hg_check, hg_error};
-use super::progress::Inflight;
+use super::progress::{as_handler, Inflight};
 use crate::error::Result;
 use crate::future::{Future, Promise};
 use crate::thread_pool::DEFAULT_PRIORITY;
@@ -148,7 +148,10 @@ unsafe extern "C" fn rpc_handler(handle: hg::hg_handle_t) -> hg::hg_return_t {
                 responded: false,
             };
             match pool {
-                Some(pool) => pool.push_work(Box::new(move || handler(request)), DEFAULT_PRIORITY),
+                Some(pool) => pool.push_work(
+                    Box::new(move || as_handler(|| handler(request))),
+                    DEFAULT_PRIORITY,
+                ),
                 None => {
                     if let Err(payload) =
                         std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| handler(request)))
