@@ -16,9 +16,9 @@
 //! in flight, N requests are sent and all N awaited, `--rpcs` times over (what `hg_rate -x N`
 //! does). The server answers in the handler Mercury calls, as `hg_perf_server` does (this layer's
 //! inline handlers); a second figure has the server answer from its handler pool instead.
-//! Bandwidth: each RPC makes the server pull the client's buffer (`hg_bw_write`, "bulk-write")
-//! or push into it (`hg_bw_read`, "bulk-read") `TRANSFERS_PER_RPC` times, and bandwidth is
-//! bytes moved over the client's wall time. Polling: both sides block when idle (Mercury's tools
+//! Bandwidth: the client exposes `TRANSFERS_PER_RPC` buffers end to end, and each RPC makes the
+//! server pull (`hg_bw_write`, "bulk-write") or push (`hg_bw_read`, "bulk-read") each of them,
+//! all transfers in flight at once; bandwidth is bytes moved over the client's wall time. Polling: both sides block when idle (Mercury's tools
 //! without `-b`; this layer after its spin-down, `DIASPORA_MERCURY_SPINDOWN_US`, 100 µs by
 //! default).
 //!
@@ -151,7 +151,8 @@ fn register_bulk(engine: &Engine, op: BulkOp) {
             let engine = req.engine().clone();
             let remote = RemoteBulk::deserialize(&engine, req.input()).expect("bulk handle");
             let origin = req.source().expect("source");
-            let n = remote.size();
+            // The client exposes one buffer per transfer, end to end (as Mercury's tools do).
+            let n = remote.size() / TRANSFERS_PER_RPC;
             let mut locals: Vec<LocalBulk> = std::mem::take(&mut *cache.lock().unwrap());
             locals.retain(|l| l.size() == n);
             while locals.len() < TRANSFERS_PER_RPC {
@@ -160,7 +161,11 @@ fn register_bulk(engine: &Engine, op: BulkOp) {
             // Every transfer is started before any is waited for: several are in flight.
             let transfers: Vec<_> = locals
                 .into_iter()
-                .map(|l| engine.transfer(op, RemoteRegion::new(&origin, &remote, 0), l, 0, n))
+                .enumerate()
+                .map(|(i, l)| {
+                    let region = RemoteRegion::new(&origin, &remote, i * n);
+                    engine.transfer(op, region, l, 0, n)
+                })
                 .collect();
             let locals: Vec<LocalBulk> = transfers
                 .into_iter()
@@ -230,11 +235,13 @@ fn measure_bandwidth(
     size: usize,
     loops: usize,
 ) -> f64 {
+    // One buffer per transfer of an RPC, end to end, as Mercury's tools expose theirs.
+    let total = size * TRANSFERS_PER_RPC;
     let bulk = match op {
         BulkOp::Pull => {
-            LocalBulk::expose(engine, vec![bytes::Bytes::from(vec![0xabu8; size])]).unwrap()
+            LocalBulk::expose(engine, vec![bytes::Bytes::from(vec![0xabu8; total])]).unwrap()
         }
-        BulkOp::Push => LocalBulk::from_vec(engine, vec![0; size], BulkAccess::WriteOnly).unwrap(),
+        BulkOp::Push => LocalBulk::from_vec(engine, vec![0; total], BulkAccess::WriteOnly).unwrap(),
     };
     let handle = bulk.serialize().unwrap();
     engine.forward(target, bulk_id(op), &handle).wait().unwrap();
