@@ -497,6 +497,49 @@ mod with_mofka {
         assert_eq!(seen, (0..10).collect::<Vec<_>>());
     }
 
+    #[test]
+    fn batches_that_cannot_be_sent_fail_every_event() {
+        let Some((service, _dir)) = mock(WireVersion::CURRENT) else {
+            return;
+        };
+        let driver = driver_for(&service, json!({}));
+        driver.create_topic("unsent", &json!({})).unwrap();
+        let topic = driver.open_topic("unsent").unwrap();
+        let mofka = driver
+            .backend_as::<diaspora_stream::drivers::mofka::MofkaDriver>()
+            .unwrap();
+        let producer = topic
+            .producer()
+            .batch_size(diaspora_stream::BatchSize::Fixed(4))
+            .build()
+            .unwrap();
+        // The first two send_batch calls cannot go out at all (Mercury refuses them at once,
+        // before any callback): every event of those two batches gets the error, and the
+        // third batch goes.
+        mofka.engine().inject_forward_failures(2);
+        let futures: Vec<_> = (0..12u64)
+            .map(|i| producer.push(json!({"i": i}), DataView::from(vec![i as u8; 8])))
+            .collect();
+        let _ = producer.flush().wait();
+        let outcomes: Vec<Result<u64, String>> = futures
+            .iter()
+            .map(|f| f.wait().map_err(|e| e.to_string()))
+            .collect();
+        for (i, o) in outcomes.iter().enumerate().take(8) {
+            let e = o.as_ref().expect_err("an event of an unsent batch");
+            assert!(e.contains("failure injected"), "event {i}: {e}");
+        }
+        // Nothing of the failed batches was stored: the third batch's events are 0 to 3.
+        let ids: Vec<u64> = outcomes[8..].iter().map(|o| *o.as_ref().unwrap()).collect();
+        assert_eq!(ids, vec![0, 1, 2, 3]);
+        let consumer = topic.consumer("unsent").build().unwrap();
+        for want in 8..12u64 {
+            let ev = next_event(&consumer);
+            assert_eq!(ev.metadata().json()["i"], want);
+            assert_eq!(ev.data().to_vec(), vec![want as u8; 8]);
+        }
+    }
+
     const CHILD_ENV: &str = "DIASPORA_TEST_MOFKA_CHILD_DIR";
 
     /// Runs only as the child process of `a_service_killed_mid_stream_...`: a mock service in

@@ -31,6 +31,8 @@ pub(super) struct Inner {
     /// Handlers replaced by a later registration of their id, freed with the engine: each
     /// pointer with the function that frees it.
     pub(super) retired_handlers: Mutex<Vec<(usize, RetiredFree)>>,
+    /// Forwards still to fail at once, as if Mercury had refused them (tests).
+    pub(super) injected_forward_failures: std::sync::atomic::AtomicUsize,
     /// Strings given to `HG_Init_opt`, kept for the class's lifetime.
     pub(super) _init_strings: Vec<CString>,
 }
@@ -190,6 +192,7 @@ impl Engine {
                 handler_pool,
                 owns_handler_pool,
                 retired_handlers: Mutex::new(Vec::new()),
+                injected_forward_failures: Default::default(),
                 _init_strings: init_strings,
             }),
         })

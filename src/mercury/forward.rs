@@ -11,6 +11,7 @@ use crate::future::{Future, Promise};
 use bytes::Bytes;
 use mercury_sys as hg;
 use std::ffi::c_void;
+use std::sync::atomic::Ordering;
 use std::sync::{Arc, Weak};
 
 /// Callback of [`Engine::forward_then`].
@@ -183,6 +184,17 @@ impl Engine {
         if let Err(e) = self.register_client(id) {
             return Err((e, completion));
         }
+        let injected = &self.inner.injected_forward_failures;
+        if injected
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
+            .is_ok()
+        {
+            let e = hg_error(
+                format!("HG_Forward(rpc {id:#018x}, failure injected by a test)"),
+                hg::HG_PROTOCOL_ERROR,
+            );
+            return Err((e, completion));
+        }
         let handle = match self.forward_handle(target, id) {
             Ok(h) => h,
             Err(e) => return Err((e, completion)),
@@ -220,6 +232,15 @@ impl Engine {
             return Err((e, state.completion));
         }
         Ok((handle as usize, request))
+    }
+
+    /// Makes the next `n` forwards fail at once, as if `HG_Forward` had refused them, so that
+    /// tests can reach the paths of requests that cannot be sent.
+    #[doc(hidden)]
+    pub fn inject_forward_failures(&self, n: usize) {
+        self.inner
+            .injected_forward_failures
+            .store(n, Ordering::SeqCst);
     }
 
     /// A handle for a request of RPC `id` to `target`: a completed one reset for it (a steady

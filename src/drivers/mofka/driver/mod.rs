@@ -120,6 +120,12 @@ impl MofkaDriver {
     pub fn servers(&self) -> &[String] {
         &self.shared.members
     }
+
+    /// The Mercury engine this client runs on (tests use it to inject failures).
+    #[doc(hidden)]
+    pub fn engine(&self) -> &crate::mercury::Engine {
+        &self.shared.caller.engine
+    }
 }
 
 /// Locks `m`, also after a panic of another holder (the state stays usable).
