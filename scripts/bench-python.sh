@@ -25,8 +25,8 @@ echo "{\"root_path\": \"$work/topics\"}" > "$work/files.json"
 echo "{}" > "$work/memory.json"
 
 rate() { "$@" 2>/dev/null | awk '/^Throughput:/ {print $2}'; }
-median() { tr ' ' '\n' | { grep -v '^$' || true; } | sort -g | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
-ratio() { awk -v a="$1" -v b="$2" 'BEGIN {printf "%.2f", (a > 0 && b > 0 ? a / b : 0)}'; }
+# shellcheck source=scripts/bench-common.sh
+. scripts/bench-common.sh
 topic=0
 # fresh: a new files topic, named in $t.
 fresh() {

@@ -71,7 +71,8 @@ rate() {
   echo "$out" | sed -n 's/^Throughput: \([0-9.e+]*\) events\/s.*/\1/p' | head -1
 }
 
-median() { tr ' ' '\n' | { grep -v '^$' || true; } | sort -g | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
+# shellcheck source=scripts/bench-common.sh
+. scripts/bench-common.sh
 
 mbps() { awk -v r="$1" -v b="$2" 'BEGIN {printf "%.1f", r * b / 1e6}'; }
 

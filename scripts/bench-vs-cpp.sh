@@ -65,14 +65,9 @@ create() {
   fi
 }
 
-# rate PROGRAM ARGS...: runs it and prints the "Throughput: X events/s" figure.
-rate() {
-  local out
-  out="$("$@" 2>&1)" || { echo "$out" >&2; echo "bench-vs-cpp: $1 failed" >&2; exit 1; }
-  echo "$out" | sed -n 's/^Throughput: \([0-9.e+]*\) events\/s.*/\1/p' | head -1
-}
-
-median() { tr ' ' '\n' | { grep -v '^$' || true; } | sort -g | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
+BENCH=bench-vs-cpp
+# shellcheck source=scripts/bench-common.sh
+. scripts/bench-common.sh
 
 declare -A runs
 n=0
@@ -88,14 +83,14 @@ for threads in 0 1; do
       bin="$ours" extra=()
       [ "$side" = cpp ] && bin="$cpp"
       [ "$side" = rayon ] && extra=(--pool rayon)
-      produced="$(rate "$bin/diaspora-producer-benchmark" -d files -c "$work/files.json" \
+      produced="$(throughput "$bin/diaspora-producer-benchmark" -d files -c "$work/files.json" \
         -t "$topic" -n "$events" -m 64 -s 256 -b 128 -f 10000 -p "$threads" "${extra[@]}")"
-      consumed="$(rate "$bin/diaspora-consumer-benchmark" -d files -c "$work/files.json" \
+      consumed="$(throughput "$bin/diaspora-consumer-benchmark" -d files -c "$work/files.json" \
         -t "$topic" -n "$events" -p "$threads" "${extra[@]}")"
       many=""
       if [ "$side" != cpp ]; then
         # The same topic again, taking events with pull_many instead of one pull() per event.
-        many="$(rate "$bin/diaspora-consumer-benchmark" -d files -c "$work/files.json" \
+        many="$(throughput "$bin/diaspora-consumer-benchmark" -d files -c "$work/files.json" \
           -t "$topic" -n "$events" -p "$threads" --pull many "${extra[@]}")"
         runs["$side,$threads,consumer (pull_many)"]+=" $many"
       fi

@@ -113,13 +113,9 @@ start_service() {
     --name bench --topic.num_partitions 1 --topic.partition_type memory
 }
 
-# rate PROGRAM ARGS...: runs it and prints its "Throughput: X events/s" figure.
-rate() {
-  local out
-  out="$("$@" 2>&1)" || { echo "$out" >&2; echo "bench-vs-mofka: $1 failed" >&2; exit 1; }
-  echo "$out" | sed -n 's/^Throughput: \([0-9.e+]*\) events\/s.*/\1/p' | head -1
-}
-median() { tr ' ' '\n' | { grep -v '^$' || true; } | sort -g | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
+BENCH=bench-vs-mofka
+# shellcheck source=scripts/bench-common.sh
+. scripts/bench-common.sh
 
 declare -A runs
 record() { runs["$1"]="${runs["$1"]:-} $2"; printf '  %-34s %12.0f events/s\n' "$1" "$2"; }
@@ -127,7 +123,7 @@ record() { runs["$1"]="${runs["$1"]:-} $2"; printf '  %-34s %12.0f events/s\n' "
 produce() { # SIDE TRANSPORT SIZE N
   local prog="$prefix/bin/diaspora-producer-benchmark"
   [ "$1" = rust ] && prog="$ours/diaspora-producer-benchmark"
-  rate "$prog" -d mofka -c "$config" -t bench -n "$4" -s "$3" -m 128 -b 128 -f 10000 -p 1
+  throughput "$prog" -d mofka -c "$config" -t bench -n "$4" -s "$3" -m 128 -b 128 -f 10000 -p 1
 }
 
 for transport in $transports; do
@@ -143,13 +139,13 @@ for transport in $transports; do
         [ $((round % 2)) -eq 0 ] && consumers="cpp-data cpp-meta rust-data rust-meta"
         for c in $consumers; do
           case "$c" in
-            rust-meta) r=$(rate "$ours/diaspora-consumer-benchmark" -d mofka -c "$config" \
+            rust-meta) r=$(throughput "$ours/diaspora-consumer-benchmark" -d mofka -c "$config" \
                          -t bench -n "$events" -i 0 --consumer "$c") ;;
-            rust-data) r=$(rate "$ours/diaspora-consumer-benchmark" -d mofka -c "$config" \
+            rust-data) r=$(throughput "$ours/diaspora-consumer-benchmark" -d mofka -c "$config" \
                          -t bench -n "$events" -i 1 --consumer "$c") ;;
-            cpp-meta) r=$(rate "$prefix/bin/diaspora-consumer-benchmark" -d mofka \
+            cpp-meta) r=$(throughput "$prefix/bin/diaspora-consumer-benchmark" -d mofka \
                         -c "$config" -t bench -n "$events") ;;
-            cpp-data) r=$(rate "$data_consumer" mofka "$config" bench "$events" "$c") ;;
+            cpp-data) r=$(throughput "$data_consumer" mofka "$config" bench "$events" "$c") ;;
           esac
           record "$transport consumer $c" "$r"
         done
@@ -195,7 +191,6 @@ fi
 echo
 echo "medians of $rounds rounds ($events events of 1 KiB, 128 B metadata, one memory partition):"
 med() { echo "${runs["$1"]:-}" | median; }
-ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (a > 0 && b > 0) printf "%.2f", a / b; else print "n/a" }'; }
 for transport in $transports; do
   p_cpp=$(med "$transport producer cpp"); p_rs=$(med "$transport producer rust")
   rm_=$(med "$transport consumer rust-meta"); rd=$(med "$transport consumer rust-data")
