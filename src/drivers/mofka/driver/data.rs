@@ -302,6 +302,19 @@ impl Partitions {
         let mut shift = 0u64;
         for (read, loc) in reads.iter_mut().zip(locations) {
             let total: u64 = read.ranges.iter().map(|r| r.1).sum();
+            // The service does not check event boundaries: a range past the event's end would
+            // read the next event's bytes.
+            let size = loc.map_or(read.event.data_size, |l| l.size);
+            if let Some(&(o, s)) = read
+                .ranges
+                .iter()
+                .find(|&&(o, s)| o.saturating_add(s) > size)
+            {
+                return Err(Error::DataSelection(format!(
+                    "event {}: the selected range ({o}, {s}) ends past its {size} bytes",
+                    read.event.id
+                )));
+            }
             ranges.extend(
                 read.ranges
                     .iter()
