@@ -28,8 +28,8 @@ pub struct ForwardToken {
 
 impl ForwardToken {
     /// Asks Mercury to cancel the request if it has not completed: its callback then runs
-    /// (on the progress thread) with a cancellation error. The peer may already have received
-    /// and processed the request. Does nothing once the request has completed.
+    /// (on the thread that progresses) with a cancellation error. The peer may already have
+    /// received and processed the request. Does nothing once the request has completed.
     pub fn cancel(&self) {
         let Some(inflight) = self.inflight.upgrade() else {
             return;
@@ -134,9 +134,10 @@ impl Engine {
     }
 
     /// Like [`Engine::forward`], but calls `callback` with the response (or the error) instead
-    /// of completing a future. The callback runs on the progress thread: it must be quick and
-    /// must not wait for other Mercury operations. It is called exactly once, also when the
-    /// request cannot be sent (then before this returns).
+    /// of completing a future. The callback runs on the thread that progresses the engine (its
+    /// progress thread, or an application thread waiting on one of its futures): it must be
+    /// quick and must not wait for other Mercury operations. It is called exactly once, also
+    /// when the request cannot be sent (then before this returns).
     pub fn forward_then(
         &self,
         target: &Address,

@@ -6,19 +6,22 @@
 //!
 //! # Model
 //!
-//! - An [`Engine`] owns one Mercury class and one context. A dedicated OS thread runs the
-//!   progress loop (`HG_Progress` then `HG_Trigger`), so completions arrive whatever the
-//!   application threads are doing. The class and context are finalised when the last handle
-//!   on the engine (engine, address, bulk, request) is dropped.
+//! - An [`Engine`] owns one Mercury class and one context. One thread at a time progresses
+//!   them and runs the completion callbacks: an application thread waiting on one of the
+//!   engine's futures when nobody else does, otherwise the engine's own progress thread, so
+//!   completions arrive whatever the application threads are doing (see `progress`). The
+//!   class and context are finalised when the last handle on the engine (engine, address,
+//!   bulk, request) is dropped.
 //! - RPCs are identified by explicit 64-bit ids, registered with `HG_Register` (never Mercury's
 //!   own name hash), so that a Margo service's ids can be used: see [`margo_rpc_id`].
 //! - Payloads are bytes. The sender's bytes are copied into Mercury's buffer as they are; the
 //!   receiver gets the payload bytes Mercury delivered. Protocol encodings (Margo headers,
 //!   Thallium/cereal values) are the caller's business, see `drivers::mofka::wire`.
 //! - [`Engine::forward`] and [`Request::respond`] return [`Future`](crate::future::Future)s
-//!   completed by the progress thread. Incoming requests run their handler on a
+//!   completed by whichever thread progresses. Incoming requests run their handler on a
 //!   [`ThreadPool`](crate::thread_pool::ThreadPool) (by default a small pool owned by the
-//!   engine), never on the progress thread, so handlers may block.
+//!   engine), never on the progressing thread, so handlers may block; handlers registered
+//!   with [`Engine::register_inline`] answer at once on the progressing thread instead.
 //! - A [`LocalBulk`] exposes application memory for RDMA. It owns (or shares, for
 //!   [`bytes::Bytes`]) that memory, and a transfer takes the bulk by value and gives it back
 //!   when it completes, so the memory cannot be freed or read while the peer may write it.

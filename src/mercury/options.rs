@@ -17,13 +17,13 @@ pub struct EngineOptions {
     pub handler_pool: Option<Arc<dyn ThreadPool>>,
     /// Number of threads of the engine's own handler pool.
     pub handler_threads: usize,
-    /// Longest time the progress thread blocks in `HG_Progress` (also the longest delay before
-    /// it notices that the engine is shutting down).
+    /// Longest time the progress thread blocks waiting for Mercury in one go (it also wakes
+    /// when a waiter takes progress over, or when the engine shuts down).
     pub progress_timeout: Duration,
     /// How long shutdown waits for cancelled operations to complete.
     pub shutdown_timeout: Duration,
-    /// After the last completion, how long the progress thread keeps polling without
-    /// blocking before it sleeps in `HG_Progress` again (Margo's "progress spindown"). Polling
+    /// After the last completion, how long the thread that progresses keeps polling without
+    /// blocking before it sleeps again (Margo's "progress spindown"). Polling
     /// saves the wake-up latency of back-to-back RPCs at the price of CPU time; zero never
     /// polls.
     pub progress_spindown: Duration,

@@ -96,7 +96,8 @@ struct SlotState {
 }
 
 /// The producer side's partitions: one batch in flight each, and one more prepared, sent by
-/// the completion of the first (on the progress thread) without waiting for another thread.
+/// the completion of the first (on the thread that progresses) without waiting for another
+/// thread.
 #[derive(Default)]
 pub(super) struct PartitionSlots {
     state: Mutex<HashMap<usize, SlotState>>,
@@ -289,8 +290,8 @@ impl Writer {
 /// is sent instead, and so on: the batches that failed that way are returned, in order, for
 /// the caller to report after what it must report first.
 ///
-/// A sent batch's completion (on the progress thread) sends the partition's next prepared
-/// batch before reporting its own outcome, so that the service is not kept waiting for
+/// A sent batch's completion (on the thread that progresses) sends the partition's next
+/// prepared batch before reporting its own outcome, so that the service is not kept waiting for
 /// another thread; the next batch's completion cannot run before this one returns, so
 /// outcomes stay in the partition's order.
 #[must_use]
