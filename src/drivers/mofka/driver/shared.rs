@@ -221,10 +221,20 @@ impl Shared {
 /// Fails unless a Yokan call returned `SUCCESS`.
 pub(super) fn check_yokan(what: &str, ret: i32) -> Result<()> {
     if ret == YokanStatus::SUCCESS {
-        Ok(())
-    } else {
-        Err(mofka_err(format!("Yokan {what} failed with code {ret}")))
+        return Ok(());
     }
+    let hint = if ret == YokanStatus::FROM_MERCURY {
+        // Seen against Yokan 0.9.x: the request carries the timeout Yokan 0.10 added to every
+        // call, which an older provider reads as the next fields.
+        "; the master database could not read the request: this client speaks Yokan 0.10's \
+         layout, which a Yokan older than 0.10 cannot read"
+    } else {
+        ""
+    };
+    Err(mofka_err(format!(
+        "Yokan {what} failed with code {ret} ({}){hint}",
+        YokanStatus::describe(ret)
+    )))
 }
 
 /// Refuses names the master database's keys cannot hold (empty, or with `:` or NUL).
@@ -235,4 +245,23 @@ pub(super) fn check_topic_name(name: &str) -> Result<()> {
         )));
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn yokan_errors_are_named_and_a_layout_mismatch_is_explained() {
+        assert!(check_yokan("put", YokanStatus::SUCCESS).is_ok());
+        let e = check_yokan("put", YokanStatus::KEY_EXISTS)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("code 17 (key exists)"), "{e}");
+        let e = check_yokan("put", 10).unwrap_err().to_string();
+        assert!(e.contains("code 10 (Mercury error)"), "{e}");
+        assert!(e.contains("older than 0.10"), "{e}");
+        let e = check_yokan("get", 99).unwrap_err().to_string();
+        assert!(e.contains("unknown Yokan error"), "{e}");
+    }
 }

@@ -130,6 +130,55 @@ impl YokanStatus {
     pub const KEY_NOT_FOUND: i32 = 15;
     /// `YOKAN_ERR_KEY_EXISTS` (what creating an existing topic gets).
     pub const KEY_EXISTS: i32 = 17;
+    /// `YOKAN_ERR_FROM_MERCURY`: the provider could not decode the request (among others).
+    pub const FROM_MERCURY: i32 = 10;
+
+    /// What Yokan's return code `ret` means, in Yokan's own terms (its `YOKAN_ERR_*` list).
+    pub fn describe(ret: i32) -> &'static str {
+        const NAMES: [&str; 36] = [
+            "success",
+            "allocation error",
+            "invalid margo instance",
+            "invalid argument",
+            "invalid provider",
+            "invalid database",
+            "invalid backend type",
+            "invalid configuration",
+            "invalid document id",
+            "invalid filter",
+            "Mercury error",
+            "Argobots error",
+            "REMI error",
+            "unsupported operation or mode",
+            "forbidden operation",
+            "key not found",
+            "buffer too small",
+            "key exists",
+            "data corruption",
+            "I/O error",
+            "incomplete operation",
+            "timeout",
+            "operation aborted",
+            "busy",
+            "operation expired",
+            "try again",
+            "system error",
+            "canceled",
+            "permission error",
+            "invalid mode",
+            "non-contiguous buffer",
+            "read-only buffer",
+            "database has migrated",
+            "margo instance not listening",
+            "stop iteration",
+            "other error",
+        ];
+        usize::try_from(ret)
+            .ok()
+            .and_then(|i| NAMES.get(i))
+            .copied()
+            .unwrap_or("unknown Yokan error")
+    }
 }
 
 yokan_struct! {
