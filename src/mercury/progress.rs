@@ -255,8 +255,10 @@ impl Driver {
             self.last_activity.store(self.nanos(now), Ordering::Relaxed);
             return n;
         }
-        let idle_for =
-            Duration::from_nanos(self.nanos(now) - self.last_activity.load(Ordering::Relaxed));
+        let idle_for = Duration::from_nanos(
+            self.nanos(now)
+                .saturating_sub(self.last_activity.load(Ordering::Relaxed)),
+        );
         if max_block.is_zero() || idle_for < self.spindown {
             return 0;
         }

@@ -119,17 +119,9 @@ fn run_descriptor(
     }
 }
 
-/// Events `(first, last)` ids of a run, for messages.
-fn run_ids(events: &[&StoredEvent]) -> (EventId, EventId) {
-    (
-        events.first().map_or(0, |e| e.id),
-        events.last().map_or(0, |e| e.id),
-    )
-}
-
 impl Partitions {
-    /// Sends the `request_data` call of one run, with `segments` exposed for the service to
-    /// push into (their total is the selected size).
+    /// Sends the `request_data` call of one run, with `bulk` (the destinations, as many bytes
+    /// as the descriptor selects) exposed for the service to push into.
     fn send_request(
         &self,
         target: &Address,
@@ -210,7 +202,7 @@ impl Partitions {
             // Every started request is waited for, even after an error: the service may still
             // be writing into its buffer.
             for (members, bulk, reply) in pending {
-                let ids = run_ids(&members.iter().map(|&i| &events[i]).collect::<Vec<_>>());
+                let ids = (events[members[0]].id, events[members[members.len() - 1]].id);
                 let result = reply
                     .wait()
                     .and_then(|r| check_request_data(caller.version, &r, ids));
@@ -273,10 +265,9 @@ impl Partitions {
                     Ok(Some((bulk, reply))) => {
                         let reply = reply.wait();
                         drop(bulk);
-                        let events: Vec<&StoredEvent> =
-                            reads[run.clone()].iter().map(|r| r.event).collect();
+                        let ids = (reads[run.start].event.id, reads[run.end - 1].event.id);
                         reply.and_then(|reply| {
-                            check_request_data(self.shared.caller.version, &reply, run_ids(&events))
+                            check_request_data(self.shared.caller.version, &reply, ids)
                         })
                     }
                     Err(e) => Err(e),
@@ -302,19 +293,13 @@ impl Partitions {
         let mut shift = 0u64;
         for (read, loc) in reads.iter_mut().zip(locations) {
             let total: u64 = read.ranges.iter().map(|r| r.1).sum();
-            // The service does not check event boundaries: a range past the event's end would
-            // read the next event's bytes.
-            let size = loc.map_or(read.event.data_size, |l| l.size);
-            if let Some(&(o, s)) = read
+            // The service does not check event boundaries, so a range past the event's end
+            // would read the next event's bytes; the consumer refuses such selections, for
+            // that event alone, before any read.
+            debug_assert!(read
                 .ranges
                 .iter()
-                .find(|&&(o, s)| o.saturating_add(s) > size)
-            {
-                return Err(Error::DataSelection(format!(
-                    "event {}: the selected range ({o}, {s}) ends past its {size} bytes",
-                    read.event.id
-                )));
-            }
+                .all(|&(o, s)| o.checked_add(s).is_some_and(|e| e <= read.event.data_size)));
             ranges.extend(
                 read.ranges
                     .iter()

@@ -33,19 +33,24 @@ foreach ($__config__.providers as $provider) {
 return $types;
 "#;
 
+/// Runs Jx9 `script` on the Bedrock of `server` (`bedrock_query_config`).
+fn query_config(caller: &Caller, server: &str, script: &str) -> Result<QueryConfigResponse> {
+    caller.call(
+        server,
+        Rpc::QueryConfig.name(),
+        0,
+        &QueryConfigRequest {
+            script: script.to_string(),
+        },
+    )
+}
+
 /// The partition types of the Mofka providers on `server`, by provider id, from its Bedrock.
 pub(super) fn partition_types(
     caller: &Caller,
     server: &str,
 ) -> Result<std::collections::HashMap<u16, String>> {
-    let r: QueryConfigResponse = caller.call(
-        server,
-        Rpc::QueryConfig.name(),
-        0,
-        &QueryConfigRequest {
-            script: PARTITION_TYPES_QUERY.to_string(),
-        },
-    )?;
+    let r = query_config(caller, server, PARTITION_TYPES_QUERY)?;
     if !r.success {
         return Err(mofka_err(format!(
             "Bedrock at {server} refused the partition type query: {}",
@@ -118,15 +123,7 @@ pub(super) fn find_master(
 ) -> Result<(String, u16)> {
     let mut errors = Vec::new();
     for member in members {
-        let r: Result<QueryConfigResponse> = caller.call(
-            member,
-            Rpc::QueryConfig.name(),
-            0,
-            &QueryConfigRequest {
-                script: MASTER_QUERY.to_string(),
-            },
-        );
-        match r {
+        match query_config(caller, member, MASTER_QUERY) {
             Ok(r) if r.success => {
                 let ids: Value = serde_json::from_str(&r.content).unwrap_or(Value::Null);
                 let first = match &ids {
