@@ -22,8 +22,8 @@
 #             benches/cxx/diaspora-data-consumer, a C++ program that reads the data through the
 #             same API with a selector and an allocator, as an analysis code does;
 #   1 MiB     (na+sm) 1000 events of 1 MiB, this driver's consumer (with the data) started
-#             before its producer: GB/s of the whole path, producer to consumer, next to
-#             Mercury's hg_bw_write (found in PREFIX/bin, MERCURY_PERF_DIR, or next to the
+#             before its producer: GB/s of the whole path, producer to consumer; then, on the
+#             same topic, a second consumer alone; each next to Mercury's hg_bw_write (found in PREFIX/bin, MERCURY_PERF_DIR, or next to the
 #             Mercury pkg-config finds), run after the services are stopped (Mercury's perf
 #             server clears every na+sm endpoint of the machine when it starts).
 # Prints every run, the medians and the ratios. Every service binds to 127.0.0.1 (ofi+tcp) or
@@ -162,10 +162,12 @@ for round in $(seq 1 "$rounds"); do
   "$ours/diaspora-consumer-benchmark" -d mofka -c "$config" -t bench -n "$mib_events" -i 1 \
     --consumer path > "$work/path.out" 2>&1 &
   consumer_pid=$!
-  produce rust na+sm 1048576 "$mib_events" > /dev/null
+  record "na+sm 1MiB producer" "$(produce rust na+sm 1048576 "$mib_events")"
   wait "$consumer_pid" || { cat "$work/path.out" >&2; exit 1; }
   r=$(sed -n 's/^Throughput: \([0-9.e+]*\) events\/s.*/\1/p' "$work/path.out" | head -1)
   record "na+sm 1MiB path" "$r"
+  record "na+sm 1MiB consumer" "$(throughput "$ours/diaspora-consumer-benchmark" -d mofka \
+    -c "$config" -t bench -n "$mib_events" -i 1 --consumer alone)"
 done
 stop_service
 
@@ -202,13 +204,14 @@ for transport in $transports; do
   echo "ratio data-vs-metadata $transport $(ratio "$rd" "$rm_")"
   echo "ratio data-vs-cpp-data $transport $(ratio "$rd" "$cd_")"
 done
-if [ -n "${runs["na+sm 1MiB path"]:-}" ]; then
-  path=$(med "na+sm 1MiB path")
-  path_mib=$(awk -v e="$path" 'BEGIN { printf "%.0f", e }')
+# 1 MiB events per second are MiB/s.
+for what in path producer consumer; do
+  [ -n "${runs["na+sm 1MiB $what"]:-}" ] || continue
+  m=$(med "na+sm 1MiB $what")
   if [ -n "$hg_bw" ]; then
-    printf 'na+sm 1 MiB path: %s MiB/s; Mercury hg_bw_write %s MiB/s\n' "$path_mib" "$hg_bw"
-    echo "ratio path-vs-hg_bw_write na+sm $(ratio "$path" "$hg_bw")"
+    printf 'na+sm 1 MiB %s: %.0f MiB/s; Mercury hg_bw_write %s MiB/s\n' "$what" "$m" "$hg_bw"
+    echo "ratio $what-vs-hg_bw_write na+sm $(ratio "$m" "$hg_bw")"
   else
-    printf 'na+sm 1 MiB path: %s MiB/s (Mercury hg_bw_write not found: no ratio)\n' "$path_mib"
+    printf 'na+sm 1 MiB %s: %.0f MiB/s (Mercury hg_bw_write not found: no ratio)\n' "$what" "$m"
   fi
-fi
+done
