@@ -347,6 +347,15 @@ pub trait TopicBackend: Send + Sync {
         Ok(None)
     }
 
+    /// True when [`TopicBackend::producers`] measures silences from the moment this backend
+    /// first saw a lease (leases that carry no clock this process can trust: Kafka, Mofka). A
+    /// single look then shows every producer silent for 0 s; telling the lost ones needs a
+    /// second look one liveness timeout later. Default false (the files driver's leases are
+    /// aged by the file system's clock).
+    fn liveness_from_first_look(&self) -> bool {
+        false
+    }
+
     /// The next id consumer `consumer` should read from `partition` (0 if it never acknowledged).
     fn load_offset(&self, consumer: &str, partition: usize) -> Result<EventId>;
     /// Records that `consumer` processed `partition` up to (excluding) id `next`.
@@ -392,6 +401,10 @@ pub trait ProducerLease: Send + Sync {
     fn stored(&self, partition: usize, last_id: EventId);
     /// Records that the producer declared the end of its stream.
     fn ended(&self);
+    /// Stops renewing the announcement without withdrawing it, as if the process had died
+    /// (tests of liveness use it; a real crash needs no call). The default does nothing.
+    #[doc(hidden)]
+    fn stop_renewing(&self) {}
 }
 
 /// Builds a driver backend from its JSON options (what [`crate::driver::register_driver`] takes).

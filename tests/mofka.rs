@@ -13,7 +13,7 @@ mod with_mofka {
     use diaspora_stream::drivers::mofka::wire::WireVersion;
     use diaspora_stream::{DataView, Driver, Error};
     use serde_json::{json, Value};
-    use std::time::Duration;
+    use std::time::{Duration, Instant};
 
     fn mock(version: WireVersion) -> Option<(MockService, tempfile::TempDir)> {
         if !diaspora_stream::mercury::supports("na+sm") {
@@ -689,6 +689,103 @@ mod with_mofka {
                     "the error does not say what failed: {text}"
                 );
             }
+        }
+    }
+
+    const PRODUCER_ENV: &str = "DIASPORA_TEST_MOFKA_PRODUCER_GROUP";
+
+    /// Runs only as the child process of `a_killed_producer_is_reported_...`: pushes 10 events
+    /// to topic `lost`, says so, and waits to be killed.
+    #[test]
+    #[ignore = "producer process helper: started by another test of this file, not run on its own"]
+    fn producer_process() {
+        let Ok(group_file) = std::env::var(PRODUCER_ENV) else {
+            return;
+        };
+        let driver = Driver::new(
+            "mofka",
+            &json!({"group_file": group_file, "lease_interval_ms": 100}),
+        )
+        .expect("mofka driver");
+        let topic = driver.open_topic("lost").unwrap();
+        let producer = topic.producer().name("doomed").build().unwrap();
+        for i in 0..10u64 {
+            producer.push(json!({"i": i}), DataView::from(vec![i as u8; 32]));
+        }
+        producer.flush().wait().unwrap();
+        println!("STORED");
+        std::thread::sleep(Duration::from_secs(120));
+    }
+
+    /// A producer process killed with SIGKILL: a consumer of the topic gets every event it
+    /// stored, then, within its liveness timeout of the silence, an error naming the process
+    /// and its last id (the lease stays in the service's master database).
+    #[test]
+    fn a_killed_producer_is_reported_after_its_events() {
+        use std::io::BufRead;
+        let Some((service, _dir)) = mock(WireVersion::CURRENT) else {
+            return;
+        };
+        let driver = driver_for(&service, json!({"lease_interval_ms": 100}));
+        driver.create_topic("lost", &json!({})).unwrap();
+        let mut child = std::process::Command::new(std::env::current_exe().unwrap())
+            .args([
+                "--exact",
+                "with_mofka::producer_process",
+                "--ignored",
+                "--nocapture",
+            ])
+            .env(PRODUCER_ENV, service.group_file())
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .expect("start the producer process");
+        let pid = child.id();
+        let mut lines = std::io::BufReader::new(child.stdout.take().unwrap()).lines();
+        assert!(
+            lines.any(|l| l.map(|l| l.contains("STORED")).unwrap_or(false)),
+            "the producer process did not store its events"
+        );
+        let topic = driver.open_topic("lost").unwrap();
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while !topic
+            .backend()
+            .producers()
+            .unwrap()
+            .unwrap()
+            .iter()
+            .any(|(p, _)| p.pid == pid && p.last_ids.get(&0) == Some(&9))
+        {
+            assert!(Instant::now() < deadline, "the lease never recorded id 9");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        child.kill().expect("SIGKILL the producer");
+        child.wait().unwrap();
+        let consumer = topic
+            .consumer("follower")
+            .liveness_timeout(Duration::from_secs(1))
+            .build()
+            .unwrap();
+        let deadline = Instant::now() + Duration::from_secs(60);
+        let mut events = 0;
+        let error = loop {
+            assert!(Instant::now() < deadline, "no lost producer reported");
+            match consumer.pull().wait_timeout(Duration::from_millis(100)) {
+                Ok(Some(ev)) => {
+                    assert_eq!(ev.id(), events);
+                    events += 1;
+                }
+                Ok(None) => {}
+                Err(e) => break e,
+            }
+        };
+        assert_eq!(events, 10, "every stored event comes before the error");
+        match &error {
+            Error::ProducerLost(lost) => {
+                assert_eq!(lost.pid, pid);
+                assert_eq!(lost.name, "doomed");
+                assert_eq!(lost.last_ids, "partition 0: 9");
+            }
+            other => panic!("expected ProducerLost, got {other}"),
         }
     }
 

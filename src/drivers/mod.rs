@@ -6,6 +6,7 @@ use crate::backend::{DriverBackend, DriverFactory};
 use std::sync::Arc;
 
 pub mod files;
+pub(crate) mod heartbeats;
 #[cfg(feature = "kafka")]
 pub mod kafka;
 pub mod memory;

@@ -718,6 +718,20 @@ impl Producer {
         self.shared.lock().buffered
     }
 
+    /// Stops renewing this producer's liveness announcement and leaves it behind, as a process
+    /// killed with SIGKILL would (for liveness tests that cannot kill a process). Returns
+    /// false when the driver keeps no producer liveness.
+    #[doc(hidden)]
+    pub fn stop_liveness_renewal(&self) -> bool {
+        match &self.shared.lease {
+            Some(lease) => {
+                lease.stop_renewing();
+                true
+            }
+            None => false,
+        }
+    }
+
     /// Sends every pending batch and makes it durable according to the driver's policy. The
     /// future completes when all events pushed before this call are stored; it carries the first
     /// storage error seen since the previous flush, if any.

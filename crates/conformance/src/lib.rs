@@ -14,12 +14,12 @@
 //! }));
 //! ```
 //!
-//! Each of the 52 cases becomes a `#[test]` named after its area (`producers::...`,
+//! Each of the 54 cases becomes a `#[test]` named after its area (`producers::...`,
 //! `data_selection::...`), so `cargo test` runs them in parallel and filters them as usual. They
 //! cover driver creation and topic administration, producers (batching, thread pools, flush on
 //! drop), consumers with and without data, partial data (sub, strided, unstructured and stacked
 //! views, allocators), iteration and `pull_many`, futures and timeouts, acknowledged offsets
-//! across restarts, partition targets and selectors, validators, `process`, and concurrent
+//! across restarts, steps and start positions, producer liveness, partition targets and selectors, validators, `process`, and concurrent
 //! producers and consumers. They are the suite the C++ reference ships, extended with what this
 //! library guarantees; the built-in drivers of diaspora-stream run through this same kit.
 //!
@@ -47,6 +47,7 @@ macro_rules! __with_cases {
             data_selection: [data_selection_no_data, data_selection_whole_data, data_selection_sub_view, data_selection_strided_view, data_selection_unstructured_view, data_selection_stacked_views_compose, data_selection_without_allocator_uses_library_memory, data_selection_into_several_allocated_segments],
             driver: [driver_factory_rejects_unknown_names, driver_is_created_from_environment, topic_create_exists_open_and_partitions, list_topics_describes_every_topic],
             futures: [ready_and_failed_futures, push_future_timeout_is_retryable, pull_future_timeout_is_retryable, end_of_stream_arrives_after_every_producer_ended, pool_producers_keep_push_order_over_many_chunks_and_fail_events_one_by_one, a_pull_dropped_before_any_wait_gives_its_event_back],
+            liveness: [a_producer_that_stops_renewing_is_reported_after_its_events, a_quiet_producer_that_is_alive_is_never_reported],
             iteration: [consume_events_with_iterator, consume_events_with_pull, custom_data_selector_and_allocator, pull_many_takes_events_in_order_up_to_its_limit_then_the_end_of_stream, pull_many_waits_for_the_first_event_and_times_out_with_none, an_iterator_dropped_early_gives_back_what_it_took],
             process: [process_stops_on_flow_stop_inline, process_stops_on_flow_stop_with_worker_threads, process_honours_max_events, process_returns_when_no_event_arrives],
             steps: [steps_complete_when_every_producer_closed_them, a_restarted_consumer_knows_the_completed_steps, consumers_start_where_they_are_told],

@@ -67,7 +67,7 @@ impl FilesConfig {
             flush_behavior: FlushBehavior::Buffered,
             lock_timeout: Duration::from_secs(30),
             verify_checksums: true,
-            lease_interval: Duration::from_secs(1),
+            lease_interval: crate::drivers::heartbeats::DEFAULT_LEASE_INTERVAL,
         };
         if !options.is_object() {
             return Ok(cfg);
@@ -97,18 +97,8 @@ impl FilesConfig {
         if let Some(v) = raw.verify_checksums {
             cfg.verify_checksums = v;
         }
-        if let Some(ms) = raw.lease_interval_ms {
-            if !(10..=3_600_000).contains(&ms) {
-                return Err(Error::config(
-                    "files driver",
-                    format!(
-                        "option \"lease_interval_ms\": must be from 10 to 3600000 \
-                         (milliseconds), not {ms}"
-                    ),
-                ));
-            }
-            cfg.lease_interval = Duration::from_millis(ms);
-        }
+        cfg.lease_interval =
+            crate::drivers::heartbeats::lease_interval("files driver", raw.lease_interval_ms)?;
         Ok(cfg)
     }
 }

@@ -1,129 +1,66 @@
 //! Producer liveness on a shared file system: one lease file per producer under
 //! `<topic>/producers/`, rewritten by a background thread every `lease_interval_ms`.
 //!
-//! A lease file holds the producer's [`ProducerInfo`] as JSON (name, host, pid, rank, last ids
-//! stored, whether it ended its stream). A clean end removes it; a process that dies leaves it,
-//! and its modification time stops moving. Ages are measured against the file system's own
+//! A lease file holds the producer's heartbeat as JSON (name, host, pid, rank, last ids
+//! stored, whether it ended its stream; see [`crate::drivers::heartbeats`]). A clean end
+//! removes it; a process that dies leaves it, and its modification time stops moving. Ages are measured against the file system's own
 //! clock (the modification time of a probe file written at that moment), not the reader's, so
 //! clocks that differ between nodes do not matter. No `flock` is needed: this works on file
 //! systems mounted without it.
 
-use crate::backend::{ProducerInfo, ProducerLease};
+use crate::backend::ProducerInfo;
+use crate::drivers::heartbeats::{producer_key, Heartbeat, HeartbeatStore, Renewer};
 use crate::error::{Error, Result};
-use crate::types::EventId;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Condvar, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 /// Folder of the lease files, in a topic folder.
 pub(super) const LEASE_DIR: &str = "producers";
 const LEASE_SUFFIX: &str = ".lease";
 
-struct Inner {
-    path: PathBuf,
-    info: Mutex<ProducerInfo>,
-    stop: Mutex<bool>,
-    wake: Condvar,
+/// Lease files of one topic folder, as a [`HeartbeatStore`].
+struct LeaseFiles {
+    dir: PathBuf,
 }
 
-impl Inner {
+impl LeaseFiles {
+    fn path(&self, key: &str) -> PathBuf {
+        self.dir.join(format!("{key}{LEASE_SUFFIX}"))
+    }
+}
+
+impl HeartbeatStore for LeaseFiles {
     /// Rewrites the lease whole (written aside, renamed over it).
-    fn write(&self) -> Result<()> {
-        let text = {
-            let info = self.info.lock().unwrap_or_else(|e| e.into_inner());
-            serde_json::to_vec(&*info).map_err(|e| Error::Driver {
-                driver: "files",
-                message: format!("cannot encode a producer lease: {e}"),
-            })?
-        };
-        let tmp = self.path.with_extension("lease-tmp");
-        std::fs::write(&tmp, text).map_err(|e| Error::io("write the producer lease", &tmp, e))?;
-        std::fs::rename(&tmp, &self.path)
-            .map_err(|e| Error::io("renew the producer lease", &self.path, e))
-    }
-}
-
-/// A producer's lease file, renewed until dropped.
-pub(super) struct FilesLease {
-    inner: Arc<Inner>,
-    thread: Option<std::thread::JoinHandle<()>>,
-}
-
-impl FilesLease {
-    /// Writes the lease of `info` under `topic_dir` and starts renewing it every `interval`.
-    pub(super) fn start(topic_dir: &Path, info: &ProducerInfo, interval: Duration) -> Result<Self> {
-        let dir = topic_dir.join(LEASE_DIR);
-        std::fs::create_dir_all(&dir).map_err(|e| Error::io("create", &dir, e))?;
-        let nanos = SystemTime::now()
-            .duration_since(SystemTime::UNIX_EPOCH)
-            .map(|d| d.as_nanos())
-            .unwrap_or(0);
-        let file = format!("{}-{}-{nanos}{LEASE_SUFFIX}", info.host, info.pid);
-        let inner = Arc::new(Inner {
-            path: dir.join(file),
-            info: Mutex::new(info.clone()),
-            stop: Mutex::new(false),
-            wake: Condvar::new(),
-        });
-        inner.write()?;
-        let i = inner.clone();
-        let thread = std::thread::Builder::new()
-            .name("diaspora-lease".into())
-            .spawn(move || {
-                let mut stop = i.stop.lock().unwrap_or_else(|e| e.into_inner());
-                while !*stop {
-                    stop = i
-                        .wake
-                        .wait_timeout(stop, interval)
-                        .unwrap_or_else(|e| e.into_inner())
-                        .0;
-                    if *stop {
-                        break;
-                    }
-                    drop(stop);
-                    if let Err(e) = i.write() {
-                        eprintln!("diaspora-stream: {e}");
-                    }
-                    stop = i.stop.lock().unwrap_or_else(|e| e.into_inner());
-                }
-            })
-            .map_err(|e| Error::io("start the lease thread for", &inner.path, e))?;
-        Ok(FilesLease {
-            inner,
-            thread: Some(thread),
-        })
-    }
-}
-
-impl ProducerLease for FilesLease {
-    fn stored(&self, partition: usize, last_id: EventId) {
-        let mut info = self.inner.info.lock().unwrap_or_else(|e| e.into_inner());
-        let e = info.last_ids.entry(partition).or_insert(last_id);
-        *e = (*e).max(last_id);
+    fn write(&self, key: &str, beat: &Heartbeat) -> Result<()> {
+        let path = self.path(key);
+        let tmp = path.with_extension("lease-tmp");
+        std::fs::write(&tmp, beat.to_json())
+            .map_err(|e| Error::io("write the producer lease", &tmp, e))?;
+        std::fs::rename(&tmp, &path).map_err(|e| Error::io("renew the producer lease", &path, e))
     }
 
-    fn ended(&self) {
-        self.inner
-            .info
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .ended = true;
-        // Written at once: a crash right after the end must not look like a lost producer.
-        if let Err(e) = self.inner.write() {
-            eprintln!("diaspora-stream: {e}");
+    fn withdraw(&self, key: &str) -> Result<()> {
+        let path = self.path(key);
+        match std::fs::remove_file(&path) {
+            // The topic was deleted meanwhile: nothing left to withdraw.
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+            r => r.map_err(|e| Error::io("remove the producer lease", &path, e)),
         }
     }
 }
 
-impl Drop for FilesLease {
-    fn drop(&mut self) {
-        *self.inner.stop.lock().unwrap_or_else(|e| e.into_inner()) = true;
-        self.inner.wake.notify_all();
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
-        }
-        let _ = std::fs::remove_file(&self.inner.path);
-    }
+/// Writes the lease of `info` under `topic_dir` and starts renewing it every `interval`.
+pub(super) fn start(topic_dir: &Path, info: &ProducerInfo, interval: Duration) -> Result<Renewer> {
+    let dir = topic_dir.join(LEASE_DIR);
+    std::fs::create_dir_all(&dir).map_err(|e| Error::io("create", &dir, e))?;
+    Renewer::start(
+        "files",
+        Arc::new(LeaseFiles { dir }),
+        producer_key(info),
+        info,
+        interval,
+    )
 }
 
 /// The file system's "now" in `dir`: the modification time of a probe file written there

@@ -573,7 +573,7 @@ impl TopicBackend for FilesTopic {
         &self,
         info: &crate::backend::ProducerInfo,
     ) -> Result<Option<Arc<dyn crate::backend::ProducerLease>>> {
-        let lease = leases::FilesLease::start(&self.dir, info, self.lease_interval)?;
+        let lease = leases::start(&self.dir, info, self.lease_interval)?;
         Ok(Some(Arc::new(lease)))
     }
 

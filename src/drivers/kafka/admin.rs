@@ -337,6 +337,8 @@ impl DriverBackend for KafkaDriver {
             config: self.config.clone(),
             access: self.access.clone(),
             offset_clients: Mutex::new(HashMap::new()),
+            leases: Mutex::new(None),
+            watch: Default::default(),
         }))
     }
 

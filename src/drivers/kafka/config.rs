@@ -17,6 +17,9 @@ pub struct KafkaConfig {
     pub info_topic_prefix: String,
     /// Amazon MSK with IAM access control (`aws_msk_iam`; feature `msk`).
     pub msk: Option<MskIamConfig>,
+    /// How often a producer renews its liveness lease in the topic's `__producers_` side topic
+    /// (option `lease_interval_ms`, default 1000). Consumers' `liveness_timeout` must be longer.
+    pub lease_interval: std::time::Duration,
 }
 
 /// The `aws_msk_iam` object: where the credentials behind the MSK IAM tokens come from.
@@ -83,6 +86,7 @@ struct RawOptions {
     #[serde(default, deserialize_with = "crate::options::optional_text")]
     info_topic_prefix: Option<String>,
     aws_msk_iam: Option<Value>,
+    lease_interval_ms: Option<u64>,
 }
 
 /// librdkafka keys never take objects: `{"bootstrap": {"servers": x}}` (what the command line
@@ -185,6 +189,10 @@ impl KafkaConfig {
             info_topic_prefix: raw
                 .info_topic_prefix
                 .unwrap_or_else(|| "__info_".to_string()),
+            lease_interval: crate::drivers::heartbeats::lease_interval(
+                "kafka driver",
+                raw.lease_interval_ms,
+            )?,
         })
     }
 
@@ -199,6 +207,11 @@ impl KafkaConfig {
     /// The Kafka name of the side topic of `name`.
     pub fn info_topic(&self, name: &str) -> String {
         self.kafka_topic(&format!("{}{name}", self.info_topic_prefix))
+    }
+
+    /// The Kafka name of the side topic holding the liveness leases of `name`'s producers.
+    pub fn lease_topic(&self, name: &str) -> String {
+        self.kafka_topic(&format!("__producers_{name}"))
     }
 
     /// The user-facing name of Kafka topic `kafka_name`, if it belongs to this namespace and is

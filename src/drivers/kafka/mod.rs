@@ -32,6 +32,7 @@ use std::time::Duration;
 mod admin;
 mod config;
 mod context;
+mod leases;
 #[cfg(feature = "msk")]
 mod msk;
 mod produce;

@@ -2,13 +2,16 @@
 
 use super::config::KafkaConfig;
 use super::context::{Access, Ctx};
+use super::leases::{KafkaHeartbeats, LeaseReader};
 use super::produce::Writer;
 use super::read::KafkaReader;
 use super::{kafka_err, partition_infos, REQUEST_TIMEOUT};
 use crate::backend::{
-    BatchCallback, BatchIds, EventBatch, PartitionReader, StoredEvent, TopicBackend,
+    BatchCallback, BatchIds, EventBatch, PartitionReader, ProducerInfo, ProducerLease, StoredEvent,
+    TopicBackend,
 };
 use crate::components::TopicComponents;
+use crate::drivers::heartbeats::{producer_key, HeartbeatWatch, Renewer};
 use crate::error::{Error, Result};
 use crate::metadata::PartitionInfo;
 use crate::types::EventId;
@@ -33,6 +36,10 @@ pub(super) struct KafkaTopic {
     pub(super) writer: Writer,
     /// One consumer per consumer name, to load and commit its offsets.
     pub(super) offset_clients: Mutex<HashMap<String, Arc<BaseConsumer<Ctx>>>>,
+    /// The producers' liveness leases, once a consumer looked at them.
+    pub(super) leases: Mutex<Option<LeaseReader>>,
+    /// How long each lease has stood still.
+    pub(super) watch: HeartbeatWatch,
 }
 
 impl KafkaTopic {
@@ -263,6 +270,40 @@ impl TopicBackend for KafkaTopic {
             access: self.access.clone(),
             writer: Writer::new(self.kafka_topic.clone(), self.access.clone(), overrides),
             offset_clients: Mutex::new(HashMap::new()),
+            leases: Mutex::new(None),
+            watch: HeartbeatWatch::default(),
         })))
+    }
+
+    fn announce_producer(&self, info: &ProducerInfo) -> Result<Option<Arc<dyn ProducerLease>>> {
+        let store = KafkaHeartbeats::new(
+            &self.access,
+            &self.config.lease_topic(&self.name),
+            &self.kafka_topic,
+        )?;
+        let lease = Renewer::start(
+            "kafka",
+            Arc::new(store),
+            producer_key(info),
+            info,
+            self.config.lease_interval,
+        )?;
+        Ok(Some(Arc::new(lease)))
+    }
+
+    fn producers(&self) -> Result<Option<Vec<(ProducerInfo, std::time::Duration)>>> {
+        let mut leases = self.leases.lock().unwrap_or_else(|e| e.into_inner());
+        if leases.is_none() {
+            *leases = LeaseReader::open(&self.access, &self.config.lease_topic(&self.name))?;
+        }
+        let records = match leases.as_mut() {
+            Some(reader) => reader.read()?,
+            None => Vec::new(),
+        };
+        Ok(Some(self.watch.ages(records)))
+    }
+
+    fn liveness_from_first_look(&self) -> bool {
+        true
     }
 }

@@ -38,6 +38,7 @@ pub mod driver;
 pub mod futures;
 pub mod helpers;
 pub mod iteration;
+pub mod liveness;
 pub mod process;
 pub mod producers;
 pub mod steps;

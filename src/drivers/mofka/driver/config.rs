@@ -38,6 +38,8 @@ pub(super) struct Config {
     pub(super) pack_threshold: usize,
     /// How long a consumer goes without events before checking its servers (`None`: never).
     pub(super) liveness: Option<Duration>,
+    /// How often producers renew their liveness lease.
+    pub(super) lease_interval: Duration,
     /// Mercury settings from the `margo` option.
     pub(super) transport: TransportOptions,
 }
@@ -54,6 +56,7 @@ struct RawOptions {
     address: Option<String>,
     rpc_timeout_ms: Option<u64>,
     liveness_ms: Option<u64>,
+    lease_interval_ms: Option<u64>,
     pack_threshold: Option<u64>,
     margo: Option<Value>,
 }
@@ -118,6 +121,10 @@ impl Config {
                 Some(0) => None,
                 Some(ms) => Some(Duration::from_millis(ms)),
             },
+            lease_interval: crate::drivers::heartbeats::lease_interval(
+                "mofka driver",
+                raw.lease_interval_ms,
+            )?,
             transport,
         })
     }

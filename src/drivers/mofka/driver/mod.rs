@@ -9,6 +9,7 @@
 //! | `address` | Mercury address or transport this client listens on (default: the members' protocol, on the members' host for TCP) |
 //! | `rpc_timeout_ms` | how long a call waits for its response (default 30000) |
 //! | `liveness_ms` | a consumer that gets no event for this long asks its partitions' servers a trivial question (all at once, waiting at most `liveness_ms` or `rpc_timeout_ms` if shorter), and fails its pulls with an error naming one that does not answer (default 5000; 0 disables) |
+//! | `lease_interval_ms` | how often a producer renews its liveness lease in the master database (default 1000; see [`own_keys`]); a consumer's `liveness_timeout` must be longer |
 //! | `pack_threshold` | data segments smaller than this many bytes are copied into one contiguous region per batch; larger ones are exposed in place (default 16384; 0 exposes every segment in place) |
 //! | `margo` | the C++ driver's Margo configuration: its `"mercury"` settings (`auth_key`, `ip_subnet`, `na_no_block`, `max_contexts`, `request_post_init`, ... see [`TransportOptions::from_margo`](crate::mercury::TransportOptions::from_margo)) initialise this client's Mercury; its thread settings do not apply (this client runs its own progress thread) |
 //!
@@ -31,13 +32,16 @@
 //! partitions are Bedrock providers of type `mofka` started by the client.
 //!
 //! Consumer positions live in the service (per consumer name, in memory on current servers):
-//! a consumer is fed from its name's cursor, and acknowledgements move the cursor. So
-//! [`TopicBackend::load_offset`](crate::backend::TopicBackend::load_offset) is 0 and the feed
-//! decides where reading resumes.
+//! a consumer is fed from its name's cursor, and acknowledgements move the cursor. The service
+//! cannot tell a client where a cursor is, so acknowledgements are also written to keys of the
+//! master database of this library's own ([`own_keys`]), which
+//! [`TopicBackend::load_offset`](crate::backend::TopicBackend::load_offset) reads back; so are
+//! producers' liveness leases.
 //!
 //! The parts, each using only those before it: [`config`] reads the options; [`state`] is the
 //! consumers' inboxes and the batches in flight; [`shared`] holds what the driver and its
-//! topics share (and the master database's calls); [`discovery`] finds the service;
+//! topics share (and the master database's calls); [`own_keys`] is what this library keeps in
+//! that database besides Mofka's keys; [`discovery`] finds the service;
 //! [`partitions`] locates and starts partitions; [`data`] reads event data, [`producer`]
 //! sends batches and [`consumer`] feeds consumers, each working on a topic's
 //! [`Partitions`](partitions::Partitions); [`topic`] is an open topic, handing its work to
@@ -48,6 +52,7 @@ mod config;
 mod consumer;
 mod data;
 mod discovery;
+mod own_keys;
 mod partitions;
 mod producer;
 mod shared;
@@ -110,6 +115,7 @@ impl MofkaDriver {
             graveyard: Mutex::default(),
             regions: Mutex::default(),
             liveness: config.liveness,
+            lease_interval: config.lease_interval,
         });
         consumer::register_recv_batch(&shared)?;
         Ok(MofkaDriver { shared })

@@ -46,6 +46,8 @@ pub(super) struct Shared {
     pub(super) regions: Mutex<Vec<LocalBulk>>,
     /// How long a consumer goes without events before checking that its servers answer.
     pub(super) liveness: Option<Duration>,
+    /// How often producers renew their liveness lease (see [`super::own_keys`]).
+    pub(super) lease_interval: Duration,
 }
 
 /// The smallest buffer [`Shared::take_region`] makes.
@@ -150,7 +152,8 @@ impl Shared {
             &GetDirectRequest {
                 mode: yokan_mode::NO_RDMA,
                 timeout_ms: 0.0,
-                vbufsize: total,
+                // Room for values that grew since their length was asked.
+                vbufsize: total + 256 * keys.len() as u64,
                 ksizes,
                 keys: kbytes,
             },
@@ -173,6 +176,54 @@ impl Shared {
         }
         out.resize(keys.len(), None);
         Ok(out)
+    }
+
+    /// Stores `pairs` (key, value), replacing the values of keys that exist.
+    pub(super) fn put_keys(&self, pairs: &[(String, Vec<u8>)]) -> Result<()> {
+        let status: YokanStatus = self.yokan(
+            Rpc::PutDirect,
+            &PutDirectRequest {
+                mode: yokan_mode::NO_RDMA,
+                timeout_ms: 0.0,
+                ksizes: pairs.iter().map(|(k, _)| k.len() as u64).collect(),
+                vsizes: pairs.iter().map(|(_, v)| v.len() as u64).collect(),
+                keys: pairs.iter().flat_map(|(k, _)| k.bytes()).collect(),
+                vals: pairs.iter().flat_map(|(_, v)| v.iter().copied()).collect(),
+            },
+        )?;
+        check_yokan("put", status.ret)
+    }
+
+    /// Every key of the master database that starts with `prefix`, in key order.
+    pub(super) fn list_keys(&self, prefix: &str) -> Result<Vec<Vec<u8>>> {
+        const PAGE: usize = 256;
+        let mut out: Vec<Vec<u8>> = Vec::new();
+        loop {
+            let r: ListKeysDirectResponse = self.yokan(
+                Rpc::ListKeysDirect,
+                &ListKeysDirectRequest {
+                    mode: yokan_mode::NO_RDMA,
+                    timeout_ms: 0.0,
+                    count: PAGE as u64,
+                    from_key: out.last().cloned().unwrap_or_default(),
+                    filter: prefix.as_bytes().to_vec(),
+                    keys_buf_size: 256 * 1024,
+                },
+            )?;
+            check_yokan("list_keys", r.ret)?;
+            let sizes: Vec<u64> = r
+                .ksizes
+                .iter()
+                .copied()
+                .take_while(|&s| s < yokan_mode::NO_MORE)
+                .collect();
+            let keys = split_entries(&sizes, &r.keys)?;
+            let full = keys.len() == PAGE;
+            out.extend(keys.iter().map(|k| k.to_vec()));
+            if !full {
+                return Ok(out);
+            }
+        }
     }
 
     /// The partition documents of `topic`, by index; `None` when the topic has no partition

@@ -3,12 +3,15 @@
 //! the consumer path ([`super::consumer`]) and data reads ([`super::data`]).
 
 use super::mofka_err;
+use super::own_keys::{load_position, store_position, Leases};
 use super::partitions::Partitions;
 use super::producer::Writer;
 use crate::backend::{
-    BatchCallback, BatchIds, DataRead, EventBatch, PartitionReader, StoredEvent, TopicBackend,
+    BatchCallback, BatchIds, DataRead, EventBatch, PartitionReader, ProducerInfo, ProducerLease,
+    StoredEvent, TopicBackend,
 };
 use crate::components::TopicComponents;
+use crate::drivers::heartbeats::{producer_key, HeartbeatWatch, Renewer};
 use crate::drivers::mofka::wire::*;
 use crate::error::Result;
 use crate::metadata::PartitionInfo;
@@ -24,6 +27,8 @@ pub(super) struct MofkaTopic {
     components: TopicComponents,
     /// What its producer adds: the name and flag its batches carry, and its pipeline.
     writer: Writer,
+    /// How long each producer's liveness lease has stood still.
+    watch: Arc<HeartbeatWatch>,
 }
 
 impl MofkaTopic {
@@ -34,6 +39,7 @@ impl MofkaTopic {
             partitions,
             components,
             writer: Writer::new(),
+            watch: Arc::default(),
         }
     }
 }
@@ -132,16 +138,22 @@ impl TopicBackend for MofkaTopic {
         self.partitions.read_many(partition, reads)
     }
 
-    fn load_offset(&self, _consumer: &str, partition: usize) -> Result<EventId> {
-        // The service keeps the cursor and feeds from it.
+    fn load_offset(&self, consumer: &str, partition: usize) -> Result<EventId> {
         self.partitions.partition(partition)?;
-        Ok(0)
+        load_position(
+            &self.partitions.shared,
+            &self.partitions.topic,
+            partition,
+            consumer,
+        )
     }
 
     fn store_offset(&self, consumer: &str, partition: usize, next: EventId) -> Result<()> {
         if next == 0 {
             return Ok(());
         }
+        // The service's cursor, which feeds a consumer of this name (also one of Mofka's own
+        // clients), then the position this library reads back.
         let r: AckEventResponse = self.partitions.call(
             partition,
             Rpc::AckEvent,
@@ -154,6 +166,30 @@ impl TopicBackend for MofkaTopic {
             mofka_err(format!(
                 "acknowledgement refused by partition {partition}: {e}"
             ))
-        })
+        })?;
+        store_position(
+            &self.partitions.shared,
+            &self.partitions.topic,
+            partition,
+            consumer,
+            next,
+        )
+    }
+
+    fn announce_producer(&self, info: &ProducerInfo) -> Result<Option<Arc<dyn ProducerLease>>> {
+        let shared = self.partitions.shared.clone();
+        let interval = shared.lease_interval;
+        let store = Leases::new(shared, &self.partitions.topic);
+        let lease = Renewer::start("mofka", Arc::new(store), producer_key(info), info, interval)?;
+        Ok(Some(Arc::new(lease)))
+    }
+
+    fn producers(&self) -> Result<Option<Vec<(ProducerInfo, std::time::Duration)>>> {
+        let leases = Leases::new(self.partitions.shared.clone(), &self.partitions.topic);
+        Ok(Some(self.watch.ages(leases.read()?)))
+    }
+
+    fn liveness_from_first_look(&self) -> bool {
+        true
     }
 }

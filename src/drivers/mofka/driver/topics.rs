@@ -10,7 +10,6 @@ use super::topic::MofkaTopic;
 use super::{mofka_err, MofkaDriver};
 use crate::backend::{DriverBackend, TopicBackend};
 use crate::components::TopicComponents;
-use crate::drivers::mofka::wire::layout::split_entries;
 use crate::drivers::mofka::wire::*;
 use crate::error::{Error, Result};
 use crate::metadata::{Metadata, PartitionInfo};
@@ -187,38 +186,12 @@ impl DriverBackend for MofkaDriver {
 
     fn list_topics(&self) -> Result<BTreeMap<String, Value>> {
         let mut names = std::collections::BTreeSet::new();
-        let mut from = Vec::new();
-        loop {
-            let r: ListKeysDirectResponse = self.shared.yokan(
-                Rpc::ListKeysDirect,
-                &ListKeysDirectRequest {
-                    mode: yokan_mode::NO_RDMA,
-                    timeout_ms: 0.0,
-                    count: 256,
-                    from_key: from.clone(),
-                    filter: KEY_PREFIX.as_bytes().to_vec(),
-                    keys_buf_size: 256 * 1024,
-                },
-            )?;
-            check_yokan("list_keys", r.ret)?;
-            let sizes: Vec<u64> = r
-                .ksizes
-                .iter()
-                .copied()
-                .take_while(|&s| s < yokan_mode::NO_MORE)
-                .collect();
-            let keys = split_entries(&sizes, &r.keys)?;
-            for k in &keys {
-                let k = String::from_utf8_lossy(k);
-                if let Some(rest) = k.strip_prefix(KEY_PREFIX) {
-                    if let Some((topic, _)) = rest.rsplit_once(':') {
-                        names.insert(topic.to_string());
-                    }
+        for k in self.shared.list_keys(KEY_PREFIX)? {
+            let k = String::from_utf8_lossy(&k);
+            if let Some(rest) = k.strip_prefix(KEY_PREFIX) {
+                if let Some((topic, _)) = rest.rsplit_once(':') {
+                    names.insert(topic.to_string());
                 }
-            }
-            match keys.last() {
-                Some(last) if keys.len() == 256 => from = last.to_vec(),
-                _ => break,
             }
         }
         let mut out = BTreeMap::new();

@@ -87,7 +87,8 @@ pub struct StatusArgs {
     name: String,
 
     /// A producer whose announcement was not renewed for this many seconds (and that did not
-    /// end its stream) is shown as "lost".
+    /// end its stream) is shown as "lost". On drivers that age announcements from the first
+    /// look (kafka, mofka), the command looks twice, this long apart.
     #[arg(long, value_name = "SECONDS", default_value = "10", value_parser = crate::common::parse_seconds)]
     liveness_timeout: f64,
 }
@@ -420,10 +421,26 @@ pub fn status(a: &StatusArgs, dotted: &Dotted) -> CliResult<()> {
         }));
     }
     let timeout = std::time::Duration::from_secs_f64(a.liveness_timeout);
-    let producers = match backend
-        .producers()
-        .context(|| "cannot read the producers' liveness".to_string())?
+    let look = || {
+        backend
+            .producers()
+            .context(|| "cannot read the producers' liveness".to_string())
+    };
+    let mut first = look()?;
+    if backend.liveness_from_first_look()
+        && first
+            .as_ref()
+            .is_some_and(|list| list.iter().any(|(info, _)| !info.ended))
     {
+        // This driver ages leases from the first look: look again a timeout later.
+        eprintln!(
+            "diaspora-ctl: watching the producers' leases for {:.1} s",
+            a.liveness_timeout
+        );
+        std::thread::sleep(timeout + std::time::Duration::from_millis(100));
+        first = look()?;
+    }
+    let producers = match first {
         None => Value::String(format!(
             "the {} driver keeps no producer liveness",
             driver.backend().name()
