@@ -283,10 +283,10 @@ mod tests {
         }
     }
 
-    #[test]
-    fn a_renewer_beats_until_dropped_and_then_withdraws() {
+    /// A producer of rank `rank` renewing its heartbeat every 10 ms in a new store.
+    fn renewing(rank: Option<u64>) -> (Arc<Memory>, Renewer) {
         let store = Arc::new(Memory::default());
-        let info = ProducerInfo::this_process("p", Some(3));
+        let info = ProducerInfo::this_process("p", rank);
         let r = Renewer::start(
             "test",
             store.clone(),
@@ -295,6 +295,12 @@ mod tests {
             Duration::from_millis(10),
         )
         .unwrap();
+        (store, r)
+    }
+
+    #[test]
+    fn a_renewer_beats_until_dropped_and_then_withdraws() {
+        let (store, r) = renewing(Some(3));
         r.stored(0, 7);
         r.stored(0, 5); // ids only grow
         let deadline = Instant::now() + Duration::from_secs(10);
@@ -313,16 +319,7 @@ mod tests {
 
     #[test]
     fn a_renewer_that_stops_renewing_leaves_its_record() {
-        let store = Arc::new(Memory::default());
-        let info = ProducerInfo::this_process("p", None);
-        let r = Renewer::start(
-            "test",
-            store.clone(),
-            producer_key(&info),
-            &info,
-            Duration::from_millis(10),
-        )
-        .unwrap();
+        let (store, r) = renewing(None);
         r.stop_renewing();
         let beat = store.all()[0].1.beat;
         std::thread::sleep(Duration::from_millis(50));

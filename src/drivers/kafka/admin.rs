@@ -131,19 +131,7 @@ impl KafkaDriver {
         if names.is_empty() {
             return Ok(out);
         }
-        let consumer: BaseConsumer<Ctx> = self.access.create(
-            "a Kafka consumer",
-            &[
-                ("group.id", "diaspora-info-reader"),
-                ("enable.auto.commit", "false"),
-                ("enable.partition.eof", "true"),
-                ("allow.auto.create.topics", "false"),
-                // Side topics are tiny: do not let the broker hold empty fetches.
-                ("fetch.wait.max.ms", "10"),
-                ("fetch.error.backoff.ms", "10"),
-            ],
-            &BTreeMap::new(),
-        )?;
+        let consumer = self.access.side_topic_reader("diaspora-info-reader")?;
         let mut tpl = TopicPartitionList::new();
         let mut by_topic = HashMap::new();
         for name in names {

@@ -7,6 +7,7 @@ use super::{client_config, kafka_err};
 use crate::error::Result;
 use rdkafka::client::{ClientContext, OAuthToken};
 use rdkafka::config::FromClientConfigAndContext;
+use rdkafka::consumer::BaseConsumer;
 use rdkafka::consumer::ConsumerContext;
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use std::collections::BTreeMap;
@@ -193,6 +194,24 @@ impl Access {
         overrides: &BTreeMap<String, String>,
     ) -> Result<T> {
         self.create_with_context(what, extra, overrides, self.context())
+    }
+
+    /// A consumer (of group `group`, which never commits) for reading side topics from a
+    /// position it assigns itself, told when it reaches the end of a partition.
+    pub(super) fn side_topic_reader(&self, group: &str) -> Result<BaseConsumer<Ctx>> {
+        self.create(
+            "a Kafka consumer of side topics",
+            &[
+                ("group.id", group),
+                ("enable.auto.commit", "false"),
+                ("enable.partition.eof", "true"),
+                ("allow.auto.create.topics", "false"),
+                // Side topics are tiny: do not let the broker hold empty fetches.
+                ("fetch.wait.max.ms", "10"),
+                ("fetch.error.backoff.ms", "10"),
+            ],
+            &BTreeMap::new(),
+        )
     }
 
     /// [`Access::create`] with a context of the caller's, which must wrap [`Access::context`].

@@ -114,18 +114,7 @@ impl LeaseReader {
     /// Reads side topic `topic` from its beginning (`None` when it does not exist: no producer
     /// ever announced itself).
     pub(super) fn open(access: &Access, topic: &str) -> Result<Option<Self>> {
-        let consumer: BaseConsumer<Ctx> = access.create(
-            "a Kafka consumer of liveness leases",
-            &[
-                ("group.id", "diaspora-lease-reader"),
-                ("enable.auto.commit", "false"),
-                ("enable.partition.eof", "true"),
-                ("allow.auto.create.topics", "false"),
-                ("fetch.wait.max.ms", "10"),
-                ("fetch.error.backoff.ms", "10"),
-            ],
-            &BTreeMap::new(),
-        )?;
+        let consumer = access.side_topic_reader("diaspora-lease-reader")?;
         let md = consumer
             .fetch_metadata(None, REQUEST_TIMEOUT)
             .map_err(|e| kafka_err("cannot read the cluster's metadata", e))?;

@@ -38,8 +38,8 @@ pub(super) struct Config {
     pub(super) pack_threshold: usize,
     /// How long a consumer goes without events before checking its servers (`None`: never).
     pub(super) liveness: Option<Duration>,
-    /// How often producers renew their liveness lease.
-    pub(super) lease_interval: Duration,
+    /// How often producers renew their liveness lease (`None`, the default: no leases).
+    pub(super) lease_interval: Option<Duration>,
     /// Mercury settings from the `margo` option.
     pub(super) transport: TransportOptions,
 }
@@ -121,10 +121,14 @@ impl Config {
                 Some(0) => None,
                 Some(ms) => Some(Duration::from_millis(ms)),
             },
-            lease_interval: crate::drivers::heartbeats::lease_interval(
-                "mofka driver",
-                raw.lease_interval_ms,
-            )?,
+            // Off unless asked for: see the driver's documentation ([`super::own_keys`]).
+            lease_interval: match raw.lease_interval_ms {
+                None | Some(0) => None,
+                ms => Some(crate::drivers::heartbeats::lease_interval(
+                    "mofka driver",
+                    ms,
+                )?),
+            },
             transport,
         })
     }

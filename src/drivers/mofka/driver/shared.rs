@@ -46,8 +46,9 @@ pub(super) struct Shared {
     pub(super) regions: Mutex<Vec<LocalBulk>>,
     /// How long a consumer goes without events before checking that its servers answer.
     pub(super) liveness: Option<Duration>,
-    /// How often producers renew their liveness lease (see [`super::own_keys`]).
-    pub(super) lease_interval: Duration,
+    /// How often producers renew their liveness lease (see [`super::own_keys`]; `None`: they
+    /// keep none).
+    pub(super) lease_interval: Option<Duration>,
 }
 
 /// The smallest buffer [`Shared::take_region`] makes.

@@ -178,13 +178,18 @@ impl TopicBackend for MofkaTopic {
 
     fn announce_producer(&self, info: &ProducerInfo) -> Result<Option<Arc<dyn ProducerLease>>> {
         let shared = self.partitions.shared.clone();
-        let interval = shared.lease_interval;
+        let Some(interval) = shared.lease_interval else {
+            return Ok(None);
+        };
         let store = Leases::new(shared, &self.partitions.topic);
         let lease = Renewer::start("mofka", Arc::new(store), producer_key(info), info, interval)?;
         Ok(Some(Arc::new(lease)))
     }
 
     fn producers(&self) -> Result<Option<Vec<(ProducerInfo, std::time::Duration)>>> {
+        if self.partitions.shared.lease_interval.is_none() {
+            return Ok(None);
+        }
         let leases = Leases::new(self.partitions.shared.clone(), &self.partitions.topic);
         Ok(Some(self.watch.ages(leases.read()?)))
     }
