@@ -401,6 +401,11 @@ pub trait ProducerLease: Send + Sync {
     fn stored(&self, partition: usize, last_id: EventId);
     /// Records that the producer declared the end of its stream.
     fn ended(&self);
+    /// Withdraws the announcement: the producer is gone cleanly. The producer calls it when
+    /// dropped, on the application's thread; dropping the lease must also withdraw it (when
+    /// not done before) but may happen on a transport's callback thread, where it must not
+    /// block. The default does nothing.
+    fn withdraw(&self) {}
     /// Stops renewing the announcement without withdrawing it, as if the process had died
     /// (tests of liveness use it; a real crash needs no call). The default does nothing.
     #[doc(hidden)]

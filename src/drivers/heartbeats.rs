@@ -215,9 +215,15 @@ impl ProducerLease for Renewer {
     fn stop_renewing(&self) {
         self.stop(false);
     }
+
+    fn withdraw(&self) {
+        self.stop(true);
+    }
 }
 
 impl Drop for Renewer {
+    /// Withdraws the heartbeat if [`ProducerLease::withdraw`] was not called (nothing more
+    /// when it was: a producer's lease may be dropped on a thread that must not block).
     fn drop(&mut self) {
         self.stop(true);
     }

@@ -766,5 +766,11 @@ impl Drop for Producer {
         if let Some(h) = self.sender.take() {
             let _ = h.join();
         }
+        // Withdrawn here, on the application's thread: the last reference to the lease may
+        // go with a batch's completion, on a transport's progress thread, which must not make
+        // the calls a withdrawal needs (on mofka a Yokan call that only it could progress).
+        if let Some(lease) = &self.shared.lease {
+            lease.withdraw();
+        }
     }
 }

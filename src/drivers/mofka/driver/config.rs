@@ -38,7 +38,7 @@ pub(super) struct Config {
     pub(super) pack_threshold: usize,
     /// How long a consumer goes without events before checking its servers (`None`: never).
     pub(super) liveness: Option<Duration>,
-    /// How often producers renew their liveness lease (`None`, the default: no leases).
+    /// How often producers renew their liveness lease (`None`: no leases).
     pub(super) lease_interval: Option<Duration>,
     /// Mercury settings from the `margo` option.
     pub(super) transport: TransportOptions,
@@ -121,9 +121,9 @@ impl Config {
                 Some(0) => None,
                 Some(ms) => Some(Duration::from_millis(ms)),
             },
-            // Off unless asked for: see the driver's documentation ([`super::own_keys`]).
+            // 0 turns producer leases off.
             lease_interval: match raw.lease_interval_ms {
-                None | Some(0) => None,
+                Some(0) => None,
                 ms => Some(crate::drivers::heartbeats::lease_interval(
                     "mofka driver",
                     ms,

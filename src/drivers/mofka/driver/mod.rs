@@ -9,7 +9,7 @@
 //! | `address` | Mercury address or transport this client listens on (default: the members' protocol, on the members' host for TCP) |
 //! | `rpc_timeout_ms` | how long a call waits for its response (default 30000) |
 //! | `liveness_ms` | a consumer that gets no event for this long asks its partitions' servers a trivial question (all at once, waiting at most `liveness_ms` or `rpc_timeout_ms` if shorter), and fails its pulls with an error naming one that does not answer (default 5000; 0 disables) |
-//! | `lease_interval_ms` | how often a producer renews its liveness lease in the master database (default 0: no leases, see [`own_keys`] for why; 1000 is a good value); a consumer's `liveness_timeout` must be longer |
+//! | `lease_interval_ms` | how often a producer renews its liveness lease in the master database (default 1000; 0: no leases; see [`own_keys`]); a consumer's `liveness_timeout` must be longer |
 //! | `pack_threshold` | data segments smaller than this many bytes are copied into one contiguous region per batch; larger ones are exposed in place (default 16384; 0 exposes every segment in place) |
 //! | `margo` | the C++ driver's Margo configuration: its `"mercury"` settings (`auth_key`, `ip_subnet`, `na_no_block`, `max_contexts`, `request_post_init`, ... see [`TransportOptions::from_margo`](crate::mercury::TransportOptions::from_margo)) initialise this client's Mercury; its thread settings do not apply (this client runs its own progress thread) |
 //!

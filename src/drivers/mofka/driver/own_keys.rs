@@ -3,11 +3,7 @@
 //!
 //! - producers' liveness leases, `DIASPORA:PRODUCERS:<topic>:<producer>`, each holding a
 //!   heartbeat rewritten every `lease_interval_ms` (see [`crate::drivers::heartbeats`]); a
-//!   clean end replaces it with `null`, since the Yokan calls this driver speaks have no erase.
-//!   Off by default: a producer process whose renewals (Yokan calls from the renewal thread)
-//!   interleave with its batches can stop getting answers to its later calls (seen against a
-//!   real Mofka 0.9.1 service, which still answers other processes, and against the mock
-//!   service with several producers at once), a fault of this client not found yet;
+//!   clean end replaces it with `null`, since the Yokan calls this driver speaks have no erase;
 //! - consumers' acknowledged positions, `DIASPORA:POSITIONS:<topic>:<partition>:<consumer>`,
 //!   the next id as decimal text. The service keeps its own cursor per consumer name, but has
 //!   no call to read it back; these let a restarted consumer (and its steps) know where it was.
