@@ -136,8 +136,7 @@ impl Engine {
             }
             return Err(hg_error("HG_Context_create", hg::HG_NOMEM));
         }
-        let inflight = Arc::new(Inflight::default());
-        let driver = match Driver::new(context, options.progress_spindown, inflight.clone()) {
+        let driver = match Driver::new(context, options.progress_spindown) {
             Ok(d) => Arc::new(d),
             Err(e) => {
                 // SAFETY: nothing else uses them yet.
@@ -148,6 +147,7 @@ impl Engine {
                 return Err(e);
             }
         };
+        let inflight = Arc::new(Inflight::default());
         let raw = RawParts { class, context };
         let (driver2, inflight2) = (driver.clone(), inflight.clone());
         let (timeout, shutdown_timeout) = (options.progress_timeout, options.shutdown_timeout);

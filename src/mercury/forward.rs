@@ -90,7 +90,7 @@ unsafe extern "C" fn forward_done(info: *const hg::hg_cb_info) -> hg::hg_return_
             };
             // Once out of the set, `ForwardToken::cancel` no longer touches the handle.
             state.inflight.handles().remove(&(handle as usize));
-            state.inflight.retire(handle);
+            state.inflight.put_spare(handle);
             match state.completion {
                 ForwardCompletion::Promise(promise) => promise.set(result),
                 ForwardCompletion::Callback(callback) => {

@@ -76,9 +76,6 @@ pub(super) struct Inflight {
     bulk_ops: Mutex<HashSet<usize>>,
     /// Completed forward handles, reset and reused by later forwards.
     spare: Mutex<Vec<usize>>,
-    /// Forward handles whose completion callback ran during the current trigger call: Mercury
-    /// still holds them until that call returns, so they become spares only then.
-    retired: Mutex<Vec<usize>>,
     requests: AtomicU64,
 }
 
@@ -104,7 +101,7 @@ impl Inflight {
     ///
     /// # Safety
     /// `handle` is a forward handle whose operation completed and that nothing else uses.
-    unsafe fn put_spare(&self, handle: hg::hg_handle_t) {
+    pub(super) unsafe fn put_spare(&self, handle: hg::hg_handle_t) {
         let mut spare = self.spare();
         if spare.len() < MAX_SPARE_HANDLES {
             spare.push(handle as usize);
@@ -116,30 +113,7 @@ impl Inflight {
             }
         }
     }
-    /// Hands back a forward handle whose completion callback is running: it becomes a spare
-    /// once Mercury is done with it (see [`Driver::trigger`]). Reusing it at once, from
-    /// another thread or from the callback itself, would reset a handle Mercury is still
-    /// completing (seen as requests whose answers never arrive when several threads forward).
-    pub(super) fn retire(&self, handle: hg::hg_handle_t) {
-        self.retired
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .push(handle as usize);
-    }
-
-    /// Makes the retired handles spares: Mercury is done with them.
-    fn release_retired(&self) {
-        let retired = std::mem::take(&mut *self.retired.lock().unwrap_or_else(|e| e.into_inner()));
-        for h in retired {
-            // SAFETY: the trigger call that completed it has returned: nothing uses it.
-            unsafe {
-                self.put_spare(h as hg::hg_handle_t);
-            }
-        }
-    }
-
     fn destroy_spares(&self) {
-        self.release_retired();
         for h in self.spare().drain(..) {
             // SAFETY: kept handles are completed and used by nothing.
             unsafe {
@@ -182,8 +156,6 @@ pub(super) struct Driver {
     closed: AtomicBool,
     /// Whether an error of the progress calls was reported already.
     reported: AtomicBool,
-    /// The engine's operations under way and its spare handles.
-    inflight: Arc<Inflight>,
 }
 
 // SAFETY: the context is only used by the token's holder, through Mercury's thread-safe API;
@@ -194,11 +166,7 @@ unsafe impl Sync for Driver {}
 
 impl Driver {
     /// A driver for `context`.
-    pub(super) fn new(
-        context: *mut hg::hg_context_t,
-        spindown: Duration,
-        inflight: Arc<Inflight>,
-    ) -> Result<Driver> {
+    pub(super) fn new(context: *mut hg::hg_context_t, spindown: Duration) -> Result<Driver> {
         // SAFETY: the context is valid.
         let wait_fd = unsafe { hg::HG_Event_get_wait_fd(context) };
         let wake_fd = eventfd(0, EventfdFlags::NONBLOCK | EventfdFlags::CLOEXEC).map_err(|e| {
@@ -222,7 +190,6 @@ impl Driver {
             stop: AtomicBool::new(false),
             closed: AtomicBool::new(false),
             reported: AtomicBool::new(false),
-            inflight,
         })
     }
 
@@ -257,8 +224,6 @@ impl Driver {
             let mut count: u32 = 0;
             // SAFETY: the context is valid while the token is held and `closed` is not set.
             let ret = unsafe { hg::HG_Event_trigger(self.context, 256, &mut count) };
-            // Mercury is done with the handles whose callbacks ran in that call.
-            self.inflight.release_retired();
             if ret != hg::HG_SUCCESS || count == 0 {
                 return total;
             }
