@@ -172,9 +172,22 @@ impl ProducerBuilder {
         // Announced as alive to consumers (on drivers that keep producer liveness) until dropped.
         let rank = (self.group.1 > 1).then_some(self.group.0 as u64);
         let info = ProducerInfo::this_process(&self.name, rank);
-        // A producer that cannot write its announcement (a read-only topic) cannot write events
-        // either: its pushes report that, so creating it does not fail here.
-        let lease = self.topic.backend().announce_producer(&info).ok().flatten();
+        // A producer that cannot write its announcement (a read-only topic) usually cannot write
+        // events either: its pushes report that, so creating it does not fail here. Where it
+        // can (a Kafka user allowed to write the topic but not to create its side topic), the
+        // warning says why consumers will not see it.
+        let lease = match self.topic.backend().announce_producer(&info) {
+            Ok(lease) => lease,
+            Err(e) => {
+                eprintln!(
+                    "diaspora-stream: producer {:?} on topic {:?} runs without a liveness \
+                     lease: {e}",
+                    self.name,
+                    self.topic.name()
+                );
+                None
+            }
+        };
         let shared = Arc::new(Shared {
             lease,
             selector,
