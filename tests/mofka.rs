@@ -13,7 +13,7 @@ mod with_mofka {
     use diaspora_stream::drivers::mofka::wire::WireVersion;
     use diaspora_stream::{DataView, Driver, Error};
     use serde_json::{json, Value};
-    use std::time::{Duration, Instant};
+    use std::time::Duration;
 
     fn mock(version: WireVersion) -> Option<(MockService, tempfile::TempDir)> {
         if !diaspora_stream::mercury::supports("na+sm") {
@@ -721,6 +721,8 @@ mod with_mofka {
         std::thread::sleep(Duration::from_secs(120));
     }
 
+    use diaspora_stream_conformance::cases::liveness::{pull_until_error, wait_for_lease};
+
     /// A producer process killed with SIGKILL: a consumer of the topic gets every event it
     /// stored, then, within its liveness timeout of the silence, an error naming the process
     /// and its last id (the lease stays in the service's master database).
@@ -750,18 +752,9 @@ mod with_mofka {
             "the producer process did not store its events"
         );
         let topic = driver.open_topic("lost").unwrap();
-        let deadline = Instant::now() + Duration::from_secs(30);
-        while !topic
-            .backend()
-            .producers()
-            .unwrap()
-            .unwrap()
-            .iter()
-            .any(|(p, _)| p.pid == pid && p.last_ids.get(&0) == Some(&9))
-        {
-            assert!(Instant::now() < deadline, "the lease never recorded id 9");
-            std::thread::sleep(Duration::from_millis(20));
-        }
+        wait_for_lease(&topic, "the child's id 9 stored", |p| {
+            p.pid == pid && p.last_ids.get(&0) == Some(&9)
+        });
         child.kill().expect("SIGKILL the producer");
         child.wait().unwrap();
         let consumer = topic
@@ -769,20 +762,13 @@ mod with_mofka {
             .liveness_timeout(Duration::from_secs(1))
             .build()
             .unwrap();
-        let deadline = Instant::now() + Duration::from_secs(60);
-        let mut events = 0;
-        let error = loop {
-            assert!(Instant::now() < deadline, "no lost producer reported");
-            match consumer.pull().wait_timeout(Duration::from_millis(100)) {
-                Ok(Some(ev)) => {
-                    assert_eq!(ev.id(), events);
-                    events += 1;
-                }
-                Ok(None) => {}
-                Err(e) => break e,
-            }
-        };
-        assert_eq!(events, 10, "every stored event comes before the error");
+        let (events, error) = pull_until_error(&consumer);
+        let ids: Vec<u64> = events.iter().map(|e| e.id()).collect();
+        assert_eq!(
+            ids,
+            (0..10).collect::<Vec<_>>(),
+            "every stored event comes before the error"
+        );
         match &error {
             Error::ProducerLost(lost) => {
                 assert_eq!(lost.pid, pid);

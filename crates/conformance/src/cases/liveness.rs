@@ -8,6 +8,7 @@
 //! behind). The command-line crate's `cli_liveness` tests kill real producer processes.
 
 use super::*;
+use diaspora_stream::backend::ProducerInfo;
 
 /// How long consumers here wait without events before looking at the leases; the drivers'
 /// default lease interval (1 s) is well within it.
@@ -29,6 +30,36 @@ fn skipped(topic: &TopicHandle, producer: &Producer) -> bool {
     true
 }
 
+/// Waits (up to [`WAIT`]) until the topic's leases show a producer for which `pred` holds.
+pub fn wait_for_lease(topic: &TopicHandle, what: &str, pred: impl Fn(&ProducerInfo) -> bool) {
+    let deadline = Instant::now() + WAIT;
+    while !topic
+        .backend()
+        .producers()
+        .unwrap()
+        .unwrap()
+        .iter()
+        .any(|(p, _)| pred(p))
+    {
+        assert!(Instant::now() < deadline, "no lease shows {what}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// Pulls (up to [`LONG_WAIT`]) until a pull fails: the events before, and the error.
+pub fn pull_until_error(consumer: &Consumer) -> (Vec<Event>, Error) {
+    let deadline = Instant::now() + LONG_WAIT;
+    let mut events = Vec::new();
+    loop {
+        assert!(Instant::now() < deadline, "no lost producer reported");
+        match consumer.pull().wait_timeout(POLL) {
+            Ok(Some(ev)) => events.push(ev),
+            Ok(None) => {}
+            Err(e) => return (events, e),
+        }
+    }
+}
+
 /// Case: a producer that stops renewing its lease (as a killed process does) is reported once,
 /// with this process's id and its last stored id, after every event it stored.
 pub fn a_producer_that_stops_renewing_is_reported_after_its_events() {
@@ -43,34 +74,17 @@ pub fn a_producer_that_stops_renewing_is_reported_after_its_events() {
     }
     flush(&producer);
     // The lease records the last id at its next renewal.
-    let deadline = Instant::now() + WAIT;
-    while !topic
-        .backend()
-        .producers()
-        .unwrap()
-        .unwrap()
-        .iter()
-        .any(|(p, _)| p.name == "doomed" && p.last_ids.get(&0) == Some(&4))
-    {
-        assert!(Instant::now() < deadline, "the lease never recorded id 4");
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    wait_for_lease(&topic, "id 4 stored", |p| {
+        p.name == "doomed" && p.last_ids.get(&0) == Some(&4)
+    });
     assert!(producer.stop_liveness_renewal());
     let consumer = topic
         .consumer("liveness-watcher")
         .liveness_timeout(LIVENESS)
         .build()
         .unwrap();
-    let deadline = Instant::now() + LONG_WAIT;
-    let mut events = Vec::new();
-    let error = loop {
-        assert!(Instant::now() < deadline, "no lost producer reported");
-        match consumer.pull().wait_timeout(POLL) {
-            Ok(Some(ev)) => events.push(event_num(&ev)),
-            Ok(None) => {}
-            Err(e) => break e,
-        }
-    };
+    let (events, error) = pull_until_error(&consumer);
+    let events: Vec<u64> = events.iter().map(event_num).collect();
     assert_eq!(
         events,
         (0..5).collect::<Vec<_>>(),
