@@ -166,8 +166,13 @@ impl Drop for StdThreadPool {
     fn drop(&mut self) {
         self.shared.lock().stopping = true;
         self.shared.cond.notify_all();
+        // The last reference may go with a job, on one of the pool's own threads: that thread
+        // cannot join itself (the join would panic); it stops after this job, detached.
+        let me = std::thread::current().id();
         for w in self.workers.drain(..) {
-            let _ = w.join();
+            if w.thread().id() != me {
+                let _ = w.join();
+            }
         }
     }
 }
@@ -183,6 +188,27 @@ mod tests {
     use std::sync::atomic::{AtomicUsize, Ordering};
     use std::sync::mpsc;
     use std::time::Duration;
+
+    #[test]
+    fn a_pool_dropped_by_its_own_job_stops_without_panicking() {
+        let pool = std_pool(2);
+        let (tx, rx) = mpsc::channel();
+        let mine = pool.clone();
+        pool.push_work(
+            Box::new(move || {
+                // Wait until the test's reference is gone, so that this one is the last.
+                while Arc::strong_count(&mine) > 1 {
+                    std::thread::sleep(Duration::from_millis(1));
+                }
+                drop(mine);
+                tx.send(()).unwrap();
+            }),
+            0,
+        );
+        drop(pool);
+        rx.recv_timeout(Duration::from_secs(10))
+            .expect("dropping the pool from its own job did not return");
+    }
 
     #[test]
     fn zero_threads_runs_inline() {
