@@ -352,6 +352,28 @@ mod with_mercury {
             rx.recv_timeout(Duration::from_millis(200)).is_err(),
             "called once"
         );
+        // A callback that waits on another request of the engine (which only the thread
+        // running it could complete) gets an error saying so instead of hanging; the engine
+        // goes on.
+        let (tx, rx) = std::sync::mpsc::channel();
+        let (inner_engine, inner_addr) = (engine.clone(), addr.clone());
+        engine.forward_then(
+            &addr,
+            echo_id(),
+            b"outer",
+            Box::new(move |_| {
+                let inner = inner_engine
+                    .forward(&inner_addr, echo_id(), b"inner")
+                    .wait_timeout(Duration::from_secs(30));
+                tx.send(inner.map(|r| r.map(|b| b.to_vec()))).unwrap();
+            }),
+        );
+        match rx.recv_timeout(Duration::from_secs(60)).unwrap() {
+            Err(e) => assert!(e.to_string().contains("inside a Mercury callback"), "{e}"),
+            Ok(other) => panic!("a wait inside a callback returned {other:?}"),
+        }
+        let r = engine.forward(&addr, echo_id(), b"after").wait().unwrap();
+        assert_eq!(&r[..], b"after");
         // Misuse is reported, not undefined.
         assert!(LocalBulk::from_vec(&engine, Vec::new(), BulkAccess::ReadWrite).is_err());
         assert!(RemoteBulk::deserialize(&engine, &[]).is_err());

@@ -60,8 +60,9 @@ pub(super) fn as_handler<R>(f: impl FnOnce() -> R) -> R {
     f()
 }
 
-/// Whether the calling thread is running Mercury callbacks as a driver (it must not wait for
-/// the progress thread, which waits for the token it holds).
+/// Whether the calling thread is running Mercury callbacks as a driver, the progress thread
+/// included (it must not wait for the progress thread, which waits for the token it holds,
+/// nor on the engine's futures, which only it could complete).
 pub(super) fn driving() -> bool {
     DRIVING.with(Cell::get)
 }
@@ -392,9 +393,20 @@ impl<T: Clone + Send + Sync> Source<T> for Driven<T> {
         if let Some(v) = self.promise.get() {
             return Some(v);
         }
-        if !crate::future::may_block_os_thread() || driving() || IN_HANDLER.with(Cell::get) {
-            // A user-level thread parks; a thread running callbacks must not progress again;
-            // a handler leaves progress to the progress thread (see `as_handler`).
+        if driving() {
+            // This thread runs the engine's callbacks and holds the right to progress it: the
+            // operation could only complete once the callback waiting here returned.
+            return Some(Err(crate::error::Error::Driver {
+                driver: "mercury",
+                message: "a Mercury operation was waited on inside a Mercury callback, on the \
+                          thread that progresses the engine, where it can never complete; \
+                          callbacks must not wait (hand the work to another thread)"
+                    .into(),
+            }));
+        }
+        if !crate::future::may_block_os_thread() || IN_HANDLER.with(Cell::get) {
+            // A user-level thread parks; a handler leaves progress to the progress thread (see
+            // `as_handler`).
             return self.promise.wait_until(deadline);
         }
         self.driver.drive_until(
@@ -440,7 +452,9 @@ pub(super) fn progress_loop(
         }
         let token = driver.token.lock().unwrap_or_else(|e| e.into_inner());
         if !driver.waiters_drive() {
+            DRIVING.with(|d| d.set(true));
             driver.progress_once(timeout);
+            DRIVING.with(|d| d.set(false));
         }
         drop(token);
     }
