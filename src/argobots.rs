@@ -276,7 +276,9 @@ unsafe extern "C" fn pool_ult(arg: *mut c_void) {
 ///   handler pool, for example); its `thread_count` is 0.
 ///
 /// Dropping the pool waits for every submitted job to finish, then joins and frees the
-/// execution streams and pool it created.
+/// execution streams and pool it created. Dropped from one of its own jobs (the job held the
+/// last reference), it cannot wait for itself: a detached thread waits for the jobs and frees
+/// them after the job returns.
 pub struct ArgobotsThreadPool {
     shared: Arc<PoolShared>,
     pool: Option<abt::ABT_pool>,
@@ -482,35 +484,92 @@ impl ThreadPool for ArgobotsThreadPool {
 
 impl Drop for ArgobotsThreadPool {
     fn drop(&mut self) {
+        let resources = Resources {
+            xstreams: std::mem::take(&mut self.xstreams),
+            pool: if self.owns_pool {
+                self.pool.take()
+            } else {
+                None
+            },
+            attr: std::mem::replace(&mut self.attr, abt::ABT_THREAD_ATTR_NULL()),
+        };
+        if self.dropped_from_own_job() {
+            // Waiting here would wait for this very job, and its stream cannot join itself:
+            // a detached thread waits for the jobs (this one included) and then tears down.
+            let shared = self.shared.clone();
+            let spawned = std::thread::Builder::new()
+                .name("diaspora-abt-drop".into())
+                .spawn(move || {
+                    shared.wait_idle();
+                    resources.free();
+                });
+            if let Err(e) = spawned {
+                // Without a thread the streams are left running rather than deadlock.
+                eprintln!("diaspora-stream: Argobots pool dropped from its own job: {e}");
+            }
+            return;
+        }
         // Every submitted job runs before the pool goes away.
-        {
-            let mut jobs = self.shared.lock();
-            while jobs.running > 0 {
-                if in_ult() {
-                    drop(jobs);
-                    yield_now();
-                    jobs = self.shared.lock();
-                } else {
-                    jobs = self
-                        .shared
-                        .idle
-                        .wait(jobs)
-                        .unwrap_or_else(|e| e.into_inner());
-                }
+        self.shared.wait_idle();
+        resources.free();
+    }
+}
+
+impl ArgobotsThreadPool {
+    /// True when the caller is one of this pool's jobs (its ULT's argument is our shared state).
+    fn dropped_from_own_job(&self) -> bool {
+        if !in_ult() {
+            return false;
+        }
+        let mut arg: *mut c_void = std::ptr::null_mut();
+        // SAFETY: called from a ULT; reads its creation argument.
+        let rc = unsafe { abt::ABT_self_get_arg(&mut arg) };
+        rc as u32 == abt::ABT_SUCCESS && arg as *const PoolShared == Arc::as_ptr(&self.shared)
+    }
+}
+
+impl PoolShared {
+    /// Returns once no job is queued or running (yielding meanwhile when called from a ULT).
+    fn wait_idle(&self) {
+        let mut jobs = self.lock();
+        while jobs.running > 0 {
+            if in_ult() {
+                drop(jobs);
+                yield_now();
+                jobs = self.lock();
+            } else {
+                jobs = self.idle.wait(jobs).unwrap_or_else(|e| e.into_inner());
             }
         }
-        // SAFETY: every ULT has finished; the streams and pool are ours and freed once.
+    }
+}
+
+/// What a pool created and frees once its jobs are done.
+struct Resources {
+    xstreams: Vec<abt::ABT_xstream>,
+    /// The pool, when it is ours to free.
+    pool: Option<abt::ABT_pool>,
+    attr: abt::ABT_thread_attr,
+}
+
+// SAFETY: Argobots handles may be joined and freed from any thread.
+unsafe impl Send for Resources {}
+
+impl Resources {
+    fn free(mut self) {
+        // SAFETY: every ULT has finished; the streams, pool and attribute are ours and freed
+        // once (they were moved out of the pool).
         unsafe {
             for xstream in &mut self.xstreams {
                 abt::ABT_xstream_join(*xstream);
                 abt::ABT_xstream_free(xstream);
             }
-            if self.owns_pool {
-                if let Some(mut pool) = self.pool.take() {
-                    abt::ABT_pool_free(&mut pool);
-                }
+            if let Some(mut pool) = self.pool.take() {
+                abt::ABT_pool_free(&mut pool);
             }
-            abt::ABT_thread_attr_free(&mut self.attr);
+            if self.attr != abt::ABT_THREAD_ATTR_NULL() {
+                abt::ABT_thread_attr_free(&mut self.attr);
+            }
         }
     }
 }
@@ -569,6 +628,48 @@ mod tests {
         assert_eq!(r, None);
         assert!(elapsed >= Duration::from_millis(200));
         assert!(other_ran, "the other ULT ran during the timed wait");
+    }
+
+    /// A job that holds the last reference to its own pool can drop it: the drop returns,
+    /// the job goes on, and the other queued jobs still run (the drop used to wait for the job
+    /// itself and never returned).
+    #[test]
+    fn dropping_the_pool_from_its_own_job_returns() {
+        for threads in [1, 2] {
+            let pool = Arc::new(ArgobotsThreadPool::new(threads).unwrap());
+            let (tx, rx) = mpsc::channel();
+            let (go_tx, go_rx) = mpsc::channel::<()>();
+            let last = Arc::new(std::sync::Mutex::new(Some(pool.clone())));
+            let l = last.clone();
+            let t = tx.clone();
+            pool.push_work(
+                Box::new(move || {
+                    // Waits until the test has let go of every other reference.
+                    go_rx.recv().unwrap();
+                    let own = l.lock().unwrap().take().unwrap();
+                    assert_eq!(
+                        Arc::strong_count(&own),
+                        1,
+                        "the job holds the last reference"
+                    );
+                    drop(own);
+                    t.send("dropped").unwrap();
+                }),
+                DEFAULT,
+            );
+            let t = tx.clone();
+            pool.push_work(Box::new(move || t.send("other job").unwrap()), DEFAULT);
+            drop(pool);
+            go_tx.send(()).unwrap();
+            let mut seen: Vec<&str> = (0..2)
+                .map(|_| {
+                    rx.recv_timeout(Duration::from_secs(10))
+                        .expect("a job finished")
+                })
+                .collect();
+            seen.sort();
+            assert_eq!(seen, ["dropped", "other job"], "{threads} stream(s)");
+        }
     }
 
     const DEFAULT: u64 = crate::thread_pool::DEFAULT_PRIORITY;
