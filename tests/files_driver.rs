@@ -413,3 +413,31 @@ fn immediate_and_on_flush_durability_modes_store_everything() {
         assert_eq!(evs.len(), 50, "{mode}");
     }
 }
+
+/// `lease_interval_ms: 0` runs producers without leases (nothing under `producers/`), where
+/// the default writes one per producer.
+#[test]
+fn lease_interval_zero_turns_leases_off() {
+    let dir = tempfile::tempdir().unwrap();
+    for (ms, leases) in [(None, 1), (Some(0), 0)] {
+        let mut options = json!({"root_path": dir.path()});
+        if let Some(ms) = ms {
+            options["lease_interval_ms"] = json!(ms);
+        }
+        let d = Driver::new("files", &options).unwrap();
+        let name = format!("leases{leases}");
+        d.create_topic(&name, &json!({})).unwrap();
+        let topic = d.open_topic(&name).unwrap();
+        let producer = topic.producer().build().unwrap();
+        producer
+            .push(json!({"x": 1}), DataView::new())
+            .wait()
+            .unwrap();
+        producer.flush().wait().unwrap();
+        let found = std::fs::read_dir(dir.path().join(&name).join("producers"))
+            .map(|d| d.count())
+            .unwrap_or(0);
+        assert_eq!(found, leases, "lease_interval_ms {ms:?}");
+        drop(producer);
+    }
+}

@@ -23,15 +23,17 @@ use std::time::{Duration, Instant, SystemTime};
 pub(crate) const DEFAULT_LEASE_INTERVAL: Duration = Duration::from_secs(1);
 
 /// The driver option `lease_interval_ms` of `driver` (default [`DEFAULT_LEASE_INTERVAL`]):
-/// from 10 ms to one hour.
-pub(crate) fn lease_interval(driver: &'static str, ms: Option<u64>) -> Result<Duration> {
+/// from 10 ms to one hour, or 0 for no leases (`None`), the same on every driver.
+pub(crate) fn lease_interval(driver: &'static str, ms: Option<u64>) -> Result<Option<Duration>> {
     match ms {
-        None => Ok(DEFAULT_LEASE_INTERVAL),
-        Some(ms) if (10..=3_600_000).contains(&ms) => Ok(Duration::from_millis(ms)),
+        None => Ok(Some(DEFAULT_LEASE_INTERVAL)),
+        Some(0) => Ok(None),
+        Some(ms) if (10..=3_600_000).contains(&ms) => Ok(Some(Duration::from_millis(ms))),
         Some(ms) => Err(Error::config(
             driver,
             format!(
-                "option \"lease_interval_ms\": must be from 10 to 3600000 (milliseconds), not {ms}"
+                "option \"lease_interval_ms\": must be 0 (no leases) or from 10 to 3600000 \
+                 (milliseconds), not {ms}"
             ),
         )),
     }

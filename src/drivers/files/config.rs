@@ -39,8 +39,9 @@ pub struct FilesConfig {
     /// (option `verify_checksums`, default true).
     pub verify_checksums: bool,
     /// How often a producer renews its liveness lease in `<topic>/producers/` (option
-    /// `lease_interval_ms`, default 1000). Consumers' `liveness_timeout` must be longer.
-    pub lease_interval: Duration,
+    /// `lease_interval_ms`, default 1000; 0 for no leases: `None`). Consumers'
+    /// `liveness_timeout` must be longer.
+    pub lease_interval: Option<Duration>,
 }
 
 /// The options as written, before checks.
@@ -67,7 +68,7 @@ impl FilesConfig {
             flush_behavior: FlushBehavior::Buffered,
             lock_timeout: Duration::from_secs(30),
             verify_checksums: true,
-            lease_interval: crate::drivers::heartbeats::DEFAULT_LEASE_INTERVAL,
+            lease_interval: Some(crate::drivers::heartbeats::DEFAULT_LEASE_INTERVAL),
         };
         if !options.is_object() {
             return Ok(cfg);
@@ -135,6 +136,12 @@ mod tests {
             assert!(e.to_string().contains("lock_timeout_ms"), "{e}");
         }
         assert!(FilesConfig::from_json(&json!({"verify_checksums": 1})).is_err());
+        // Leases: 1 s by default, 0 turns them off (as on every driver), 1-9 ms is refused.
+        assert_eq!(c.lease_interval, Some(Duration::from_secs(1)));
+        let c = FilesConfig::from_json(&json!({"lease_interval_ms": 0})).unwrap();
+        assert_eq!(c.lease_interval, None);
+        let e = FilesConfig::from_json(&json!({"lease_interval_ms": 5})).unwrap_err();
+        assert!(e.to_string().contains("0 (no leases) or from 10"), "{e}");
         // A typo is refused with the valid keys, a bad value names its option.
         let e = FilesConfig::from_json(&json!({"root_pth": "/x"}))
             .unwrap_err()

@@ -498,7 +498,7 @@ struct FilesTopic {
     name: String,
     /// The topic folder.
     dir: PathBuf,
-    lease_interval: std::time::Duration,
+    lease_interval: Option<std::time::Duration>,
     components: TopicComponents,
     offsets: OffsetStore,
     partitions: Vec<PartitionFiles>,
@@ -573,7 +573,10 @@ impl TopicBackend for FilesTopic {
         &self,
         info: &crate::backend::ProducerInfo,
     ) -> Result<Option<Arc<dyn crate::backend::ProducerLease>>> {
-        let lease = leases::start(&self.dir, info, self.lease_interval)?;
+        let Some(interval) = self.lease_interval else {
+            return Ok(None);
+        };
+        let lease = leases::start(&self.dir, info, interval)?;
         Ok(Some(Arc::new(lease)))
     }
 

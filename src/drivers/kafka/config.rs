@@ -18,8 +18,9 @@ pub struct KafkaConfig {
     /// Amazon MSK with IAM access control (`aws_msk_iam`; feature `msk`).
     pub msk: Option<MskIamConfig>,
     /// How often a producer renews its liveness lease in the topic's `__producers_` side topic
-    /// (option `lease_interval_ms`, default 1000). Consumers' `liveness_timeout` must be longer.
-    pub lease_interval: std::time::Duration,
+    /// (option `lease_interval_ms`, default 1000; 0 for no leases: `None`). Consumers'
+    /// `liveness_timeout` must be longer.
+    pub lease_interval: Option<std::time::Duration>,
 }
 
 /// The `aws_msk_iam` object: where the credentials behind the MSK IAM tokens come from.

@@ -276,18 +276,15 @@ impl TopicBackend for KafkaTopic {
     }
 
     fn announce_producer(&self, info: &ProducerInfo) -> Result<Option<Arc<dyn ProducerLease>>> {
+        let Some(interval) = self.config.lease_interval else {
+            return Ok(None);
+        };
         let store = KafkaHeartbeats::new(
             &self.access,
             &self.config.lease_topic(&self.name),
             &self.kafka_topic,
         )?;
-        let lease = Renewer::start(
-            "kafka",
-            Arc::new(store),
-            producer_key(info),
-            info,
-            self.config.lease_interval,
-        )?;
+        let lease = Renewer::start("kafka", Arc::new(store), producer_key(info), info, interval)?;
         Ok(Some(Arc::new(lease)))
     }
 

@@ -121,14 +121,10 @@ impl Config {
                 Some(0) => None,
                 Some(ms) => Some(Duration::from_millis(ms)),
             },
-            // 0 turns producer leases off.
-            lease_interval: match raw.lease_interval_ms {
-                Some(0) => None,
-                ms => Some(crate::drivers::heartbeats::lease_interval(
-                    "mofka driver",
-                    ms,
-                )?),
-            },
+            lease_interval: crate::drivers::heartbeats::lease_interval(
+                "mofka driver",
+                raw.lease_interval_ms,
+            )?,
             transport,
         })
     }
