@@ -257,7 +257,7 @@ impl Consumer {
                     }
                 }
                 Some(Err(_)) if taken == 0 => {
-                    let error = q.items.pop_front().and_then(|item| item.err());
+                    let error = q.items.pop_front().and_then(|item| item.err()).map(|e| *e);
                     self.shared.wake_prefetcher(&mut q);
                     return Err(error.unwrap_or(Error::Closed("consumer")));
                 }

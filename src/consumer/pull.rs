@@ -37,7 +37,7 @@ impl Source<Event> for PullSource {
         let mut q = self.shared.wait_ready(deadline)?;
         let item = if let Some(item) = q.items.pop_front() {
             self.shared.wake_prefetcher(&mut q);
-            item
+            item.map_err(|e| *e)
         } else if q.ended {
             Ok(self.shared.end_of_stream())
         } else {
@@ -59,7 +59,10 @@ impl Source<Event> for PullSource {
         // Claim the next event now, so that a `true` here is always followed by a delivery.
         let (item, ended) = {
             let mut q = self.shared.lock();
-            (q.items.pop_front(), q.ended)
+            (
+                q.items.pop_front().map(|item| item.map_err(|e| *e)),
+                q.ended,
+            )
         };
         if item.is_none() && ended {
             return true;

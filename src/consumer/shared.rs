@@ -20,8 +20,12 @@ use std::sync::atomic::{AtomicBool, Ordering as AtomicOrdering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
+/// A queued event or error; the error is boxed to keep queue entries small (an event is two
+/// words, an error eleven), as every event is moved into the queue and out again.
+pub(super) type Item = std::result::Result<Event, Box<Error>>;
+
 pub(super) struct Queue {
-    pub(super) items: VecDeque<Result<Event>>,
+    pub(super) items: VecDeque<Item>,
     pub(super) stop: bool,
     /// The prefetcher sleeps until the queue has room for a batch.
     pub(super) prefetcher_waiting: bool,
@@ -106,6 +110,19 @@ impl Shared {
         stored: &mut StoredEvent,
         keep_record: bool,
     ) -> Result<(Metadata, PendingData)> {
+        let metadata = self.decode_metadata(p, stored, keep_record)?;
+        let data = self.select(p, &metadata, stored)?;
+        Ok((metadata, data))
+    }
+
+    /// Decodes a stored event's metadata with the topic's serializer (see [`Shared::prepare`]
+    /// for `keep_record`).
+    fn decode_metadata(
+        &self,
+        p: usize,
+        stored: &mut StoredEvent,
+        keep_record: bool,
+    ) -> Result<Metadata> {
         let serializer = &self.topic.inner.components.serializer;
         let mut copy;
         let record = if keep_record {
@@ -114,7 +131,7 @@ impl Shared {
         } else {
             &mut stored.metadata
         };
-        let metadata = serializer
+        serializer
             .deserialize_shared(record, stored.metadata_verified)
             .map_err(|e| Error::Decode {
                 what: "event metadata",
@@ -123,9 +140,7 @@ impl Shared {
                     self.topic.name(),
                     stored.id
                 ),
-            })?;
-        let data = self.select(p, &metadata, stored)?;
-        Ok((metadata, data))
+            })
     }
 
     pub(super) fn select(
@@ -196,15 +211,18 @@ impl Shared {
         p: usize,
         mut batch: Vec<StoredEvent>,
     ) -> (Vec<Event>, Option<Error>, Vec<StoredEvent>) {
-        // Decoded metadata and data, by position in `batch` (the stored events stay where they
-        // are: moving them, at 150 bytes each, cost more than copying 1 KiB of data).
-        let mut prepared = Vec::with_capacity(batch.len());
-        let mut error = None;
         // Events are given back to the driver from the first failure on; once metadata is
         // decoded, only reads can fail, and there are none when every event's data is at hand.
         let keep_records = self.selector.is_some()
             || self.allocator.is_some()
             || batch.iter().any(|stored| stored.data.is_none());
+        if !keep_records {
+            return self.materialize_at_hand(self_arc, p, batch);
+        }
+        // Decoded metadata and data, by position in `batch` (the stored events stay where they
+        // are: moving them, at 150 bytes each, cost more than copying 1 KiB of data).
+        let mut prepared = Vec::with_capacity(batch.len());
+        let mut error = None;
         for stored in &mut batch {
             match self.prepare(p, stored, keep_records) {
                 Ok(ready) => prepared.push(ready),
@@ -253,6 +271,42 @@ impl Shared {
                 id: stored.id,
             })
             .collect();
+        let events = Event::batch(parts, Some(self_arc.clone() as Arc<dyn AckSink>));
+        (events, error, leftover)
+    }
+}
+
+impl Shared {
+    /// [`Shared::materialize_batch`] when every event's whole data is at hand and no selector
+    /// or allocator is installed (the common case): each stored event becomes an event in one
+    /// pass, its metadata and data moving out of it; only decoding the metadata can fail.
+    fn materialize_at_hand(
+        &self,
+        self_arc: &Arc<Shared>,
+        p: usize,
+        mut batch: Vec<StoredEvent>,
+    ) -> (Vec<Event>, Option<Error>, Vec<StoredEvent>) {
+        let mut parts = Vec::with_capacity(batch.len());
+        let mut error = None;
+        for stored in &mut batch {
+            match self.decode_metadata(p, stored, false) {
+                Ok(metadata) => parts.push(EventParts {
+                    metadata,
+                    data: stored
+                        .data
+                        .take()
+                        .map(DataView::from_bytes)
+                        .unwrap_or_default(),
+                    partition: p,
+                    id: stored.id,
+                }),
+                Err(e) => {
+                    error = Some(e);
+                    break;
+                }
+            }
+        }
+        let leftover = batch.split_off(parts.len());
         let events = Event::batch(parts, Some(self_arc.clone() as Arc<dyn AckSink>));
         (events, error, leftover)
     }
@@ -420,7 +474,7 @@ impl Fetcher {
             let mut batch = match result {
                 Ok(b) => b,
                 Err(e) => {
-                    shared.lock().items.push_back(Err(e));
+                    shared.lock().items.push_back(Err(Box::new(e)));
                     shared.ready.notify_all();
                     self.cursor = i + 1;
                     return Round::Failed;
@@ -477,7 +531,7 @@ impl Fetcher {
             }
             let failed = error.is_some();
             if let Some(e) = error {
-                events.push(Err(e));
+                events.push(Err(Box::new(e)));
             }
             {
                 let mut q = shared.lock();
@@ -500,7 +554,7 @@ impl Fetcher {
             };
         }
         if let Some(e) = self.lost_producer(shared) {
-            shared.lock().items.push_back(Err(e));
+            shared.lock().items.push_back(Err(Box::new(e)));
             shared.ready.notify_all();
             return Round::Failed;
         }
