@@ -25,7 +25,10 @@
 #             before its producer: GB/s of the whole path, producer to consumer; then, on the
 #             same topic, a second consumer alone; each next to Mercury's hg_bw_write (found in PREFIX/bin, MERCURY_PERF_DIR, or next to the
 #             Mercury pkg-config finds), run after the services are stopped (Mercury's perf
-#             server clears every na+sm endpoint of the machine when it starts).
+#             server clears every na+sm endpoint of the machine when it starts);
+#   setups    (na+sm) this driver's producer alone, 1000 events of 1 MiB, on services of one or
+#             two execution streams, topics of one or two memory partitions, batches of 1 or
+#             128 events: what the service's configuration changes.
 # Prints every run, the medians and the ratios. Every service binds to 127.0.0.1 (ofi+tcp) or
 # to this machine's shared memory (na+sm), and is stopped by its process id.
 set -euo pipefail
@@ -69,9 +72,9 @@ stop_service() {
 }
 trap 'stop_service; rm -rf "$work"' EXIT
 
-cat > "$work/bedrock.json" <<'EOF'
-{
-  "libraries": ["libflock-bedrock-module.so", "libyokan-bedrock-module.so",
+# The service: one Yokan master database, Flock, Warabi and ABT-IO (as Mofka's own tests
+# configure it); bedrock-es2.json adds a second execution stream serving the same pool.
+services='"libraries": ["libflock-bedrock-module.so", "libyokan-bedrock-module.so",
                 "libwarabi-bedrock-module.so", "libabt-io-bedrock-module.so",
                 "libmofka-bedrock-module.so"],
   "providers": [
@@ -85,19 +88,29 @@ cat > "$work/bedrock.json" <<'EOF'
      "config": {"database": {"type": "map"}}},
     {"name": "data", "provider_id": 5, "type": "warabi", "tags": ["mofka:data"],
      "config": {"target": {"type": "memory"}}}
-  ]
-}
+  ]'
+echo "{$services}" > "$work/bedrock.json"
+cat > "$work/bedrock-es2.json" <<EOF
+{"margo": {"argobots": {
+   "pools": [{"name": "__primary__", "kind": "fifo_wait", "access": "mpmc"}],
+   "xstreams": [
+     {"name": "__primary__", "scheduler": {"type": "basic_wait", "pools": ["__primary__"]}},
+     {"name": "es1", "scheduler": {"type": "basic_wait", "pools": ["__primary__"]}}]}},
+ $services}
 EOF
 
 n_service=0
-# start_service TRANSPORT: a fresh service; sets $config to a driver configuration naming it.
+# start_service TRANSPORT [BEDROCK_CONFIG [PARTITIONS]]: a fresh service (default configuration:
+# bedrock.json) with a topic "bench" of PARTITIONS (default 1) memory partitions; sets $config to
+# a driver configuration naming it.
 start_service() {
+  local bedrock_config="$work/${2:-bedrock.json}" partitions="${3:-1}"
   stop_service
   n_service=$((n_service + 1))
   local dir="$work/service-$n_service" address="$1"
   case "$1" in ofi+*) address="$1://127.0.0.1" ;; esac
   mkdir -p "$dir"
-  (cd "$dir" && exec "$prefix/bin/bedrock" "$address" -c "$work/bedrock.json" \
+  (cd "$dir" && exec "$prefix/bin/bedrock" "$address" -c "$bedrock_config" \
     > bedrock.out 2> bedrock.err) &
   service_pid=$!
   for _ in $(seq 1 300); do
@@ -110,7 +123,7 @@ start_service() {
   echo "{\"group_file\": \"$dir/mofka.json\", \"margo\": {\"use_progress_thread\": true}}" \
     > "$config"
   "$ours/diaspora-ctl" --logging warn topic create --driver mofka --driver-config "$config" \
-    --name bench --topic.num_partitions 1 --topic.partition_type memory
+    --name bench --topic.num_partitions "$partitions" --topic.partition_type memory
 }
 
 BENCH=bench-vs-mofka
@@ -120,10 +133,11 @@ BENCH=bench-vs-mofka
 declare -A runs
 record() { runs["$1"]="${runs["$1"]:-} $2"; printf '  %-34s %12.0f events/s\n' "$1" "$2"; }
 
-produce() { # SIDE TRANSPORT SIZE N
+produce() { # SIDE TRANSPORT SIZE N [BATCH]
   local prog="$prefix/bin/diaspora-producer-benchmark"
   [ "$1" = rust ] && prog="$ours/diaspora-producer-benchmark"
-  throughput "$prog" -d mofka -c "$config" -t bench -n "$4" -s "$3" -m 128 -b 128 -f 10000 -p 1
+  throughput "$prog" -d mofka -c "$config" -t bench -n "$4" -s "$3" -m 128 -b "${5:-128}" \
+    -f 10000 -p 1
 }
 
 for transport in $transports; do
@@ -168,6 +182,25 @@ for round in $(seq 1 "$rounds"); do
   record "na+sm 1MiB path" "$r"
   record "na+sm 1MiB consumer" "$(throughput "$ours/diaspora-consumer-benchmark" -d mofka \
     -c "$config" -t bench -n "$mib_events" -i 1 --consumer alone)"
+done
+# What the service's configuration changes for 1 MiB events (this driver's producer alone):
+# batches of 1 or 128 events, 1 or 2 memory partitions (the producer keeps one batch in flight
+# per partition), 1 or 2 execution streams serving the service's pool.
+setups=""
+for round in $(seq 1 "$rounds"); do
+  case " $transports " in *" na+sm "*) ;; *) break ;; esac
+  echo "== na+sm, 1 MiB events, service configurations, round $round" >&2
+  for es in 1 2; do
+    bedrock_config=bedrock.json; [ "$es" = 2 ] && bedrock_config=bedrock-es2.json
+    for partitions in 1 2; do
+      for batch in 1 128; do
+        setup="es=$es partitions=$partitions batch=$batch"
+        [ "$round" = 1 ] && setups="$setups|$setup"
+        start_service na+sm "$bedrock_config" "$partitions"
+        record "na+sm 1MiB setup $setup" "$(produce rust na+sm 1048576 "$mib_events" "$batch")"
+      done
+    done
+  done
 done
 stop_service
 
@@ -215,3 +248,10 @@ for what in path producer consumer; do
     printf 'na+sm 1 MiB %s: %.0f MiB/s (Mercury hg_bw_write not found: no ratio)\n' "$what" "$m"
   fi
 done
+if [ -n "$setups" ]; then
+  echo "na+sm 1 MiB producer alone by service configuration (execution streams, partitions, batch):"
+  IFS='|' read -r -a setup_list <<< "${setups#|}"
+  for setup in "${setup_list[@]}"; do
+    printf '  %-32s %8.0f MiB/s\n' "$setup" "$(med "na+sm 1MiB setup $setup")"
+  done
+fi
