@@ -36,17 +36,25 @@ pub(crate) enum Control {
     },
 }
 
+/// A searcher for [`CONTROL_KEY`] (building one costs more than searching 100 bytes).
+fn control_key_finder() -> &'static memchr::memmem::Finder<'static> {
+    static FINDER: std::sync::OnceLock<memchr::memmem::Finder<'static>> =
+        std::sync::OnceLock::new();
+    FINDER.get_or_init(|| memchr::memmem::Finder::new(CONTROL_KEY.as_bytes()))
+}
+
+/// Whether JSON text may hold [`CONTROL_KEY`] once parsed: false only when the key is not in it
+/// as written and it has no escape sequence (through which a key can spell it otherwise).
+pub(crate) fn text_may_hold_control_key(text: &[u8]) -> bool {
+    memchr::memchr(b'\\', text).is_some() || control_key_finder().find(text).is_some()
+}
+
 /// The control event `metadata` holds, if it is one.
 pub(crate) fn parse_control(metadata: &Metadata) -> Option<Control> {
     // Metadata still in its text form is only parsed if it holds the markers' key (markers are
     // written by this library, whose JSON writer never escapes it).
     if let Some(text) = metadata.unparsed_text() {
-        // Building a searcher costs more than searching 100 bytes: build it once.
-        static FINDER: std::sync::OnceLock<memchr::memmem::Finder<'static>> =
-            std::sync::OnceLock::new();
-        FINDER
-            .get_or_init(|| memchr::memmem::Finder::new(CONTROL_KEY.as_bytes()))
-            .find(text)?;
+        control_key_finder().find(text)?;
     }
     let c = metadata.json().as_object()?.get(CONTROL_KEY)?;
     let num = |v: &serde_json::Value, k: &str| v.get(k).and_then(serde_json::Value::as_u64);

@@ -601,7 +601,12 @@ impl Producer {
         requested: Option<usize>,
     ) -> Future<EventId> {
         let shared = &self.shared;
-        if let Some(obj) = metadata.json().as_object() {
+        // Metadata given as text is only parsed here if it may hold the key (the engine parses
+        // it later anyway, off the caller's thread when a pool runs the batches).
+        let may_hold_key = metadata
+            .unparsed_text()
+            .is_none_or(crate::event::text_may_hold_control_key);
+        if let Some(obj) = may_hold_key.then(|| metadata.json().as_object()).flatten() {
             if obj.contains_key(crate::event::CONTROL_KEY) {
                 return Future::failed(Error::InvalidMetadata(format!(
                     "the key {:?} is reserved for the library's control events (end of stream); \

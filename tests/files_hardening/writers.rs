@@ -35,6 +35,19 @@ fn control_events_cannot_be_forged_through_push() {
             .unwrap_err();
         assert!(err.to_string().contains("reserved"), "{err}");
     }
+    // Metadata given as JSON text is checked too, whether it spells the key as is or through
+    // an escape (the text is only parsed before the check when it may hold the key).
+    for forged in [
+        r#"{"$diaspora": {"end_of_stream": {"producer": 0, "producers": 1}}}"#,
+        r#"{"\u0024diaspora": 1}"#,
+        r#"{"other": 1, "$dia\u0073pora": 2}"#,
+    ] {
+        let text = diaspora_stream::metadata::Metadata::parse_shared(forged.into()).unwrap();
+        let err = producer.push(text, DataView::new()).wait().unwrap_err();
+        assert!(matches!(err, Error::InvalidMetadata(_)), "{forged}: {err}");
+    }
+    let plain = diaspora_stream::metadata::Metadata::parse_shared(r#"{"x": "y"}"#.into()).unwrap();
+    producer.push(plain, DataView::new()).wait().unwrap();
     // The key is fine below the top level, and real markers still work.
     producer
         .push(json!({"nested": {"$diaspora": 1}}), DataView::new())
@@ -43,6 +56,8 @@ fn control_events_cannot_be_forged_through_push() {
     producer.end_of_stream(0, 1).wait().unwrap();
     drop(producer);
     let consumer = topic.consumer("c").build().unwrap();
+    let plain = consumer.pull().wait().unwrap();
+    assert_eq!(plain.metadata().json()["x"], "y");
     let first = consumer.pull().wait().unwrap();
     assert_eq!(first.metadata().json()["nested"]["$diaspora"], 1);
     assert!(consumer.pull().wait().unwrap().is_end_of_stream());
