@@ -441,3 +441,62 @@ fn lease_interval_zero_turns_leases_off() {
         drop(producer);
     }
 }
+
+/// `push_many` stores a group as pushes one after the other would: ids and contents in order,
+/// a forged control key failing its own event only, with a pool thread and inline.
+#[test]
+fn push_many_stores_the_group_in_order() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = driver(dir.path());
+    for threads in [0, 1, 2] {
+        let name = format!("many{threads}");
+        d.create_topic(&name, &json!({})).unwrap();
+        let topic = d.open_topic(&name).unwrap();
+        let producer = topic
+            .producer()
+            .thread_pool(diaspora_stream::thread_pool::std_pool(threads))
+            .batch_size(BatchSize::Fixed(7))
+            .build()
+            .unwrap();
+        let events = (0..300u32).map(|i| {
+            let metadata = if i == 150 {
+                json!({"$diaspora": 1})
+            } else {
+                json!({"i": i})
+            };
+            (metadata.into(), DataView::from(i.to_le_bytes().to_vec()))
+        });
+        let futures = producer.push_many(events, None);
+        assert_eq!(futures.len(), 300);
+        // The last batch is not full: it goes with the flush.
+        producer.flush().wait().unwrap();
+        let mut expected_id = 0;
+        for (i, f) in futures.iter().enumerate() {
+            if i == 150 {
+                assert!(
+                    matches!(f.wait(), Err(Error::InvalidMetadata(_))),
+                    "{threads}"
+                );
+            } else {
+                assert_eq!(
+                    f.wait().unwrap(),
+                    expected_id,
+                    "{threads} threads, event {i}"
+                );
+                expected_id += 1;
+            }
+        }
+        let (events, errors) = drain(&topic, "c");
+        assert!(errors.is_empty(), "{errors:?}");
+        let got: Vec<u32> = events
+            .iter()
+            .map(|e| {
+                let i = e.metadata().json()["i"].as_u64().unwrap() as u32;
+                assert_eq!(e.data().to_vec(), i.to_le_bytes(), "data of event {i}");
+                i
+            })
+            .collect();
+        let want: Vec<u32> = (0..300).filter(|&i| i != 150).collect();
+        assert_eq!(got, want, "{threads} threads");
+    }
+}

@@ -264,3 +264,35 @@ fn buffered_bytes_return_to_zero_once_everything_is_stored() {
         assert_eq!(producer.buffered_bytes(), 0, "{threads} threads");
     }
 }
+
+/// `push_many` keeps the limits `push` keeps: past `max_buffered_bytes` the remaining events of
+/// the group fail at once with `on_full = error`, and the ones before are stored.
+#[test]
+fn push_many_stops_at_the_bound_as_push_does() {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let (driver, sink) = sink(0.0);
+    sink.set_open(false);
+    let topic = driver.open_topic("t").unwrap();
+    let producer = topic
+        .producer()
+        .max_buffered_bytes(1 << 20)
+        .on_full(OnFull::Error)
+        .build()
+        .unwrap();
+    // Four events of 300 KiB: three fit under 1 MiB (with their metadata), the fourth not.
+    let events = (0..4).map(|i| {
+        (
+            json!({"i": i}).into(),
+            DataView::from(vec![i as u8; 300 << 10]),
+        )
+    });
+    let futures = producer.push_many(events, None);
+    assert_eq!(futures.len(), 4);
+    match futures[3].wait() {
+        Err(Error::ProducerFull { limit, .. }) => assert_eq!(limit, 1 << 20),
+        other => panic!("expected ProducerFull for the fourth event, got {other:?}"),
+    }
+    sink.set_open(true);
+    let ids: Vec<EventId> = futures[..3].iter().map(|f| f.wait().unwrap()).collect();
+    assert_eq!(ids, [0, 1, 2]);
+}

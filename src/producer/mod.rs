@@ -60,6 +60,25 @@ struct PendingEvent {
     reserved: usize,
 }
 
+/// The error for metadata whose top-level object holds [`crate::event::CONTROL_KEY`]. Metadata
+/// given as text is only parsed here if it may hold the key (the engine parses it later anyway,
+/// off the caller's thread when a pool runs the batches).
+fn reserved_key_error(metadata: &Metadata) -> Option<Error> {
+    let may_hold_key = metadata
+        .unparsed_text()
+        .is_none_or(crate::event::text_may_hold_control_key);
+    let obj = may_hold_key
+        .then(|| metadata.json().as_object())
+        .flatten()?;
+    obj.contains_key(crate::event::CONTROL_KEY).then(|| {
+        Error::InvalidMetadata(format!(
+            "the key {:?} is reserved for the library's control events (end of stream); \
+             rename it",
+            crate::event::CONTROL_KEY
+        ))
+    })
+}
+
 /// The least that an event's metadata counts for against `max_buffered_bytes` before it is
 /// serialized.
 const MIN_METADATA_RESERVE: usize = 256;
@@ -180,6 +199,19 @@ impl Shared {
                 .0;
         }
         Ok(st)
+    }
+
+    /// Whether a new drain job should start for the queued events (counted as started if so):
+    /// one job drains the queue; more join it (up to the pool's size) when it falls behind by
+    /// more than a chunk each.
+    fn should_start_drain(&self, st: &mut State) -> bool {
+        let start = st.active_drains == 0
+            || (st.active_drains < self.pool.thread_count()
+                && st.pending.len() > DRAIN_CHUNK * st.active_drains);
+        if start {
+            st.active_drains += 1;
+        }
+        start
     }
 
     fn wait_for_room<'a>(&self, mut st: MutexGuard<'a, State>) -> MutexGuard<'a, State> {
@@ -601,19 +633,8 @@ impl Producer {
         requested: Option<usize>,
     ) -> Future<EventId> {
         let shared = &self.shared;
-        // Metadata given as text is only parsed here if it may hold the key (the engine parses
-        // it later anyway, off the caller's thread when a pool runs the batches).
-        let may_hold_key = metadata
-            .unparsed_text()
-            .is_none_or(crate::event::text_may_hold_control_key);
-        if let Some(obj) = may_hold_key.then(|| metadata.json().as_object()).flatten() {
-            if obj.contains_key(crate::event::CONTROL_KEY) {
-                return Future::failed(Error::InvalidMetadata(format!(
-                    "the key {:?} is reserved for the library's control events (end of stream); \
-                     rename it",
-                    crate::event::CONTROL_KEY
-                )));
-            }
+        if let Some(e) = reserved_key_error(&metadata) {
+            return Future::failed(e);
         }
         if shared.pool.thread_count() == 0 {
             let p = match shared.prepare(&metadata, &data, requested) {
@@ -652,15 +673,7 @@ impl Producer {
                 promise: pr,
                 reserved: reserve,
             });
-            // One job drains the queue; more join it (up to the pool's size) when it falls
-            // behind by more than a chunk each.
-            let start = st.active_drains == 0
-                || (st.active_drains < shared.pool.thread_count()
-                    && st.pending.len() > DRAIN_CHUNK * st.active_drains);
-            if start {
-                st.active_drains += 1;
-            }
-            start
+            shared.should_start_drain(&mut st)
         };
         if start_drain {
             let s = shared.clone();
@@ -669,6 +682,62 @@ impl Producer {
                 .push_work(Box::new(move || s.drain()), DEFAULT_PRIORITY);
         }
         fut
+    }
+
+    /// Sends several events, as [`Producer::push`] (or [`Producer::push_to`] with `partition`)
+    /// would one after the other, and returns their futures in the same order. With a thread
+    /// pool, the events are queued under one lock for as long as they fit the producer's
+    /// limits (`max_buffered_bytes`, `max_num_batches`), where `push` takes it once per event;
+    /// past a limit the rest go one by one, waiting or failing as `push` does.
+    pub fn push_many(
+        &self,
+        events: impl IntoIterator<Item = (Metadata, DataView)>,
+        partition: Option<usize>,
+    ) -> Vec<Future<EventId>> {
+        let events = events.into_iter();
+        let mut futures = Vec::with_capacity(events.size_hint().0);
+        let shared = &self.shared;
+        let mut events = events.peekable();
+        if shared.pool.thread_count() > 0 && events.peek().is_some() {
+            let start_drain = {
+                let mut st = shared.lock();
+                while let Some((metadata, data)) = events.next_if(|(_, data)| {
+                    let bytes = data.size() + st.metadata_reserve;
+                    (st.buffered == 0 || st.buffered + bytes <= shared.max_buffered_bytes)
+                        && st.queued_batches < shared.max_num_batches.0
+                        && !st.closing
+                }) {
+                    if let Some(e) = reserved_key_error(&metadata) {
+                        futures.push(Future::failed(e));
+                        continue;
+                    }
+                    let (promise, future) = promise::<EventId>();
+                    let reserve = st.metadata_reserve;
+                    st.buffered += data.size() + reserve;
+                    let seq = st.next_seq;
+                    st.next_seq += 1;
+                    st.jobs_in_flight += 1;
+                    st.pending.push_back(PendingEvent {
+                        seq,
+                        metadata,
+                        data,
+                        requested: partition,
+                        promise,
+                        reserved: reserve,
+                    });
+                    futures.push(future);
+                }
+                shared.should_start_drain(&mut st)
+            };
+            if start_drain {
+                let s = shared.clone();
+                shared
+                    .pool
+                    .push_work(Box::new(move || s.drain()), DEFAULT_PRIORITY);
+            }
+        }
+        futures.extend(events.map(|(metadata, data)| self.push_inner(metadata, data, partition)));
+        futures
     }
 
     /// Appends an already validated event to partition `p`'s open batch (inline path).

@@ -173,12 +173,7 @@ impl PyProducer {
             }
             prepared.push((convert::metadata(&item)?, diaspora_stream::DataView::new()));
         }
-        let inner = py.detach(|| {
-            prepared
-                .into_iter()
-                .map(|(md, view)| push_one(&producer, md, view, partition))
-                .collect()
-        });
+        let inner = py.detach(|| producer.push_many(prepared, partition));
         Ok(PyFutureIds { inner })
     }
 
