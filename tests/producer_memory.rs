@@ -182,10 +182,13 @@ fn four_gib_into_a_slow_sink_stay_within_the_bound() {
     );
 }
 
-#[test]
-fn on_full_error_fails_the_push_at_once_and_names_the_option() {
-    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
-    // The sink holds the first batch until the gate opens: it stays buffered meanwhile.
+/// A sink that holds batches until its gate opens, and a producer bounded to 1 MiB with
+/// `on_full = error` on its topic.
+fn held_sink_with_1_mib_bound() -> (
+    diaspora_stream::TopicHandle,
+    Arc<SlowSink>,
+    diaspora_stream::Producer,
+) {
     let (driver, sink) = sink(0.0);
     sink.set_open(false);
     let topic = driver.open_topic("t").unwrap();
@@ -195,6 +198,14 @@ fn on_full_error_fails_the_push_at_once_and_names_the_option() {
         .on_full(OnFull::Error)
         .build()
         .unwrap();
+    (topic, sink, producer)
+}
+
+#[test]
+fn on_full_error_fails_the_push_at_once_and_names_the_option() {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    // The sink holds the first batch until the gate opens: it stays buffered meanwhile.
+    let (topic, sink, producer) = held_sink_with_1_mib_bound();
     let first = producer.push(json!({"i": 0}), DataView::from(vec![0u8; 1 << 20]));
     let second = producer.push(json!({"i": 1}), DataView::from(vec![1u8; 1 << 20]));
     match second.wait() {
@@ -270,15 +281,7 @@ fn buffered_bytes_return_to_zero_once_everything_is_stored() {
 #[test]
 fn push_many_stops_at_the_bound_as_push_does() {
     let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
-    let (driver, sink) = sink(0.0);
-    sink.set_open(false);
-    let topic = driver.open_topic("t").unwrap();
-    let producer = topic
-        .producer()
-        .max_buffered_bytes(1 << 20)
-        .on_full(OnFull::Error)
-        .build()
-        .unwrap();
+    let (_topic, sink, producer) = held_sink_with_1_mib_bound();
     // Four events of 300 KiB: three fit under 1 MiB (with their metadata), the fourth not.
     let events = (0..4).map(|i| {
         (

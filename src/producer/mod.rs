@@ -135,6 +135,33 @@ struct State {
     failure_since_flush: Option<Error>,
 }
 
+impl State {
+    /// Queues an admitted event for a pool job (counting its bytes and giving it the next
+    /// sequence number); the future resolves to its id once stored.
+    fn queue_pending(
+        &mut self,
+        metadata: Metadata,
+        data: DataView,
+        requested: Option<usize>,
+    ) -> Future<EventId> {
+        let (promise, future) = promise::<EventId>();
+        let reserved = self.metadata_reserve;
+        self.buffered += data.size() + reserved;
+        let seq = self.next_seq;
+        self.next_seq += 1;
+        self.jobs_in_flight += 1;
+        self.pending.push_back(PendingEvent {
+            seq,
+            metadata,
+            data,
+            requested,
+            promise,
+            reserved,
+        });
+        future
+    }
+}
+
 struct Shared {
     topic: TopicHandle,
     selector: Arc<dyn PartitionSelector>,
@@ -168,7 +195,7 @@ impl Shared {
         mut st: MutexGuard<'a, State>,
         bytes: usize,
     ) -> Result<MutexGuard<'a, State>> {
-        let fits = |st: &State| st.buffered == 0 || st.buffered + bytes <= self.max_buffered_bytes;
+        let fits = |st: &State| self.fits(st, bytes);
         if fits(&st) {
             return Ok(st);
         }
@@ -202,6 +229,18 @@ impl Shared {
                 .0;
         }
         Ok(st)
+    }
+
+    /// Whether `bytes` more fit under `max_buffered_bytes` (an event alone always does).
+    fn fits(&self, st: &State, bytes: usize) -> bool {
+        st.buffered == 0 || st.buffered + bytes <= self.max_buffered_bytes
+    }
+
+    /// Starts a job on the pool that drains the queue of pending events.
+    fn start_drain(self: &Arc<Self>) {
+        let s = self.clone();
+        self.pool
+            .push_work(Box::new(move || s.drain()), DEFAULT_PRIORITY);
     }
 
     /// Whether a new drain job should start for the queued events (counted as started if so):
@@ -390,9 +429,7 @@ impl Shared {
             }
         }
         // Still counted in `active_drains`: carry on as a new job.
-        let s = self.clone();
-        self.pool
-            .push_work(Box::new(move || s.drain()), DEFAULT_PRIORITY);
+        self.start_drain();
     }
 
     fn commit_one(&self, st: &mut State, item: Processed) {
@@ -521,8 +558,7 @@ impl Producer {
             };
         }
 
-        let (pr, fut) = promise::<EventId>();
-        let start_drain = {
+        let (fut, start_drain) = {
             let st = shared.lock();
             let reserve = st.metadata_reserve;
             let st = match shared.admit(st, data.size() + reserve) {
@@ -533,25 +569,11 @@ impl Producer {
             if st.closing {
                 return Future::failed(Error::Closed("producer"));
             }
-            st.buffered += data.size() + reserve;
-            let seq = st.next_seq;
-            st.next_seq += 1;
-            st.jobs_in_flight += 1;
-            st.pending.push_back(PendingEvent {
-                seq,
-                metadata,
-                data,
-                requested,
-                promise: pr,
-                reserved: reserve,
-            });
-            shared.should_start_drain(&mut st)
+            let fut = st.queue_pending(metadata, data, requested);
+            (fut, shared.should_start_drain(&mut st))
         };
         if start_drain {
-            let s = shared.clone();
-            shared
-                .pool
-                .push_work(Box::new(move || s.drain()), DEFAULT_PRIORITY);
+            shared.start_drain();
         }
         fut
     }
@@ -574,38 +596,19 @@ impl Producer {
             let start_drain = {
                 let mut st = shared.lock();
                 while let Some((metadata, data)) = events.next_if(|(_, data)| {
-                    let bytes = data.size() + st.metadata_reserve;
-                    (st.buffered == 0 || st.buffered + bytes <= shared.max_buffered_bytes)
+                    shared.fits(&st, data.size() + st.metadata_reserve)
                         && st.queued_batches < shared.max_num_batches.0
                         && !st.closing
                 }) {
-                    if let Some(e) = reserved_key_error(&metadata) {
-                        futures.push(Future::failed(e));
-                        continue;
-                    }
-                    let (promise, future) = promise::<EventId>();
-                    let reserve = st.metadata_reserve;
-                    st.buffered += data.size() + reserve;
-                    let seq = st.next_seq;
-                    st.next_seq += 1;
-                    st.jobs_in_flight += 1;
-                    st.pending.push_back(PendingEvent {
-                        seq,
-                        metadata,
-                        data,
-                        requested: partition,
-                        promise,
-                        reserved: reserve,
+                    futures.push(match reserved_key_error(&metadata) {
+                        Some(e) => Future::failed(e),
+                        None => st.queue_pending(metadata, data, partition),
                     });
-                    futures.push(future);
                 }
                 shared.should_start_drain(&mut st)
             };
             if start_drain {
-                let s = shared.clone();
-                shared
-                    .pool
-                    .push_work(Box::new(move || s.drain()), DEFAULT_PRIORITY);
+                shared.start_drain();
             }
         }
         futures.extend(events.map(|(metadata, data)| self.push_inner(metadata, data, partition)));
