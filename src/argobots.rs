@@ -567,9 +567,7 @@ impl Resources {
             if let Some(mut pool) = self.pool.take() {
                 abt::ABT_pool_free(&mut pool);
             }
-            if self.attr != abt::ABT_THREAD_ATTR_NULL() {
-                abt::ABT_thread_attr_free(&mut self.attr);
-            }
+            abt::ABT_thread_attr_free(&mut self.attr);
         }
     }
 }
