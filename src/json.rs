@@ -246,6 +246,179 @@ pub(crate) fn write_float(out: &mut Vec<u8>, value: f64) {
     }
 }
 
+/// Deepest nesting [`is_compact_canonical`] follows (the parser's own limit).
+const CANONICAL_DEPTH: usize = 128;
+
+/// True if `text` is exactly what [`write_compact`] writes for the value `text` parses into, so
+/// that the text may be stored as it is, without building the value and writing it again.
+/// Conservative: anything it does not vouch for (whitespace, keys out of order or escaped, escapes
+/// that the writer would spell differently, numbers written otherwise) gives false, and the caller
+/// parses and writes. `text` must be JSON that parses.
+pub(crate) fn is_compact_canonical(text: &[u8]) -> bool {
+    let mut scan = Scan { text, at: 0 };
+    scan.value(0) && scan.at == text.len()
+}
+
+/// A cursor over JSON text, for [`is_compact_canonical`].
+struct Scan<'a> {
+    text: &'a [u8],
+    at: usize,
+}
+
+impl<'a> Scan<'a> {
+    fn eat(&mut self, literal: &[u8]) -> bool {
+        let found = self.text[self.at..].starts_with(literal);
+        if found {
+            self.at += literal.len();
+        }
+        found
+    }
+
+    fn value(&mut self, depth: usize) -> bool {
+        if depth > CANONICAL_DEPTH {
+            return false;
+        }
+        match self.text.get(self.at) {
+            Some(b'n') => self.eat(b"null"),
+            Some(b't') => self.eat(b"true"),
+            Some(b'f') => self.eat(b"false"),
+            Some(b'"') => self.string().is_some(),
+            Some(b'-' | b'0'..=b'9') => self.number(),
+            Some(b'[') => {
+                self.at += 1;
+                if self.eat(b"]") {
+                    return true;
+                }
+                loop {
+                    if !self.value(depth + 1) {
+                        return false;
+                    }
+                    if self.eat(b"]") {
+                        return true;
+                    }
+                    if !self.eat(b",") {
+                        return false;
+                    }
+                }
+            }
+            Some(b'{') => {
+                self.at += 1;
+                if self.eat(b"}") {
+                    return true;
+                }
+                let mut previous: Option<&[u8]> = None;
+                loop {
+                    // Keys in strictly increasing byte order (the writer's order; a repeated
+                    // key keeps only its last value). Escaped keys are not compared here.
+                    let key = match self.string() {
+                        Some(k) if !k.contains(&b'\\') => k,
+                        _ => return false,
+                    };
+                    if previous.is_some_and(|p| p >= key) {
+                        return false;
+                    }
+                    previous = Some(key);
+                    if !self.eat(b":") || !self.value(depth + 1) {
+                        return false;
+                    }
+                    if self.eat(b"}") {
+                        return true;
+                    }
+                    if !self.eat(b",") {
+                        return false;
+                    }
+                }
+            }
+            _ => false,
+        }
+    }
+
+    /// A string at the cursor whose escapes are the ones `write_string` writes; its raw body.
+    fn string(&mut self) -> Option<&'a [u8]> {
+        let text = self.text;
+        if text.get(self.at) != Some(&b'"') {
+            return None;
+        }
+        let start = self.at + 1;
+        let mut i = start;
+        loop {
+            // Eight bytes at a time while none is a quote, a backslash or a control character.
+            while i + 8 <= text.len()
+                && !word_needs_escape(u64::from_le_bytes(text[i..i + 8].try_into().ok()?))
+            {
+                i += 8;
+            }
+            match *text.get(i)? {
+                b'"' => {
+                    self.at = i + 1;
+                    return Some(&text[start..i]);
+                }
+                0x00..=0x1f => return None,
+                b'\\' => match *text.get(i + 1)? {
+                    b'"' | b'\\' | b'n' | b'r' | b't' | b'b' | b'f' => i += 2,
+                    b'u' => {
+                        // Only the \u00xx (lowercase) of a control character without a short
+                        // escape.
+                        let hex = text.get(i + 2..i + 6)?;
+                        let lower = |h: u8| match h {
+                            b'0'..=b'9' => Some(h - b'0'),
+                            b'a'..=b'f' => Some(h - b'a' + 10),
+                            _ => None,
+                        };
+                        if hex[0] != b'0' || hex[1] != b'0' {
+                            return None;
+                        }
+                        let c = lower(hex[2])? * 16 + lower(hex[3])?;
+                        if c >= 0x20 || matches!(c, 0x08 | 0x09 | 0x0a | 0x0c | 0x0d) {
+                            return None;
+                        }
+                        i += 6;
+                    }
+                    _ => return None,
+                },
+                _ => i += 1,
+            }
+        }
+    }
+
+    /// A number at the cursor: an integer as the writer writes integers (no leading zero, no
+    /// "-0", within 64 bits), or a float whose value the writer writes back the same.
+    fn number(&mut self) -> bool {
+        let text = self.text;
+        let start = self.at;
+        let negative = text[start] == b'-';
+        let first = start + usize::from(negative);
+        let mut i = first;
+        while i < text.len() && text[i].is_ascii_digit() {
+            i += 1;
+        }
+        let digits = i - first;
+        if !matches!(text.get(i), Some(b'.' | b'e' | b'E')) {
+            self.at = i;
+            return match (digits, text.get(first)) {
+                (0, _) => false,
+                (_, Some(b'0')) => digits == 1 && !negative,
+                // Up to 19 digits always fit a u64, up to 18 an i64 (longer ones may not).
+                _ => digits <= if negative { 18 } else { 19 },
+            };
+        }
+        while i < text.len() && matches!(text[i], b'0'..=b'9' | b'.' | b'e' | b'E' | b'+' | b'-') {
+            i += 1;
+        }
+        self.at = i;
+        let token = &text[start..i];
+        // The same parser as the whole text's, then the writer.
+        match serde_json::from_slice::<Value>(token) {
+            Ok(value @ Value::Number(_)) => {
+                let mut out = Vec::with_capacity(token.len());
+                write_value(&mut out, &value, None, 0);
+                out == token
+            }
+            _ => false,
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -311,6 +484,144 @@ mod tests {
         assert_eq!(
             to_pretty_string(&json!({"type": "default", "x": [1, {"y": null}]}), 2),
             "{\n  \"type\": \"default\",\n  \"x\": [\n    1,\n    {\n      \"y\": null\n    }\n  ]\n}"
+        );
+    }
+
+    /// Round trip of `text` through the parser and the writer.
+    fn rewritten(text: &str) -> Option<String> {
+        serde_json::from_str::<Value>(text)
+            .ok()
+            .map(|v| to_compact_string(&v))
+    }
+
+    #[test]
+    fn canonical_texts_are_recognized() {
+        for text in [
+            "null",
+            "true",
+            "0",
+            "-1",
+            "1234567890123456789",
+            "-123456789012345678",
+            "1.5",
+            "-2.5",
+            "1e+15",
+            "1.25e-07",
+            "0.0001",
+            "-0.0",
+            "\"\"",
+            "\"abcdefghijklmnopqrstuvwxyz é \\\" \\\\ \\n \\t \\b \\f \\r \\u0001 \\u001f\"",
+            "[]",
+            "{}",
+            "[1,[2,[]],{}]",
+            "{\"a\":1,\"b\":{\"c\":[true,null]},\"é\":\"x\"}",
+        ] {
+            assert!(is_compact_canonical(text.as_bytes()), "{text}");
+            assert_eq!(rewritten(text).as_deref(), Some(text));
+        }
+    }
+
+    #[test]
+    fn texts_the_writer_spells_otherwise_are_not_canonical() {
+        for text in [
+            " 1",
+            "1 ",
+            "[1, 2]",
+            "{\"b\":1,\"a\":2}",
+            "{\"a\":1,\"a\":2}",
+            "{\"a\\u0062\":1}",
+            "-0",
+            "1.0e0",
+            "1E+15",
+            "100000000000000000000",
+            "-9223372036854775808",
+            "0.10",
+            "\"\\/\"",
+            "\"\\u0041\"",
+            "\"\\u000A\"",
+            "\"\\u000a\"",
+            "\"\\u00e9\"",
+            "\"\\ud83d\\ude00\"",
+            "{\"a\" :1}",
+        ] {
+            assert!(!is_compact_canonical(text.as_bytes()), "{text}");
+        }
+    }
+
+    #[test]
+    fn a_text_said_canonical_always_survives_the_round_trip() {
+        // Texts the writer wrote from varied values must be recognized; each one bent by one byte
+        // (a space, a digit, an escape, a swapped pair...) must be recognized only if the writer
+        // would write it back byte for byte.
+        let mut seed = 0x2545_f491_4f6c_dd1du64;
+        let mut next = move || {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            seed
+        };
+        fn value(next: &mut dyn FnMut() -> u64, depth: u32) -> Value {
+            let pick = next() % if depth > 3 { 6 } else { 8 };
+            match pick {
+                0 => Value::Null,
+                1 => Value::Bool(next().is_multiple_of(2)),
+                2 => json!((next() % 2_000_000) as i64 - 1_000_000),
+                3 => json!(f64::from_bits(next() >> 2) % 1e20),
+                4 => json!((next() % 1000) as f64 / 8.0),
+                5 => {
+                    let alphabet = ['a', 'Z', '"', '\\', '\n', '\u{1}', 'é', '/', ' ', '\u{7f}'];
+                    let n = next() % 12;
+                    Value::String(
+                        (0..n)
+                            .map(|_| alphabet[(next() % alphabet.len() as u64) as usize])
+                            .collect(),
+                    )
+                }
+                6 => Value::Array((0..next() % 4).map(|_| value(next, depth + 1)).collect()),
+                _ => Value::Object(
+                    (0..next() % 4)
+                        .map(|_| (format!("k{}", next() % 10), value(next, depth + 1)))
+                        .collect(),
+                ),
+            }
+        }
+        let bends: [&[u8]; 8] = [b" ", b"0", b"\\", b"-", b".", b"e", b",", b"\""];
+        let (mut kept, mut refused) = (0, 0);
+        for _ in 0..3000 {
+            let v = value(&mut next, 0);
+            let text = to_compact_string(&v);
+            assert!(is_compact_canonical(text.as_bytes()), "{text}");
+            let mut bent = text.clone().into_bytes();
+            let at = (next() % (bent.len() as u64 + 1)) as usize;
+            match next() % 3 {
+                0 => {
+                    let b = bends[(next() % bends.len() as u64) as usize];
+                    bent.splice(at..at, b.iter().copied());
+                }
+                1 if at + 1 < bent.len() => bent.swap(at, at + 1),
+                _ if at < bent.len() => {
+                    bent.remove(at);
+                }
+                _ => {}
+            }
+            let Ok(bent) = String::from_utf8(bent) else {
+                continue;
+            };
+            // (Only texts that parse are asked about.)
+            let Some(again) = rewritten(&bent) else {
+                continue;
+            };
+            if is_compact_canonical(bent.as_bytes()) {
+                assert_eq!(again, bent, "{text}");
+                kept += 1;
+            } else {
+                refused += 1;
+            }
+        }
+        // Both outcomes occur, so the check above had work to do.
+        assert!(
+            kept > 100 && refused > 100,
+            "kept {kept}, refused {refused}"
         );
     }
 }

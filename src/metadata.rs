@@ -193,7 +193,20 @@ impl Metadata {
 
     /// Compact JSON text, byte-identical to the C++ reference's `dump()`.
     pub fn dump(&self) -> String {
-        crate::json::to_compact_string(self.json())
+        let mut out = Vec::with_capacity(64);
+        self.write_compact(&mut out);
+        // JSON text that parsed is UTF-8, and the writer writes only UTF-8.
+        String::from_utf8(out).unwrap_or_else(|_| crate::json::to_compact_string(self.json()))
+    }
+
+    /// Appends the text of [`Metadata::dump`] to `out`. Metadata made from JSON text that is
+    /// already in that form (compact, keys in order, numbers and escapes written as the writer
+    /// writes them) copies the text without building its value.
+    pub(crate) fn write_compact(&self, out: &mut Vec<u8>) {
+        match self.text.as_deref() {
+            Some(text) if crate::json::is_compact_canonical(text) => out.extend_from_slice(text),
+            _ => crate::json::write_compact(out, self.json()),
+        }
     }
 
     /// Pretty JSON text with `indent` spaces, identical to the C++ reference's `dump(indent)`.

@@ -33,7 +33,7 @@ pub struct DefaultSerializer;
 pub(crate) fn encode_length_prefixed(metadata: &Metadata, out: &mut Vec<u8>) {
     let start = out.len();
     out.extend_from_slice(&[0u8; 8]);
-    crate::json::write_compact(out, metadata.json());
+    metadata.write_compact(out);
     let len = (out.len() - start - 8) as u64;
     out[start..start + 8].copy_from_slice(&len.to_le_bytes());
 }
@@ -151,6 +151,28 @@ mod tests {
         assert_eq!(&out[..8], &(text.len() as u64).to_le_bytes());
         assert_eq!(&out[8..], text);
         assert_eq!(DefaultSerializer.deserialize(&out).unwrap(), m);
+    }
+
+    #[test]
+    fn text_metadata_is_written_as_the_reference_writes_it() {
+        // Text already in the writer's form is copied without building its value; any other
+        // text is parsed and written in that form.
+        for (given, stored, copied) in [
+            (
+                r#"{"a":[1,2.5],"b":"x\n"}"#,
+                r#"{"a":[1,2.5],"b":"x\n"}"#,
+                true,
+            ),
+            (r#" { "b" : 1, "a" : 2 } "#, r#"{"a":2,"b":1}"#, false),
+            (r#"{"a":1.50,"b":"\/"}"#, r#"{"a":1.5,"b":"/"}"#, false),
+        ] {
+            let m = Metadata::parse_shared(Bytes::from(given)).unwrap();
+            let mut out = Vec::new();
+            DefaultSerializer.serialize(&m, &mut out).unwrap();
+            assert_eq!(&out[8..], stored.as_bytes(), "{given}");
+            assert_eq!(m.unparsed_text().is_some(), copied, "{given}");
+            assert_eq!(m.dump(), stored);
+        }
     }
 
     #[test]
