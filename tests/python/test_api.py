@@ -164,6 +164,31 @@ def test_push_many_and_pull_many(topic):
     assert events[100].metadata == {"meta": "only"}
 
 
+def test_push_many_reads_metadata_text_of_every_form(topic):
+    producer = topic.producer("p")
+    texts = [
+        '{"a":[1,2.5],"b":"x\\n"}',  # already compact: stored as written
+        ' { "b" : 1 , "a" : [ 1.50 ] } ',  # spaces, keys out of order, 1.50: rewritten
+        '"\\u00e9t\\u00e9 \u00e9t\u00e9"',  # escaped and raw non-ASCII text
+        '{"k":"\U0001F600"}',
+    ]
+    fut = producer.push_many([(t, b"d") for t in texts] + [texts[0], {"dict": True}])
+    assert fut.wait(timeout_ms=10000) == list(range(6))
+    # A text that is not JSON, or a str that is not valid Unicode, refuses the whole call.
+    with pytest.raises(InvalidArgument, match="not JSON"):
+        producer.push_many([("{}", b""), ("{bad", b""), ("{}", b"")])
+    with pytest.raises(UnicodeEncodeError):
+        producer.push_many([('"\\ud800"', b""), ('"\ud800"', b"")])
+    producer.flush().wait(timeout_ms=5000)
+    _, events = consume(topic, 6)
+    expected = [json.loads(t) for t in texts] + [json.loads(texts[0]), {"dict": True}]
+    assert [e.metadata for e in events] == expected
+    assert [b"".join(bytes(m) for m in e.data) for e in events] == [b"d"] * 4 + [b""] * 2
+    # Nothing of the refused calls was stored.
+    consumer = topic.consumer("after", start="beginning")
+    assert len(consumer.pull_many(100, timeout_ms=500)) == 6
+
+
 def test_selections_sub_strided_unstructured(topic):
     payload = bytes(range(256)) * 4
     produce(topic, [({}, payload)])

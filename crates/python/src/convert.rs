@@ -13,6 +13,35 @@ use serde_json::{Map, Number, Value};
 /// Nesting limit of Python values turned into JSON (the parser's own limit is 128).
 const MAX_DEPTH: usize = 128;
 
+extern "C" {
+    // Part of the stable ABI only from Python 3.10, but exported by every CPython since 3.3
+    // with the same signature; PyO3's abi3-py39 build leaves it out (its `to_cow` then goes
+    // through a new bytes object and a String: two allocations and two copies per string).
+    fn PyUnicode_AsUTF8AndSize(
+        obj: *mut pyo3::ffi::PyObject,
+        size: *mut pyo3::ffi::Py_ssize_t,
+    ) -> *const std::ffi::c_char;
+}
+
+/// The UTF-8 text of a `str`, without a copy: CPython keeps it with the object (for ASCII
+/// strings it is the object's own storage), so it lives as long as `s`. A string that is not
+/// valid Unicode (a lone surrogate) raises UnicodeEncodeError, as `str.encode()` does.
+pub fn utf8<'a>(s: &'a Bound<'_, PyString>) -> PyResult<&'a str> {
+    let mut size: pyo3::ffi::Py_ssize_t = 0;
+    // SAFETY: `s` is a str and the GIL is held; the returned buffer belongs to `s`, which the
+    // borrow keeps alive, and holds `size` bytes of valid UTF-8.
+    unsafe {
+        let data = PyUnicode_AsUTF8AndSize(s.as_ptr(), &mut size);
+        if data.is_null() {
+            return Err(PyErr::fetch(s.py()));
+        }
+        Ok(std::str::from_utf8_unchecked(std::slice::from_raw_parts(
+            data.cast::<u8>(),
+            size as usize,
+        )))
+    }
+}
+
 /// A Python value as JSON.
 pub fn to_json(obj: &Bound<'_, PyAny>) -> PyResult<Value> {
     to_json_at(obj, 0)
@@ -28,7 +57,7 @@ fn to_json_at(obj: &Bound<'_, PyAny>, depth: usize) -> PyResult<Value> {
         return Ok(Value::Null);
     }
     if let Ok(s) = obj.cast::<PyString>() {
-        return Ok(Value::String(s.to_cow()?.into_owned()));
+        return Ok(Value::String(utf8(s)?.to_owned()));
     }
     if let Ok(b) = obj.cast::<PyBool>() {
         return Ok(Value::Bool(b.is_true()));
@@ -54,8 +83,8 @@ fn to_json_at(obj: &Bound<'_, PyAny>, depth: usize) -> PyResult<Value> {
         let mut map = Map::new();
         for (k, v) in d.iter() {
             let key = match k.cast::<PyString>() {
-                Ok(s) => s.to_cow()?.into_owned(),
-                Err(_) => k.str()?.to_cow()?.into_owned(),
+                Ok(s) => utf8(s)?.to_owned(),
+                Err(_) => utf8(&k.str()?)?.to_owned(),
             };
             map.insert(key, to_json_at(&v, depth + 1)?);
         }
@@ -120,6 +149,13 @@ pub fn to_py<'py>(py: Python<'py>, v: &Value) -> PyResult<Bound<'py, PyAny>> {
     })
 }
 
+/// Event metadata given as the JSON text of a `str`, checked and kept as written.
+pub fn text_metadata(text: Bytes) -> PyResult<Metadata> {
+    Metadata::parse_shared(text).map_err(|e| {
+        crate::error::invalid_argument(format!("metadata given as text is not JSON: {e}"))
+    })
+}
+
 /// Options given as a dict (or None for none) as a JSON object.
 pub fn options(obj: Option<&Bound<'_, PyAny>>) -> PyResult<Value> {
     match obj {
@@ -133,10 +169,7 @@ pub fn options(obj: Option<&Bound<'_, PyAny>>) -> PyResult<Value> {
 /// converted.
 pub fn metadata(obj: &Bound<'_, PyAny>) -> PyResult<Metadata> {
     if let Ok(s) = obj.cast::<PyString>() {
-        let text = s.to_cow()?;
-        return Metadata::parse_shared(Bytes::copy_from_slice(text.as_bytes())).map_err(|e| {
-            crate::error::invalid_argument(format!("metadata given as text is not JSON: {e}"))
-        });
+        return text_metadata(Bytes::copy_from_slice(utf8(s)?.as_bytes()));
     }
     if let Ok(b) = obj.cast::<pyo3::types::PyBytes>() {
         return Metadata::parse_shared(Bytes::copy_from_slice(b.as_bytes())).map_err(|e| {

@@ -7,7 +7,7 @@ use crate::error::IntoPy;
 use crate::wait::{self, Deadline};
 use diaspora_stream::{EventId, Future, Metadata, Producer};
 use pyo3::prelude::*;
-use pyo3::types::PyTuple;
+use pyo3::types::{PyString, PyTuple};
 use std::sync::{Arc, Mutex};
 
 /// The id an event will have once stored.
@@ -160,19 +160,39 @@ impl PyProducer {
         partition: Option<usize>,
     ) -> PyResult<PyFutureIds> {
         let producer = self.get()?;
-        let mut prepared = Vec::with_capacity(events.len().unwrap_or(0));
+        // Metadata given as text is copied into one buffer for the whole call, which each event
+        // then shares (one allocation per call instead of one per event).
+        let mut texts = Vec::new();
+        let mut read = Vec::with_capacity(events.len().unwrap_or(0));
         for item in events.try_iter()? {
             let item = item?;
-            if let Ok(t) = item.cast::<PyTuple>() {
-                if t.len() == 2 {
-                    let md = convert::metadata(&t.get_item(0)?)?;
-                    let view = buffer::shared_view(Some(&t.get_item(1)?))?;
-                    prepared.push((md, view));
-                    continue;
+            let (metadata, view) = match item.cast::<PyTuple>() {
+                Ok(t) if t.len() == 2 => {
+                    (t.get_item(0)?, buffer::shared_view(Some(&t.get_item(1)?))?)
                 }
-            }
-            prepared.push((convert::metadata(&item)?, diaspora_stream::DataView::new()));
+                _ => (item, diaspora_stream::DataView::new()),
+            };
+            let metadata = match metadata.cast::<PyString>() {
+                Ok(s) => {
+                    let start = texts.len();
+                    texts.extend_from_slice(convert::utf8(s)?.as_bytes());
+                    Err(start..texts.len())
+                }
+                Err(_) => Ok(convert::metadata(&metadata)?),
+            };
+            read.push((metadata, view));
         }
+        let texts = bytes::Bytes::from(texts);
+        let prepared = read
+            .into_iter()
+            .map(|(metadata, view)| {
+                let metadata = match metadata {
+                    Ok(m) => m,
+                    Err(range) => convert::text_metadata(texts.slice(range))?,
+                };
+                Ok((metadata, view))
+            })
+            .collect::<PyResult<Vec<_>>>()?;
         let inner = py.detach(|| producer.push_many(prepared, partition));
         Ok(PyFutureIds { inner })
     }
