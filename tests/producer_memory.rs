@@ -299,3 +299,52 @@ fn push_many_stops_at_the_bound_as_push_does() {
     let ids: Vec<EventId> = futures[..3].iter().map(|f| f.wait().unwrap()).collect();
     assert_eq!(ids, [0, 1, 2]);
 }
+
+#[test]
+fn try_push_queues_while_there_is_room_and_gives_the_event_back_otherwise() {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let (topic, sink, _) = held_sink_with_1_mib_bound();
+    let producer = topic
+        .producer()
+        .thread_pool(diaspora_stream::thread_pool::std_pool(1))
+        .max_buffered_bytes(1 << 20)
+        .on_full(OnFull::Error)
+        .build()
+        .unwrap();
+    let event = |i: u8| (json!({"i": i}).into(), DataView::from(vec![i; 600 << 10]));
+    let (md, data) = event(0);
+    let first = producer
+        .try_push(md, data, None)
+        .unwrap_or_else(|_| panic!("room for the first event"));
+    // The sink holds the first batch, so a second 600 KiB would pass the 1 MiB bound: it comes
+    // back untouched, and nothing failed (on_full = error would have failed a push).
+    let (md, data) = event(1);
+    let (md, data) = match producer.try_push(md, data, None) {
+        Ok(_) => panic!("no room for the second event"),
+        Err(back) => back,
+    };
+    assert_eq!(md.json(), &json!({"i": 1}));
+    assert_eq!(data.to_vec(), vec![1u8; 600 << 10]);
+    sink.set_open(true);
+    assert_eq!(first.wait().unwrap(), 0);
+    producer.flush().wait().unwrap();
+    // Room again: the event given back goes in, and keeps its place in the id order.
+    let second = producer
+        .try_push(md, data, None)
+        .unwrap_or_else(|_| panic!("room after the flush"));
+    // A forged control key fails its own future, as with push.
+    let forged = producer
+        .try_push(json!({"$diaspora": 1}).into(), DataView::new(), None)
+        .unwrap_or_else(|_| panic!("room for an empty event"));
+    assert!(matches!(forged.wait(), Err(Error::InvalidMetadata(_))));
+    producer.flush().wait().unwrap();
+    assert_eq!(second.wait().unwrap(), 1);
+    // Without a pool thread every push works inline: try_push never does that work.
+    let inline = topic
+        .producer()
+        .thread_pool(diaspora_stream::thread_pool::std_pool(0))
+        .build()
+        .unwrap();
+    let (md, data) = event(2);
+    assert!(inline.try_push(md, data, None).is_err());
+}

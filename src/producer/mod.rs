@@ -236,6 +236,14 @@ impl Shared {
         st.buffered == 0 || st.buffered + bytes <= self.max_buffered_bytes
     }
 
+    /// Whether an event of `data` may be queued at once, within the producer's limits
+    /// (`max_buffered_bytes`, `max_num_batches`), the producer being open.
+    fn has_room(&self, st: &State, data: &DataView) -> bool {
+        self.fits(st, data.size() + st.metadata_reserve)
+            && st.queued_batches < self.max_num_batches.0
+            && !st.closing
+    }
+
     /// Starts a job on the pool that drains the queue of pending events.
     fn start_drain(self: &Arc<Self>) {
         let s = self.clone();
@@ -595,11 +603,9 @@ impl Producer {
         if shared.pool.thread_count() > 0 && events.peek().is_some() {
             let start_drain = {
                 let mut st = shared.lock();
-                while let Some((metadata, data)) = events.next_if(|(_, data)| {
-                    shared.fits(&st, data.size() + st.metadata_reserve)
-                        && st.queued_batches < shared.max_num_batches.0
-                        && !st.closing
-                }) {
+                while let Some((metadata, data)) =
+                    events.next_if(|(_, data)| shared.has_room(&st, data))
+                {
                     futures.push(match reserved_key_error(&metadata) {
                         Some(e) => Future::failed(e),
                         None => st.queue_pending(metadata, data, partition),
@@ -613,6 +619,41 @@ impl Producer {
         }
         futures.extend(events.map(|(metadata, data)| self.push_inner(metadata, data, partition)));
         futures
+    }
+
+    /// Pushes without waiting and without working inline: with a thread pool and room within
+    /// the producer's limits (`max_buffered_bytes`, `max_num_batches`), queues the event as
+    /// [`Producer::push`] (or [`Producer::push_to`] with `partition`) would and returns its
+    /// future; otherwise (no pool thread, a limit reached, the producer closing) gives the event
+    /// back untouched, for a later attempt or for `push`, which waits or works. Language
+    /// bindings use it to push without giving up their interpreter lock when nothing can block.
+    // The event comes back by value, as it went in: boxing it would allocate at each refusal.
+    #[allow(clippy::result_large_err)]
+    pub fn try_push(
+        &self,
+        metadata: Metadata,
+        data: DataView,
+        partition: Option<usize>,
+    ) -> std::result::Result<Future<EventId>, (Metadata, DataView)> {
+        let shared = &self.shared;
+        if shared.pool.thread_count() == 0 {
+            return Err((metadata, data));
+        }
+        let (future, start_drain) = {
+            let mut st = shared.lock();
+            if !shared.has_room(&st, &data) {
+                return Err((metadata, data));
+            }
+            let future = match reserved_key_error(&metadata) {
+                Some(e) => Future::failed(e),
+                None => st.queue_pending(metadata, data, partition),
+            };
+            (future, shared.should_start_drain(&mut st))
+        };
+        if start_drain {
+            shared.start_drain();
+        }
+        Ok(future)
     }
 
     /// Appends an already validated event to partition `p`'s open batch (inline path).

@@ -146,7 +146,12 @@ impl PyProducer {
         let producer = self.get()?;
         let md = convert::metadata(metadata)?;
         let view = buffer::shared_view(data)?;
-        let inner = py.detach(|| push_one(&producer, md, view, partition));
+        // Queued at once while the producer has room: the GIL is let go (a thread switch's
+        // worth of work per push) only when the push may wait or work inline.
+        let inner = match producer.try_push(md, view, partition) {
+            Ok(inner) => inner,
+            Err((md, view)) => py.detach(|| push_one(&producer, md, view, partition)),
+        };
         Ok(PyFutureUint { inner })
     }
 
