@@ -158,7 +158,9 @@ pub(crate) fn partition_at<'a, T>(topic: &str, partitions: &'a [T], p: usize) ->
 /// data to copy, consecutively, over `dst`.
 #[derive(Debug)]
 pub struct DataRead<'a> {
-    /// The event, as the driver returned it.
+    /// The event, as the driver returned it, except that its `metadata` record may be empty
+    /// by then (the consumer moves records into the events it makes): a driver finds the data
+    /// with `id`, `data_location` and `descriptor`.
     pub event: &'a StoredEvent,
     /// `(offset, size)` ranges of the event's data, in order.
     pub ranges: &'a [(u64, u64)],
@@ -286,6 +288,8 @@ pub trait TopicBackend: Send + Sync {
     ) -> Result<Vec<StoredEvent>>;
     /// Reads the byte ranges `(offset, size)` of one event's data, in order, scattering them
     /// consecutively over `dst` (the total of `dst` must be at least the total of `ranges`).
+    /// `event` is one this driver's `fetch` returned; its `metadata` may be empty (see
+    /// [`DataRead::event`]).
     fn read_data(
         &self,
         partition: usize,

@@ -204,47 +204,63 @@ impl Shared {
 
     /// Turns a fetched batch into events: selection and allocation per event, then the reads
     /// the driver must do, all at once (drivers that can overlap them do), then the events.
-    /// Stops at the first failing event: the events before it and its error are returned.
+    /// Stops at the first failing event: the events before it and its error are returned,
+    /// with the stored events not delivered. `give_back`: those go back to a partition reader
+    /// ([`PartitionReader::unread`]), so they keep their metadata records; otherwise the
+    /// records move into the events (the next fetch reads the others again).
     pub(super) fn materialize_batch(
         &self,
         self_arc: &Arc<Shared>,
         p: usize,
         mut batch: Vec<StoredEvent>,
+        give_back: bool,
     ) -> (Vec<Event>, Option<Error>, Vec<StoredEvent>) {
-        // Events are given back to the driver from the first failure on; once metadata is
-        // decoded, only reads can fail, and there are none when every event's data is at hand.
-        let keep_records = self.selector.is_some()
+        // Once metadata is decoded, only reads can fail, and there are none when every event's
+        // data is at hand.
+        let may_read = self.selector.is_some()
             || self.allocator.is_some()
             || batch.iter().any(|stored| stored.data.is_none());
-        if !keep_records {
+        if !may_read {
             return self.materialize_at_hand(self_arc, p, batch);
         }
-        // Decoded metadata and data, by position in `batch` (the stored events stay where they
-        // are: moving them, at 150 bytes each, cost more than copying 1 KiB of data).
-        let mut prepared = Vec::with_capacity(batch.len());
+        // The events are made in the same pass (the stored events stay where they are: moving
+        // them, at 150 bytes each, cost more than copying 1 KiB of data); those whose data must
+        // be read get it below, from the allocations set aside here with their position.
+        let mut parts = Vec::with_capacity(batch.len());
+        let mut to_read: Vec<(usize, PendingData)> = Vec::new();
         let mut error = None;
-        for stored in &mut batch {
-            match self.prepare(p, stored, keep_records) {
-                Ok(ready) => prepared.push(ready),
+        for (i, stored) in batch.iter_mut().enumerate() {
+            match self.prepare(p, stored, give_back) {
+                Ok((metadata, pending)) => parts.push(EventParts {
+                    metadata,
+                    data: match pending {
+                        PendingData::Ready(view) => view,
+                        read => {
+                            to_read.push((i, read));
+                            DataView::new()
+                        }
+                    },
+                    partition: p,
+                    id: stored.id,
+                }),
                 Err(e) => {
                     error = Some(e);
                     break;
                 }
             }
         }
-        let mut reads: Vec<DataRead<'_>> = Vec::new();
-        let mut read_index = Vec::new();
-        for (i, (_, data)) in prepared.iter_mut().enumerate() {
-            if let PendingData::Read { ranges, alloc, .. } = data {
-                reads.push(DataRead {
-                    event: &batch[i],
-                    ranges,
-                    dst: alloc.slices_mut(),
-                });
-                read_index.push(i);
-            }
-        }
-        if !reads.is_empty() {
+        if !to_read.is_empty() {
+            let mut reads: Vec<DataRead<'_>> = to_read
+                .iter_mut()
+                .filter_map(|(i, pending)| match pending {
+                    PendingData::Read { ranges, alloc, .. } => Some(DataRead {
+                        event: &batch[*i],
+                        ranges,
+                        dst: alloc.slices_mut(),
+                    }),
+                    PendingData::Ready(_) => None,
+                })
+                .collect();
             let results = self.topic.backend().read_data_many(p, &mut reads);
             drop(reads);
             if let Some((k, e)) = results
@@ -252,25 +268,18 @@ impl Shared {
                 .enumerate()
                 .find_map(|(k, r)| r.err().map(|e| (k, e)))
             {
-                prepared.truncate(read_index[k]);
+                parts.truncate(to_read[k].0);
+                to_read.truncate(k);
                 error = Some(e);
+            }
+            for (i, pending) in to_read {
+                if let PendingData::Read { alloc, needed, .. } = pending {
+                    parts[i].data = alloc.into_view(needed);
+                }
             }
         }
         // Events not delivered because one failed (the failing one included).
-        let leftover = batch.split_off(prepared.len());
-        let parts = prepared
-            .into_iter()
-            .zip(&batch)
-            .map(|((metadata, data), stored)| EventParts {
-                metadata,
-                data: match data {
-                    PendingData::Ready(v) => v,
-                    PendingData::Read { alloc, needed, .. } => alloc.into_view(needed),
-                },
-                partition: p,
-                id: stored.id,
-            })
-            .collect();
+        let leftover = batch.split_off(parts.len());
         let events = Event::batch(parts, Some(self_arc.clone() as Arc<dyn AckSink>));
         (events, error, leftover)
     }
@@ -489,7 +498,8 @@ impl Fetcher {
             if batch.is_empty() {
                 continue;
             }
-            let (materialized, error, leftover) = shared.materialize_batch(shared, p, batch);
+            let (materialized, error, leftover) =
+                shared.materialize_batch(shared, p, batch, self.reader.is_some());
             if let Some(r) = self.reader.as_mut() {
                 if !leftover.is_empty() {
                     r.unread(p, leftover);

@@ -147,6 +147,9 @@ fn run(args: &Args, ranks: &Ranks) -> Result<(), String> {
             builder
                 .data_selector(move |_, full| {
                     // Interest picks events (a fixed pseudo-random sequence), selectivity trims bytes.
+                    if interest <= 0.0 {
+                        return DataDescriptor::none();
+                    }
                     let k = counter.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                     let pick = interest >= 1.0 || (hash(k) as f64 / u64::MAX as f64) < interest;
                     if !pick {
