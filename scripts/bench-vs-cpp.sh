@@ -18,7 +18,8 @@
 # checksums, the reference has none); a third side, "bare", runs our programs on topics created
 # without checksums, to show what they cost. Prints every run, then the median of each side and
 # the ratios (ours / reference). Our consumer reads each topic twice: with one pull() future per
-# event (as the reference's program does), then with Consumer::pull_many (rows "pull_many"). With
+# event (as the reference's program does), then with Consumer::pull_many (rows "pull_many"), then
+# twice more reading no data, as the reference's program (rows "no data"). With
 # one pool thread, a fourth side runs our programs with that thread in a rayon pool (--pool rayon,
 # built with the CLI's `rayon` feature).
 #
@@ -87,15 +88,24 @@ for threads in 0 1; do
         -t "$topic" -n "$events" -m 64 -s 256 -b 128 -f 10000 -p "$threads" "${extra[@]}")"
       consumed="$(throughput "$bin/diaspora-consumer-benchmark" -d files -c "$work/files.json" \
         -t "$topic" -n "$events" -p "$threads" "${extra[@]}")"
-      many=""
+      many="" bare_many="" bare_each=""
       if [ "$side" != cpp ]; then
         # The same topic again, taking events with pull_many instead of one pull() per event.
         many="$(throughput "$bin/diaspora-consumer-benchmark" -d files -c "$work/files.json" \
           -t "$topic" -n "$events" -p "$threads" --pull many "${extra[@]}")"
         runs["$side,$threads,consumer (pull_many)"]+=" $many"
+        # Like for like with the reference's program: no data read (a selector that selects
+        # nothing), with one pull() per event and with pull_many.
+        bare_each="$(throughput "$bin/diaspora-consumer-benchmark" -d files -c "$work/files.json" \
+          -t "$topic" -n "$events" -p "$threads" --data-interest 0 "${extra[@]}")"
+        bare_many="$(throughput "$bin/diaspora-consumer-benchmark" -d files -c "$work/files.json" \
+          -t "$topic" -n "$events" -p "$threads" --data-interest 0 --pull many "${extra[@]}")"
+        runs["$side,$threads,consumer (no data)"]+=" $bare_each"
+        runs["$side,$threads,consumer (no data, pull_many)"]+=" $bare_many"
       fi
-      printf 'run %2d  %-5s  -p %s  producer %12.0f events/s  consumer %12.0f events/s%s\n' \
-        "$n" "$side" "$threads" "$produced" "$consumed" "${many:+  pull_many $many events/s}"
+      printf 'run %2d  %-5s  -p %s  producer %12.0f events/s  consumer %12.0f events/s%s%s\n' \
+        "$n" "$side" "$threads" "$produced" "$consumed" "${many:+  pull_many $many events/s}" \
+        "${bare_each:+  no data $bare_each / $bare_many events/s}"
       runs["$side,$threads,producer"]+=" $produced"
       runs["$side,$threads,consumer"]+=" $consumed"
       rm -rf "${work:?}/topics/$topic"
@@ -105,17 +115,18 @@ done
 
 echo
 echo "medians of $rounds runs, $events events of 64 B metadata + 256 B data, batches of 128, 4 partitions:"
-printf '%-28s %12s %14s %8s %14s %8s %14s %8s\n' case "reference" "this library" ratio \
+printf '%-34s %12s %14s %8s %14s %8s %14s %8s\n' case "reference" "this library" ratio \
   "no checksums" ratio "rayon pool" ratio
 ratio() { awk -v o="$1" -v c="$2" 'BEGIN {print (c > 0 && o > 0 ? o / c : 0)}'; }
 for threads in 0 1; do
-  for what in producer consumer "consumer (pull_many)"; do
+  for what in producer consumer "consumer (pull_many)" "consumer (no data)" \
+    "consumer (no data, pull_many)"; do
     # The reference's consumer row is the peer of both of ours.
     c="$(echo "${runs[cpp,$threads,${what%% *}]}" | median)"
     o="$(echo "${runs[ours,$threads,$what]}" | median)"
     b="$(echo "${runs[bare,$threads,$what]}" | median)"
     r="$(echo "${runs[rayon,$threads,$what]:-}" | median)"
-    printf '%-28s %12.0f %14.0f %7.2fx %14.0f %7.2fx %14.0f %7.2fx\n' "$what -p $threads" "$c" \
+    printf '%-34s %12.0f %14.0f %7.2fx %14.0f %7.2fx %14.0f %7.2fx\n' "$what -p $threads" "$c" \
       "$o" "$(ratio "$o" "$c")" "$b" "$(ratio "$b" "$c")" "${r:-0}" "$(ratio "${r:-0}" "$c")"
   done
 done
