@@ -151,8 +151,13 @@ pub fn to_py<'py>(py: Python<'py>, v: &Value) -> PyResult<Bound<'py, PyAny>> {
 
 /// Event metadata given as the JSON text of a `str`, checked and kept as written.
 pub fn text_metadata(text: Bytes) -> PyResult<Metadata> {
+    json_text(text, "text")
+}
+
+/// Metadata of JSON text given as `what` (a str's text, bytes), checked and kept as written.
+fn json_text(text: Bytes, what: &str) -> PyResult<Metadata> {
     Metadata::parse_shared(text).map_err(|e| {
-        crate::error::invalid_argument(format!("metadata given as text is not JSON: {e}"))
+        crate::error::invalid_argument(format!("metadata given as {what} is not JSON: {e}"))
     })
 }
 
@@ -172,9 +177,7 @@ pub fn metadata(obj: &Bound<'_, PyAny>) -> PyResult<Metadata> {
         return text_metadata(Bytes::copy_from_slice(utf8(s)?.as_bytes()));
     }
     if let Ok(b) = obj.cast::<pyo3::types::PyBytes>() {
-        return Metadata::parse_shared(Bytes::copy_from_slice(b.as_bytes())).map_err(|e| {
-            crate::error::invalid_argument(format!("metadata given as bytes is not JSON: {e}"))
-        });
+        return json_text(Bytes::copy_from_slice(b.as_bytes()), "bytes");
     }
     Ok(Metadata::new(to_json(obj)?))
 }

@@ -118,6 +118,13 @@ impl PyProducer {
     }
 }
 
+/// One event's metadata in `push_many`: JSON text, at a range of the call's shared buffer, or
+/// already made from another Python value.
+enum Given {
+    Text(std::ops::Range<usize>),
+    Made(Metadata),
+}
+
 fn push_one(
     producer: &Producer,
     metadata: Metadata,
@@ -181,9 +188,9 @@ impl PyProducer {
                 Ok(s) => {
                     let start = texts.len();
                     texts.extend_from_slice(convert::utf8(s)?.as_bytes());
-                    Err(start..texts.len())
+                    Given::Text(start..texts.len())
                 }
-                Err(_) => Ok(convert::metadata(&metadata)?),
+                Err(_) => Given::Made(convert::metadata(&metadata)?),
             };
             read.push((metadata, view));
         }
@@ -192,8 +199,8 @@ impl PyProducer {
             .into_iter()
             .map(|(metadata, view)| {
                 let metadata = match metadata {
-                    Ok(m) => m,
-                    Err(range) => convert::text_metadata(texts.slice(range))?,
+                    Given::Made(m) => m,
+                    Given::Text(range) => convert::text_metadata(texts.slice(range))?,
                 };
                 Ok((metadata, view))
             })
