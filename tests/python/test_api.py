@@ -170,7 +170,7 @@ def test_push_many_reads_metadata_text_of_every_form(topic):
         '{"a":[1,2.5],"b":"x\\n"}',  # already compact: stored as written
         ' { "b" : 1 , "a" : [ 1.50 ] } ',  # spaces, keys out of order, 1.50: rewritten
         '"\\u00e9t\\u00e9 \u00e9t\u00e9"',  # escaped and raw non-ASCII text
-        '{"k":"\U0001F600"}',
+        '{"k":"\U0001f600"}',
     ]
     fut = producer.push_many([(t, b"d") for t in texts] + [texts[0], {"dict": True}])
     assert fut.wait(timeout_ms=10000) == list(range(6))
