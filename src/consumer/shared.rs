@@ -216,27 +216,35 @@ impl Shared {
         give_back: bool,
     ) -> (Vec<Event>, Option<Error>, Vec<StoredEvent>) {
         // Once metadata is decoded, only reads can fail, and there are none when every event's
-        // data is at hand.
+        // data is at hand and no selector or allocator asks for more. Then decoding, which leaves
+        // a record it fails on untouched, is the only failure, and no record needs keeping.
         let may_read = self.selector.is_some()
             || self.allocator.is_some()
             || batch.iter().any(|stored| stored.data.is_none());
-        if !may_read {
-            return self.materialize_at_hand(self_arc, p, batch);
-        }
+        let keep_records = give_back && may_read;
         // The events are made in the same pass (the stored events stay where they are: moving
         // them, at 150 bytes each, cost more than copying 1 KiB of data); those whose data must
-        // be read get it below, from the allocations set aside here with their position.
+        // be read get it below, into the allocations set aside here with their position.
         let mut parts = Vec::with_capacity(batch.len());
-        let mut to_read: Vec<(usize, PendingData)> = Vec::new();
+        let mut to_read = Vec::new();
         let mut error = None;
-        for (i, stored) in batch.iter_mut().enumerate() {
-            match self.prepare(p, stored, give_back) {
+        for (at, stored) in batch.iter_mut().enumerate() {
+            match self.prepare(p, stored, keep_records) {
                 Ok((metadata, pending)) => parts.push(EventParts {
                     metadata,
                     data: match pending {
                         PendingData::Ready(view) => view,
-                        read => {
-                            to_read.push((i, read));
+                        PendingData::Read {
+                            ranges,
+                            alloc,
+                            needed,
+                        } => {
+                            to_read.push(ToRead {
+                                at,
+                                ranges,
+                                alloc,
+                                needed,
+                            });
                             DataView::new()
                         }
                     },
@@ -252,13 +260,10 @@ impl Shared {
         if !to_read.is_empty() {
             let mut reads: Vec<DataRead<'_>> = to_read
                 .iter_mut()
-                .filter_map(|(i, pending)| match pending {
-                    PendingData::Read { ranges, alloc, .. } => Some(DataRead {
-                        event: &batch[*i],
-                        ranges,
-                        dst: alloc.slices_mut(),
-                    }),
-                    PendingData::Ready(_) => None,
+                .map(|r| DataRead {
+                    event: &batch[r.at],
+                    ranges: &r.ranges,
+                    dst: r.alloc.slices_mut(),
                 })
                 .collect();
             let results = self.topic.backend().read_data_many(p, &mut reads);
@@ -268,14 +273,12 @@ impl Shared {
                 .enumerate()
                 .find_map(|(k, r)| r.err().map(|e| (k, e)))
             {
-                parts.truncate(to_read[k].0);
+                parts.truncate(to_read[k].at);
                 to_read.truncate(k);
                 error = Some(e);
             }
-            for (i, pending) in to_read {
-                if let PendingData::Read { alloc, needed, .. } = pending {
-                    parts[i].data = alloc.into_view(needed);
-                }
+            for r in to_read {
+                parts[r.at].data = r.alloc.into_view(r.needed);
             }
         }
         // Events not delivered because one failed (the failing one included).
@@ -285,40 +288,13 @@ impl Shared {
     }
 }
 
-impl Shared {
-    /// [`Shared::materialize_batch`] when every event's whole data is at hand and no selector
-    /// or allocator is installed (the common case): each stored event becomes an event in one
-    /// pass, its metadata and data moving out of it; only decoding the metadata can fail.
-    fn materialize_at_hand(
-        &self,
-        self_arc: &Arc<Shared>,
-        p: usize,
-        mut batch: Vec<StoredEvent>,
-    ) -> (Vec<Event>, Option<Error>, Vec<StoredEvent>) {
-        let mut parts = Vec::with_capacity(batch.len());
-        let mut error = None;
-        for stored in &mut batch {
-            match self.decode_metadata(p, stored, false) {
-                Ok(metadata) => parts.push(EventParts {
-                    metadata,
-                    data: stored
-                        .data
-                        .take()
-                        .map(DataView::from_bytes)
-                        .unwrap_or_default(),
-                    partition: p,
-                    id: stored.id,
-                }),
-                Err(e) => {
-                    error = Some(e);
-                    break;
-                }
-            }
-        }
-        let leftover = batch.split_off(parts.len());
-        let events = Event::batch(parts, Some(self_arc.clone() as Arc<dyn AckSink>));
-        (events, error, leftover)
-    }
+/// An event of a fetched batch whose data is still to be read: its position in the batch, the
+/// byte ranges, and where they go.
+struct ToRead {
+    at: usize,
+    ranges: Vec<(u64, u64)>,
+    alloc: Allocation,
+    needed: usize,
 }
 
 /// An event's data after selection: ready, or to be read by the driver into `alloc`.

@@ -244,6 +244,26 @@ impl Shared {
             && !st.closing
     }
 
+    /// Queues an event if it has room now ([`Shared::has_room`]) and returns its future (failed
+    /// at once for a forged control key), or gives the event back.
+    // The event comes back by value, as it went in: boxing it would allocate at each refusal.
+    #[allow(clippy::result_large_err)]
+    fn queue_if_room(
+        &self,
+        st: &mut State,
+        metadata: Metadata,
+        data: DataView,
+        partition: Option<usize>,
+    ) -> std::result::Result<Future<EventId>, (Metadata, DataView)> {
+        if !self.has_room(st, &data) {
+            return Err((metadata, data));
+        }
+        Ok(match reserved_key_error(&metadata) {
+            Some(e) => Future::failed(e),
+            None => st.queue_pending(metadata, data, partition),
+        })
+    }
+
     /// Starts a job on the pool that drains the queue of pending events.
     fn start_drain(self: &Arc<Self>) {
         let s = self.clone();
@@ -596,28 +616,35 @@ impl Producer {
         events: impl IntoIterator<Item = (Metadata, DataView)>,
         partition: Option<usize>,
     ) -> Vec<Future<EventId>> {
-        let events = events.into_iter();
+        let mut events = events.into_iter();
         let mut futures = Vec::with_capacity(events.size_hint().0);
         let shared = &self.shared;
-        let mut events = events.peekable();
-        if shared.pool.thread_count() > 0 && events.peek().is_some() {
+        // The first event that found no room, which goes on with the rest one by one.
+        let mut refused = None;
+        if shared.pool.thread_count() > 0 {
             let start_drain = {
                 let mut st = shared.lock();
-                while let Some((metadata, data)) =
-                    events.next_if(|(_, data)| shared.has_room(&st, data))
-                {
-                    futures.push(match reserved_key_error(&metadata) {
-                        Some(e) => Future::failed(e),
-                        None => st.queue_pending(metadata, data, partition),
-                    });
+                for (metadata, data) in events.by_ref() {
+                    match shared.queue_if_room(&mut st, metadata, data, partition) {
+                        Ok(future) => futures.push(future),
+                        Err(event) => {
+                            refused = Some(event);
+                            break;
+                        }
+                    }
                 }
-                shared.should_start_drain(&mut st)
+                !futures.is_empty() && shared.should_start_drain(&mut st)
             };
             if start_drain {
                 shared.start_drain();
             }
         }
-        futures.extend(events.map(|(metadata, data)| self.push_inner(metadata, data, partition)));
+        futures.extend(
+            refused
+                .into_iter()
+                .chain(events)
+                .map(|(metadata, data)| self.push_inner(metadata, data, partition)),
+        );
         futures
     }
 
@@ -627,8 +654,7 @@ impl Producer {
     /// future; otherwise (no pool thread, a limit reached, the producer closing) gives the event
     /// back untouched, for a later attempt or for `push`, which waits or works. Language
     /// bindings use it to push without giving up their interpreter lock when nothing can block.
-    // The event comes back by value, as it went in: boxing it would allocate at each refusal.
-    #[allow(clippy::result_large_err)]
+    #[allow(clippy::result_large_err)] // as Shared::queue_if_room
     pub fn try_push(
         &self,
         metadata: Metadata,
@@ -641,13 +667,7 @@ impl Producer {
         }
         let (future, start_drain) = {
             let mut st = shared.lock();
-            if !shared.has_room(&st, &data) {
-                return Err((metadata, data));
-            }
-            let future = match reserved_key_error(&metadata) {
-                Some(e) => Future::failed(e),
-                None => st.queue_pending(metadata, data, partition),
-            };
+            let future = shared.queue_if_room(&mut st, metadata, data, partition)?;
             (future, shared.should_start_drain(&mut st))
         };
         if start_drain {
