@@ -32,8 +32,11 @@ impl fmt::Debug for DataView {
 
 impl DataView {
     /// An empty view (no data).
-    pub fn new() -> Self {
-        Self::default()
+    pub const fn new() -> Self {
+        DataView {
+            segments: SmallVec::new_const(),
+            size: 0,
+        }
     }
 
     /// One segment.

@@ -75,6 +75,11 @@ pub(crate) fn parse_control(metadata: &Metadata) -> Option<Control> {
 /// Receives acknowledgements of events (implemented by the consumer engine).
 pub(crate) trait AckSink: Send + Sync {
     fn acknowledge(&self, partition: usize, id: EventId) -> Result<()>;
+    /// Takes back the emptied parts of a batch whose last event was dropped, to make the next
+    /// batch in the same memory.
+    fn recycle(&self, parts: EventParts) {
+        drop(parts);
+    }
 }
 
 /// One event read from a topic. Cloning is cheap (the content is shared).
@@ -88,41 +93,101 @@ pub struct Event {
     index: usize,
 }
 
-/// Events made together, and where their acknowledgements go.
+/// Events made together, and where their acknowledgements go. Each part is kept in a vector
+/// of its own: an event is made by writing its parts where they stay (a 170-byte event built
+/// and then moved into place was read back, as wide loads, from fields just stored one by one,
+/// loads that wait for the stores), and events without data take no room for it.
 struct EventGroup {
-    events: Vec<EventParts>,
+    parts: EventParts,
     ack: Option<Arc<dyn AckSink>>,
 }
 
-/// The parts of one event, as [`Event::batch`] takes them.
+impl Drop for EventGroup {
+    fn drop(&mut self) {
+        if let Some(sink) = &self.ack {
+            let mut parts = std::mem::take(&mut self.parts);
+            parts.truncate(0);
+            sink.recycle(parts);
+        }
+    }
+}
+
+/// The parts of events of one partition, made one by one, as [`Event::batch`] takes them.
+#[derive(Default)]
 pub(crate) struct EventParts {
-    pub metadata: Metadata,
-    pub data: DataView,
-    pub partition: usize,
-    pub id: EventId,
+    partition: usize,
+    ids: Vec<EventId>,
+    metadata: Vec<Metadata>,
+    /// Each event's data, or empty when no event has any yet.
+    data: Vec<DataView>,
+}
+
+/// The data of an event without any.
+static NO_DATA: DataView = DataView::new();
+
+impl EventParts {
+    /// Events `ids` of `partition`, without data, their metadata to be written in place
+    /// ([`EventParts::metadata_mut`]).
+    pub(crate) fn new(partition: usize, ids: impl Iterator<Item = EventId>) -> Self {
+        Self::default().refill(partition, ids)
+    }
+
+    /// [`EventParts::new`] in the memory of these (emptied) parts.
+    pub(crate) fn refill(mut self, partition: usize, ids: impl Iterator<Item = EventId>) -> Self {
+        debug_assert!(self.ids.is_empty() && self.metadata.is_empty() && self.data.is_empty());
+        self.partition = partition;
+        self.ids.extend(ids);
+        self.metadata.resize_with(self.ids.len(), Metadata::unset);
+        self
+    }
+
+    /// The metadata of the event at `at`, to be written.
+    pub(crate) fn metadata_mut(&mut self, at: usize) -> &mut Metadata {
+        &mut self.metadata[at]
+    }
+
+    /// The metadata of the event at `at`.
+    pub(crate) fn metadata(&self, at: usize) -> &Metadata {
+        &self.metadata[at]
+    }
+
+    /// Gives the event at `at` its data.
+    pub(crate) fn set_data(&mut self, at: usize, data: DataView) {
+        if self.data.len() <= at {
+            self.data.resize_with(at + 1, DataView::new);
+        }
+        self.data[at] = data;
+    }
+
+    /// Number of events.
+    pub(crate) fn len(&self) -> usize {
+        self.ids.len()
+    }
+
+    /// Keeps the first `n` events.
+    pub(crate) fn truncate(&mut self, n: usize) {
+        self.ids.truncate(n);
+        self.metadata.truncate(n);
+        self.data.truncate(n);
+    }
 }
 
 impl std::fmt::Debug for Event {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let e = self.inner();
         f.debug_struct("Event")
-            .field("partition", &e.partition)
-            .field("id", &e.id)
-            .field("metadata", &e.metadata)
-            .field("data", &e.data)
+            .field("partition", &self.partition())
+            .field("id", &self.id())
+            .field("metadata", self.metadata())
+            .field("data", self.data())
             .finish()
     }
 }
 
 impl Event {
-    fn inner(&self) -> &EventParts {
-        &self.batch.events[self.index]
-    }
-
     /// Events made from `parts` in one allocation, acknowledged through `ack`.
-    pub(crate) fn batch(parts: Vec<EventParts>, ack: Option<Arc<dyn AckSink>>) -> Vec<Event> {
+    pub(crate) fn batch(parts: EventParts, ack: Option<Arc<dyn AckSink>>) -> Vec<Event> {
         let n = parts.len();
-        let group = Arc::new(EventGroup { events: parts, ack });
+        let group = Arc::new(EventGroup { parts, ack });
         (0..n)
             .map(|index| Event {
                 batch: group.clone(),
@@ -138,15 +203,12 @@ impl Event {
         id: EventId,
         ack: Option<Arc<dyn AckSink>>,
     ) -> Self {
-        let parts = EventParts {
-            metadata,
-            data,
-            partition,
-            id,
-        };
-        Event::batch(vec![parts], ack)
-            .pop()
-            .expect("one event made")
+        let mut parts = EventParts::new(partition, std::iter::once(id));
+        *parts.metadata_mut(0) = metadata;
+        if !data.segments().is_empty() {
+            parts.set_data(0, data);
+        }
+        Event::batch(parts, ack).pop().expect("one event made")
     }
 
     /// An end-of-stream marker for `partition` (id [`NO_MORE_EVENTS`]).
@@ -176,46 +238,45 @@ impl Event {
     /// consumer's partitions (and with it every earlier step): every event of those steps has
     /// been delivered before the marker. `None` for other events.
     pub fn completed_step(&self) -> Option<u64> {
-        let e = self.inner();
-        if e.id != STEP_COMPLETE {
+        if self.id() != STEP_COMPLETE {
             return None;
         }
-        e.metadata.json()[CONTROL_KEY]["step_complete"].as_u64()
+        self.metadata().json()[CONTROL_KEY]["step_complete"].as_u64()
     }
 
     /// The metadata.
     pub fn metadata(&self) -> &Metadata {
-        &self.inner().metadata
+        &self.batch.parts.metadata[self.index]
     }
 
     /// The data that the consumer's data selector chose (all of it by default).
     pub fn data(&self) -> &DataView {
-        &self.inner().data
+        self.batch.parts.data.get(self.index).unwrap_or(&NO_DATA)
     }
 
     /// Index of the partition the event came from.
     pub fn partition(&self) -> usize {
-        self.inner().partition
+        self.batch.parts.partition
     }
 
     /// Event id within its partition (0-based), or [`NO_MORE_EVENTS`] / [`STEP_COMPLETE`] for
     /// markers.
     pub fn id(&self) -> EventId {
-        self.inner().id
+        self.batch.parts.ids[self.index]
     }
 
     /// True for the end-of-stream marker.
     pub fn is_end_of_stream(&self) -> bool {
-        self.inner().id == NO_MORE_EVENTS
+        self.id() == NO_MORE_EVENTS
     }
 
     /// Records that this event and every earlier event of its partition have been processed by
     /// this consumer's name. A consumer restarted with the same name starts right after it.
     pub fn acknowledge(&self) -> Result<()> {
-        let e = self.inner();
+        let id = self.id();
         match &self.batch.ack {
-            Some(sink) if e.id != NO_MORE_EVENTS && e.id != STEP_COMPLETE => {
-                sink.acknowledge(e.partition, e.id)
+            Some(sink) if id != NO_MORE_EVENTS && id != STEP_COMPLETE => {
+                sink.acknowledge(self.partition(), id)
             }
             _ => Ok(()),
         }
@@ -227,12 +288,20 @@ impl Event {
         let index = self.index;
         match Arc::try_unwrap(self.batch) {
             Ok(mut group) => {
-                let e = group.events.swap_remove(index);
-                (e.metadata, e.data)
+                let parts = &mut group.parts;
+                let data = if index < parts.data.len() {
+                    parts.data.swap_remove(index)
+                } else {
+                    DataView::new()
+                };
+                (parts.metadata.swap_remove(index), data)
             }
             Err(shared) => {
-                let e = &shared.events[index];
-                (e.metadata.clone(), e.data.clone())
+                let event = Event {
+                    batch: shared,
+                    index,
+                };
+                (event.metadata().clone(), event.data().clone())
             }
         }
     }
@@ -244,15 +313,18 @@ mod tests {
 
     #[test]
     fn events_of_a_batch_share_one_group_and_split_into_their_own_parts() {
-        let parts = (0..3u64)
-            .map(|i| EventParts {
-                metadata: Metadata::new(serde_json::json!({"i": i})),
-                data: DataView::from(vec![i as u8; 4]),
-                partition: 1,
-                id: 10 + i,
-            })
-            .collect();
+        let mut parts = EventParts::new(1, 10..13);
+        for i in 0..3u64 {
+            *parts.metadata_mut(i as usize) = Metadata::new(serde_json::json!({"i": i}));
+            // The middle event has no data.
+            if i != 1 {
+                parts.set_data(i as usize, DataView::from(vec![i as u8; 4]));
+            }
+        }
         let mut events = Event::batch(parts, None);
+        assert_eq!(events[1].data().size(), 0);
+        assert_eq!(events[2].data().size(), 4);
+        assert!(events.iter().all(|e| e.partition() == 1));
         assert_eq!(
             events.iter().map(Event::id).collect::<Vec<_>>(),
             vec![10, 11, 12]

@@ -108,6 +108,15 @@ impl Metadata {
         }
     }
 
+    /// A slot to be overwritten at once (it reads as null): unlike [`Metadata::default`], it
+    /// builds no value.
+    pub(crate) const fn unset() -> Self {
+        Metadata {
+            value: OnceLock::new(),
+            text: None,
+        }
+    }
+
     /// Parses JSON text. The error names the line and column where parsing stopped.
     pub fn parse(text: &str) -> Result<Self> {
         Self::parse_bytes(text.as_bytes())

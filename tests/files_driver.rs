@@ -500,3 +500,114 @@ fn push_many_stores_the_group_in_order() {
         assert_eq!(got, want, "{threads} threads");
     }
 }
+
+/// A serializer of its own layout (the JSON text reversed), counting its decodings.
+struct Reversed;
+
+static REVERSED_DECODED: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+
+impl diaspora_stream::Serializer for Reversed {
+    fn serialize(
+        &self,
+        metadata: &diaspora_stream::Metadata,
+        out: &mut Vec<u8>,
+    ) -> diaspora_stream::Result<()> {
+        out.extend(metadata.dump().bytes().rev());
+        Ok(())
+    }
+    fn deserialize(&self, input: &[u8]) -> diaspora_stream::Result<diaspora_stream::Metadata> {
+        REVERSED_DECODED.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let text: Vec<u8> = input.iter().rev().copied().collect();
+        diaspora_stream::Metadata::parse(std::str::from_utf8(&text).unwrap())
+    }
+    fn metadata(&self) -> serde_json::Value {
+        json!({"type": "reversed"})
+    }
+}
+
+#[test]
+fn batches_after_batches_keep_each_event_s_own_parts_whatever_the_serializer() {
+    // Several fetched batches (their memory is reused for the next ones), events with and
+    // without data, the data selector choosing some: no event shows another's metadata or data,
+    // and a serializer of the application's own decodes its records (the built-in layout is
+    // decoded inline).
+    diaspora_stream::components::register_serializer(
+        "reversed",
+        std::sync::Arc::new(|_: &serde_json::Value| {
+            Ok(std::sync::Arc::new(Reversed) as std::sync::Arc<dyn diaspora_stream::Serializer>)
+        }),
+    );
+    let tmp = tempfile::tempdir().unwrap();
+    let d = driver(tmp.path());
+    const N: u64 = 2500;
+    for (name, serializer) in [
+        ("builtin", None),
+        ("own", Some(std::sync::Arc::new(Reversed))),
+    ] {
+        let mut components = diaspora_stream::TopicComponents::default();
+        if let Some(s) = serializer {
+            components.serializer = s;
+        }
+        d.create_topic_with(name, &json!({"num_partitions": 1}), components)
+            .unwrap();
+        let topic = d.open_topic(name).unwrap();
+        let producer = topic.producer().build().unwrap();
+        for i in 0..N {
+            // Every third event has no data.
+            let data = if i % 3 == 0 {
+                DataView::new()
+            } else {
+                DataView::from(vec![i as u8; 1 + (i % 7) as usize])
+            };
+            producer.push(json!({"i": i}), data);
+        }
+        producer.flush().wait().unwrap();
+        let before = REVERSED_DECODED.load(std::sync::atomic::Ordering::Relaxed);
+        for (selecting, consumer) in [
+            (false, topic.consumer("all").build().unwrap()),
+            (
+                true,
+                topic
+                    .consumer("odd")
+                    .data_selector(|md, full| {
+                        if md.json()["i"].as_u64().unwrap() % 2 == 1 {
+                            full.clone()
+                        } else {
+                            DataDescriptor::none()
+                        }
+                    })
+                    .build()
+                    .unwrap(),
+            ),
+        ] {
+            let mut events = Vec::new();
+            while (events.len() as u64) < N {
+                let mut got = Vec::new();
+                consumer
+                    .pull_many(&mut got, 300, Some(Duration::from_secs(5)))
+                    .unwrap();
+                assert!(!got.is_empty(), "{name}: stopped at {}", events.len());
+                // Events of earlier batches are dropped as the application goes, so that
+                // their memory comes back for the next batches.
+                events.extend(got.into_iter().map(|e| {
+                    let i = e.metadata().json()["i"].as_u64().unwrap();
+                    (e.id(), i, e.data().to_vec())
+                }));
+            }
+            for (k, (id, i, data)) in events.into_iter().enumerate() {
+                assert_eq!((id, i), (k as u64, k as u64), "{name}");
+                let want = if i % 3 == 0 || (selecting && i % 2 == 0) {
+                    Vec::new()
+                } else {
+                    vec![i as u8; 1 + (i % 7) as usize]
+                };
+                assert_eq!(data, want, "{name}, event {i}, selecting {selecting}");
+            }
+        }
+        let decoded = REVERSED_DECODED.load(std::sync::atomic::Ordering::Relaxed) - before;
+        match name {
+            "own" => assert!(decoded >= 2 * N as usize, "{decoded}"),
+            _ => assert_eq!(decoded, 0),
+        }
+    }
+}

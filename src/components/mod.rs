@@ -21,6 +21,7 @@ mod validator;
 
 pub use partition_selector::{DefaultPartitionSelector, PartitionSelector};
 pub use registry::{register_partition_selector, register_serializer, register_validator, Factory};
+pub(crate) use serializer::{decode_length_prefixed_into, is_length_prefixed};
 pub use serializer::{DefaultSerializer, Serializer};
 pub use validator::{DefaultValidator, EventbridgeValidator, SchemaValidator, Validator};
 

@@ -3,6 +3,7 @@
 use super::shared::{prefetch_loop, Fetcher, Queue, Shared};
 use super::start::{resolve, StartPosition};
 use super::{Consumer, DataAllocator, DataSelector, ADAPTIVE_FETCH_EVENTS};
+use crate::components::is_length_prefixed;
 use crate::data_view::Allocation;
 use crate::descriptor::DataDescriptor;
 use crate::error::{Error, Result};
@@ -211,6 +212,7 @@ impl ConsumerBuilder {
             reader.is_none() && backend.fetch_returns_at_once() && pool.thread_count() == 0;
         let direct = prefetching_reader || inline_mode;
         let direct_mode = direct;
+        let length_prefixed = is_length_prefixed(&*self.topic.inner.components.serializer);
         let shared = Arc::new(Shared {
             topic: self.topic,
             name: self.name,
@@ -241,6 +243,8 @@ impl ConsumerBuilder {
             steps_seen: AtomicBool::new(false),
             start_ids: next.clone(),
             liveness_timeout: self.liveness_timeout,
+            length_prefixed,
+            spare_parts: Mutex::new(Vec::new()),
         });
         let fetcher = Fetcher::new(&shared, next, reader);
         if direct {

@@ -5,6 +5,7 @@
 use super::steps::{Marker, Steps, Stored, PRODUCERS_KEY, SCAN_KEY, STEPS_KEY};
 use super::{DataAllocator, DataSelector, MAX_IDLE_SLEEP};
 use crate::backend::{DataRead, PartitionReader, StoredEvent};
+use crate::components::decode_length_prefixed_into;
 use crate::data_view::{scatter, Allocation, DataView};
 use crate::descriptor::DataDescriptor;
 use crate::error::{panic_message, Error, Result};
@@ -69,6 +70,13 @@ pub(super) struct Shared {
     pub(super) start_ids: Vec<EventId>,
     /// How long without events before producers' liveness is checked (zero: never).
     pub(super) liveness_timeout: Duration,
+    /// The topic's serializer writes the built-in layout: records are decoded inline (a call
+    /// through the trait returns the metadata through memory, copied again at once: a stall
+    /// per event).
+    pub(super) length_prefixed: bool,
+    /// The emptied parts of delivered batches, for the next ones: made and freed per batch,
+    /// their memory went back to the system and was faulted in again each time.
+    pub(super) spare_parts: Mutex<Vec<EventParts>>,
 }
 
 impl Shared {
@@ -99,31 +107,20 @@ impl Shared {
         Ok(())
     }
 
-    /// Decodes a stored event and runs the data selector and allocator; the data is either
-    /// ready or still to be read into the allocation.
+    /// Decodes a stored event's metadata with the topic's serializer into `out`. With
+    /// `keep_record`, the stored event keeps its metadata record (it may be given back to the
+    /// driver if a later read fails); without, the metadata may take it over.
     ///
-    /// With `keep_record`, the stored event keeps its metadata record (it may be given back to
-    /// the driver if a later read fails); without, the metadata may take it over.
-    pub(super) fn prepare(
-        &self,
-        p: usize,
-        stored: &mut StoredEvent,
-        keep_record: bool,
-    ) -> Result<(Metadata, PendingData)> {
-        let metadata = self.decode_metadata(p, stored, keep_record)?;
-        let data = self.select(p, &metadata, stored)?;
-        Ok((metadata, data))
-    }
-
-    /// Decodes a stored event's metadata with the topic's serializer (see [`Shared::prepare`]
-    /// for `keep_record`).
+    /// The metadata is written where it stays (each move of a decoded value, just after the
+    /// stores that made it, read them back as wider loads that wait for the stores: a stall per
+    /// event).
     fn decode_metadata(
         &self,
         p: usize,
         stored: &mut StoredEvent,
         keep_record: bool,
-    ) -> Result<Metadata> {
-        let serializer = &self.topic.inner.components.serializer;
+        out: &mut Metadata,
+    ) -> Result<()> {
         let mut copy;
         let record = if keep_record {
             copy = stored.metadata.clone();
@@ -131,16 +128,28 @@ impl Shared {
         } else {
             &mut stored.metadata
         };
-        serializer
-            .deserialize_shared(record, stored.metadata_verified)
-            .map_err(|e| Error::Decode {
-                what: "event metadata",
-                reason: format!(
-                    "topic {:?}, partition {p}, event {}: {e}",
-                    self.topic.name(),
-                    stored.id
-                ),
-            })
+        let decoded = if self.length_prefixed {
+            decode_length_prefixed_into(record, stored.metadata_verified, out)
+        } else {
+            let serializer = &self.topic.inner.components.serializer;
+            serializer
+                .deserialize_shared(record, stored.metadata_verified)
+                .map(|metadata| *out = metadata)
+        };
+        decoded.map_err(|e| self.decode_error(p, stored.id, e))
+    }
+
+    /// The error for an event whose metadata does not decode.
+    #[cold]
+    #[inline(never)]
+    fn decode_error(&self, p: usize, id: EventId, e: Error) -> Error {
+        Error::Decode {
+            what: "event metadata",
+            reason: format!(
+                "topic {:?}, partition {p}, event {id}: {e}",
+                self.topic.name()
+            ),
+        }
     }
 
     pub(super) fn select(
@@ -161,13 +170,19 @@ impl Shared {
             .descriptor
             .clone()
             .unwrap_or_else(|| DataDescriptor::new(Vec::new(), stored.data_size));
+        // "Nothing" is decided where the selector returns, so the descriptor it returned is
+        // only moved when something is selected (copying it out at once, just after the
+        // selector's stores, cost a stall per event).
         let selected = match &self.selector {
-            Some(sel) => guard("data selector", || sel(metadata, &full))?,
-            None => full,
+            Some(sel) => guard("data selector", || {
+                let d = sel(metadata, &full);
+                (d.size() > 0).then_some(d)
+            })?,
+            None => (full.size() > 0).then_some(full),
         };
-        if selected.size() == 0 {
-            return Ok(PendingData::Ready(DataView::new()));
-        }
+        let Some(selected) = selected else {
+            return Ok(PendingData::Nothing);
+        };
         let ranges: Vec<(u64, u64)> = selected.flatten().into_iter().filter(|r| r.1 > 0).collect();
         for &(o, s) in &ranges {
             if o.checked_add(s).is_none_or(|end| end > stored.data_size) {
@@ -224,34 +239,37 @@ impl Shared {
         let keep_records = give_back && may_read;
         // The events are made in the same pass (the stored events stay where they are: moving
         // them, at 150 bytes each, cost more than copying 1 KiB of data); those whose data must
-        // be read get it below, into the allocations set aside here with their position.
-        let mut parts = Vec::with_capacity(batch.len());
+        // be read get it below, into the allocations set aside here with their position. Each
+        // event's parts are written where they stay (see [`EventParts`]).
+        let spare = self
+            .spare_parts
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .pop();
+        let mut parts = spare
+            .unwrap_or_default()
+            .refill(p, batch.iter().map(|stored| stored.id));
         let mut to_read = Vec::new();
         let mut error = None;
         for (at, stored) in batch.iter_mut().enumerate() {
-            match self.prepare(p, stored, keep_records) {
-                Ok((metadata, pending)) => parts.push(EventParts {
-                    metadata,
-                    data: match pending {
-                        PendingData::Ready(view) => view,
-                        PendingData::Read {
-                            ranges,
-                            alloc,
-                            needed,
-                        } => {
-                            to_read.push(ToRead {
-                                at,
-                                ranges,
-                                alloc,
-                                needed,
-                            });
-                            DataView::new()
-                        }
-                    },
-                    partition: p,
-                    id: stored.id,
+            let selected = self
+                .decode_metadata(p, stored, keep_records, parts.metadata_mut(at))
+                .and_then(|()| self.select(p, parts.metadata(at), stored));
+            match selected {
+                Ok(PendingData::Nothing) => {}
+                Ok(PendingData::Ready(view)) => parts.set_data(at, view),
+                Ok(PendingData::Read {
+                    ranges,
+                    alloc,
+                    needed,
+                }) => to_read.push(ToRead {
+                    at,
+                    ranges,
+                    alloc,
+                    needed,
                 }),
                 Err(e) => {
+                    parts.truncate(at);
                     error = Some(e);
                     break;
                 }
@@ -278,7 +296,7 @@ impl Shared {
                 error = Some(e);
             }
             for r in to_read {
-                parts[r.at].data = r.alloc.into_view(r.needed);
+                parts.set_data(r.at, r.alloc.into_view(r.needed));
             }
         }
         // Events not delivered because one failed (the failing one included).
@@ -297,8 +315,9 @@ struct ToRead {
     needed: usize,
 }
 
-/// An event's data after selection: ready, or to be read by the driver into `alloc`.
+/// An event's data after selection: none, ready, or to be read by the driver into `alloc`.
 pub(super) enum PendingData {
+    Nothing,
     Ready(DataView),
     Read {
         ranges: Vec<(u64, u64)>,
@@ -345,6 +364,13 @@ impl AckSink for Shared {
             }
         }
         Ok(())
+    }
+
+    fn recycle(&self, parts: EventParts) {
+        let mut spare = self.spare_parts.lock().unwrap_or_else(|e| e.into_inner());
+        if spare.len() <= self.max_num_batches.0.min(8) {
+            spare.push(parts);
+        }
     }
 }
 
