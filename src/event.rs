@@ -36,25 +36,32 @@ pub(crate) enum Control {
     },
 }
 
-/// A searcher for [`CONTROL_KEY`] (building one costs more than searching 100 bytes).
-fn control_key_finder() -> &'static memchr::memmem::Finder<'static> {
+/// Whether `text` holds [`CONTROL_KEY`] as written (with a searcher made once: making one costs
+/// more than searching 100 bytes).
+fn holds_control_key(text: &[u8]) -> bool {
     static FINDER: std::sync::OnceLock<memchr::memmem::Finder<'static>> =
         std::sync::OnceLock::new();
-    FINDER.get_or_init(|| memchr::memmem::Finder::new(CONTROL_KEY.as_bytes()))
+    FINDER
+        .get_or_init(|| memchr::memmem::Finder::new(CONTROL_KEY.as_bytes()))
+        .find(text)
+        .is_some()
 }
 
 /// Whether JSON text may hold [`CONTROL_KEY`] once parsed: false only when the key is not in it
 /// as written and it has no escape sequence (through which a key can spell it otherwise).
 pub(crate) fn text_may_hold_control_key(text: &[u8]) -> bool {
-    memchr::memchr(b'\\', text).is_some() || control_key_finder().find(text).is_some()
+    memchr::memchr(b'\\', text).is_some() || holds_control_key(text)
 }
 
 /// The control event `metadata` holds, if it is one.
 pub(crate) fn parse_control(metadata: &Metadata) -> Option<Control> {
     // Metadata still in its text form is only parsed if it holds the markers' key (markers are
     // written by this library, whose JSON writer never escapes it).
-    if let Some(text) = metadata.unparsed_text() {
-        control_key_finder().find(text)?;
+    if metadata
+        .unparsed_text()
+        .is_some_and(|text| !holds_control_key(text))
+    {
+        return None;
     }
     let c = metadata.json().as_object()?.get(CONTROL_KEY)?;
     let num = |v: &serde_json::Value, k: &str| v.get(k).and_then(serde_json::Value::as_u64);
@@ -310,6 +317,36 @@ impl Event {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_control_key_is_found_wherever_it_is_written() {
+        let marker = end_of_stream_marker(1, 2).dump();
+        for (text, holds) in [
+            (marker.as_str(), true),
+            (r#"{"a":"$","b":"$diaspor","$diaspora":1}"#, true),
+            (r#"{"x":1,"$diaspora"#, true),
+            (r#"{"price":"$5","$diasporb":2}"#, false),
+            (r#"{"a":1}"#, false),
+            ("", false),
+        ] {
+            assert_eq!(holds_control_key(text.as_bytes()), holds, "{text}");
+            assert_eq!(text_may_hold_control_key(text.as_bytes()), holds, "{text}");
+            let md = Metadata::parse(text).ok();
+            if let Some(md) = md.filter(|_| text == marker) {
+                assert!(parse_control(&md).is_some());
+            }
+        }
+        // Through an escape, a key may spell it otherwise: the producer parses such texts.
+        let escaped = r#"{"\u0024diaspora":1}"#;
+        assert!(!holds_control_key(escaped.as_bytes()));
+        assert!(text_may_hold_control_key(escaped.as_bytes()));
+        // Text without the key is never parsed to look for markers.
+        let plain = Metadata::checked_text(bytes::Bytes::from_static(br#"{"a":1}"#));
+        assert!(parse_control(&plain).is_none());
+        assert!(plain.unparsed_text().is_some());
+        let marker = Metadata::checked_text(bytes::Bytes::from(marker.into_bytes()));
+        assert!(parse_control(&marker).is_some());
+    }
 
     #[test]
     fn events_of_a_batch_share_one_group_and_split_into_their_own_parts() {

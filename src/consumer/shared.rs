@@ -507,43 +507,49 @@ impl Fetcher {
                     r.unread(p, leftover);
                 }
             }
-            let mut events = Vec::with_capacity(materialized.len() + 1);
-            let mut resume_at = None;
-            for ev in materialized {
-                // Ids need not be dense (Kafka offsets): resume after the last one.
-                resume_at = Some(ev.id() + 1);
-                match parse_control(ev.metadata()) {
-                    Some(Control::EndOfStream {
-                        producer,
-                        producers,
-                    }) => self.eos.record(i, producer, producers),
-                    Some(Control::EndStep {
-                        step,
-                        producer,
-                        producers,
-                    }) => {
-                        let marker = Marker {
-                            id: ev.id(),
+            // Ids need not be dense (Kafka offsets): resume after the last one.
+            if let Some(last) = materialized.last() {
+                self.next[i] = last.id() + 1;
+            }
+            // Markers are taken out of the stream. Most batches have none: their events go to
+            // the queue as they are, in one move.
+            let mut events = materialized;
+            let mut from_first_marker = Vec::new();
+            if let Some(k) = events
+                .iter()
+                .position(|ev| parse_control(ev.metadata()).is_some())
+            {
+                for ev in events.split_off(k) {
+                    match parse_control(ev.metadata()) {
+                        Some(Control::EndOfStream {
                             producer,
                             producers,
+                        }) => self.eos.record(i, producer, producers),
+                        Some(Control::EndStep {
                             step,
-                        };
-                        shared.steps_seen.store(true, AtomicOrdering::Release);
-                        let done = shared.steps().on_marker(i, marker);
-                        if let Some(k) = done {
-                            events.push(Ok(Event::step_complete(k, p)));
-                            shared.step_done.notify_all();
+                            producer,
+                            producers,
+                        }) => {
+                            let marker = Marker {
+                                id: ev.id(),
+                                producer,
+                                producers,
+                                step,
+                            };
+                            shared.steps_seen.store(true, AtomicOrdering::Release);
+                            let done = shared.steps().on_marker(i, marker);
+                            if let Some(k) = done {
+                                from_first_marker.push(Ok(Event::step_complete(k, p)));
+                                shared.step_done.notify_all();
+                            }
                         }
+                        None => from_first_marker.push(Ok(ev)),
                     }
-                    None => events.push(Ok(ev)),
                 }
-            }
-            if let Some(n) = resume_at {
-                self.next[i] = n;
             }
             let failed = error.is_some();
             if let Some(e) = error {
-                events.push(Err(Box::new(e)));
+                from_first_marker.push(Err(Box::new(e)));
             }
             {
                 let mut q = shared.lock();
@@ -551,7 +557,8 @@ impl Fetcher {
                     // The consumer is being dropped: queued events would keep it alive.
                     return Round::Empty;
                 }
-                q.items.extend(events);
+                q.items.extend(events.into_iter().map(Ok));
+                q.items.extend(from_first_marker);
                 if self.eos.all_ended() {
                     q.ended = true;
                 }
