@@ -22,7 +22,9 @@ pub trait Serializer: Send + Sync {
         let _ = verified;
         self.deserialize(input)
     }
-    /// The JSON configuration persisted with the topic.
+    /// The JSON configuration persisted with the topic. Every reader of the topic builds its
+    /// serializer from it: one whose `"type"` names a built-in serializer (`"default"`,
+    /// `"schema"`) is read as that one, in this process's consumers too.
     fn metadata(&self) -> Value;
 }
 
