@@ -19,11 +19,26 @@ use std::sync::OnceLock;
 /// with eager parsing.
 #[derive(Clone)]
 pub struct Metadata {
-    /// The value, built at once or on first use from `text`.
-    value: OnceLock<Value>,
-    /// JSON text known to parse, when the value has not been built yet (or was built from it
-    /// and not changed since).
-    text: Option<Bytes>,
+    repr: Repr,
+}
+
+#[derive(Clone)]
+enum Repr {
+    /// Made from a value, or changed through [`Metadata::json_mut`] (no once-cell to set: that
+    /// cost a synchronised call per metadata made).
+    Value(Value),
+    /// JSON text known to parse, and its value once built from it.
+    Text { text: Bytes, value: OnceLock<Value> },
+}
+
+/// The value of JSON `text`, which was checked to parse or was written by this library from a
+/// value (which may nest deeper than the parser's usual limit: the only way to fail here).
+fn parse_text(text: &[u8]) -> Value {
+    parse_value(text).unwrap_or_else(|_| {
+        let mut de = serde_json::Deserializer::from_slice(text);
+        de.disable_recursion_limit();
+        serde::Deserialize::deserialize(&mut de).unwrap_or(Value::Null)
+    })
 }
 
 impl PartialEq for Metadata {
@@ -103,8 +118,7 @@ impl Metadata {
     /// Wraps a JSON value.
     pub fn new(value: Value) -> Self {
         Metadata {
-            value: OnceLock::from(value),
-            text: None,
+            repr: Repr::Value(value),
         }
     }
 
@@ -112,8 +126,7 @@ impl Metadata {
     /// builds no value.
     pub(crate) const fn unset() -> Self {
         Metadata {
-            value: OnceLock::new(),
-            text: None,
+            repr: Repr::Value(Value::Null),
         }
     }
 
@@ -146,8 +159,10 @@ impl Metadata {
     /// from a JSON value.
     pub(crate) fn checked_text(text: Bytes) -> Self {
         Metadata {
-            value: OnceLock::new(),
-            text: Some(text),
+            repr: Repr::Text {
+                text,
+                value: OnceLock::new(),
+            },
         }
     }
 
@@ -158,38 +173,39 @@ impl Metadata {
 
     /// The JSON value.
     pub fn json(&self) -> &Value {
-        self.value.get_or_init(|| {
-            let text = self.text.as_deref().unwrap_or(b"null");
-            // The text was checked to parse, or was written by this library from a value, which
-            // may nest deeper than the parser's usual limit: that is the only way to fail here.
-            parse_value(text).unwrap_or_else(|_| {
-                let mut de = serde_json::Deserializer::from_slice(text);
-                de.disable_recursion_limit();
-                serde::Deserialize::deserialize(&mut de).unwrap_or(Value::Null)
-            })
-        })
+        match &self.repr {
+            Repr::Value(v) => v,
+            Repr::Text { text, value } => value.get_or_init(|| parse_text(text)),
+        }
     }
 
     /// The JSON value, mutably.
     pub fn json_mut(&mut self) -> &mut Value {
-        self.json();
         // The value may change: the text no longer describes it.
-        self.text = None;
-        self.value.get_mut().expect("value built above")
+        if let Repr::Text { text, value } = &mut self.repr {
+            let v = value.take().unwrap_or_else(|| parse_text(text));
+            self.repr = Repr::Value(v);
+        }
+        match &mut self.repr {
+            Repr::Value(v) => v,
+            Repr::Text { .. } => unreachable!("made a value just above"),
+        }
     }
 
     /// Takes the JSON value out.
-    pub fn into_json(mut self) -> Value {
-        self.json();
-        self.value.take().expect("value built above")
+    pub fn into_json(self) -> Value {
+        match self.repr {
+            Repr::Value(v) => v,
+            Repr::Text { text, value } => value.into_inner().unwrap_or_else(|| parse_text(&text)),
+        }
     }
 
     /// The JSON text this metadata was read from, while its value has not been built or
     /// changed (`None` for metadata made from a value).
     pub fn unparsed_text(&self) -> Option<&[u8]> {
-        match self.value.get() {
-            None => self.text.as_deref(),
-            Some(_) => None,
+        match &self.repr {
+            Repr::Text { text, value } if value.get().is_none() => Some(text),
+            _ => None,
         }
     }
 
@@ -212,8 +228,10 @@ impl Metadata {
     /// already in that form (compact, keys in order, numbers and escapes written as the writer
     /// writes them) copies the text without building its value.
     pub(crate) fn write_compact(&self, out: &mut Vec<u8>) {
-        match self.text.as_deref() {
-            Some(text) if crate::json::is_compact_canonical(text) => out.extend_from_slice(text),
+        match &self.repr {
+            Repr::Text { text, .. } if crate::json::is_compact_canonical(text) => {
+                out.extend_from_slice(text)
+            }
             _ => crate::json::write_compact(out, self.json()),
         }
     }
