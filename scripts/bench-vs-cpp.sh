@@ -14,7 +14,8 @@
 #   -d files -n EVENTS -p THREADS                                   (consumer, same topic)
 # on a fresh topic of 4 partitions, for THREADS 0 (inline) and 1. Each case runs ROUNDS times
 # (default 3), the two programs alternating and swapping who goes first, in a temporary folder on
-# the file system of TMPDIR. Each side creates its topics with its own defaults (ours keeps
+# the file system of TMPDIR, each topic flushed to disk (sync) between writing and reading it.
+# Each side creates its topics with its own defaults (ours keeps
 # checksums, the reference has none); a third side, "bare", runs our programs on topics created
 # without checksums, to show what they cost. Prints every run, then the median of each side and
 # the ratios (ours / reference). Our consumer reads each topic twice: with one pull() future per
@@ -86,6 +87,10 @@ for threads in 0 1; do
       [ "$side" = rayon ] && extra=(--pool rayon)
       produced="$(throughput "$bin/diaspora-producer-benchmark" -d files -c "$work/files.json" \
         -t "$topic" -n "$events" -m 64 -s 256 -b 128 -f 10000 -p "$threads" "${extra[@]}")"
+      # The topic goes to disk before it is read: our reads of it take tens of milliseconds,
+      # and the kernel writing back what was just written, on one of the two cores, halved
+      # some of them at random.
+      sync
       consumed="$(throughput "$bin/diaspora-consumer-benchmark" -d files -c "$work/files.json" \
         -t "$topic" -n "$events" -p "$threads" "${extra[@]}")"
       many="" bare_many="" bare_each=""
