@@ -260,11 +260,6 @@ pub(crate) fn may_block_os_thread() -> bool {
 
 /// The writing end of a future: set once, read by any number of waiters. The value is read
 /// without a lock once set; the mutex only orders waiters going to sleep against `set`.
-///
-/// Aligned to 128 bytes so that no other allocation shares its cache lines: the pushing thread
-/// counts a producer's batch promise once per event while the thread that writes batches
-/// completes the one before (2 to 4 % on the `-p 0` producer benchmark).
-#[repr(align(128))]
 pub(crate) struct Promise<T> {
     value: std::sync::OnceLock<Result<T>>,
     /// Parked user-level waiters to wake when the value is set.
