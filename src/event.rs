@@ -87,6 +87,9 @@ pub(crate) trait AckSink: Send + Sync {
     fn recycle(&self, parts: EventParts) {
         drop(parts);
     }
+    /// Takes back an event that a pull claimed but that no wait returned, so that the next
+    /// pull gets it.
+    fn give_back(&self, event: Event);
 }
 
 /// One event read from a topic. Cloning is cheap (the content is shared).
@@ -249,6 +252,18 @@ impl Event {
             return None;
         }
         self.metadata().json()[CONTROL_KEY]["step_complete"].as_u64()
+    }
+
+    /// Whether the event came from a consumer (markers made by the consumer itself did not).
+    pub(crate) fn has_consumer(&self) -> bool {
+        self.batch.ack.is_some()
+    }
+
+    /// Returns an event claimed by a pull that no wait returned to its consumer's queue.
+    pub(crate) fn give_back(self) {
+        if let Some(sink) = self.batch.ack.clone() {
+            sink.give_back(self);
+        }
     }
 
     /// The metadata.

@@ -54,13 +54,6 @@ pub(crate) trait Source<T>: Send + Sync {
     fn is_ready(&self) -> bool;
 }
 
-/// Where a value claimed for a future goes back when the future is dropped before any wait
-/// returned it (a pulled event returns to its consumer's queue).
-pub(crate) trait GiveBack<T>: Send + Sync {
-    /// Takes `value` back.
-    fn give_back(&self, value: T);
-}
-
 /// A source of several values, one per index (a batch of pushes resolves to one id per event):
 /// a future of one of them holds the shared source and its index, with no allocation of its own.
 pub(crate) trait IndexedSource<T>: Send + Sync {
@@ -75,11 +68,13 @@ enum Inner<T> {
     /// Value `index` of a shared source.
     Indexed(Arc<dyn IndexedSource<T>>, usize),
     /// A value taken for this future when it was made (a pull that found an event queued):
-    /// no allocation and no lock to wait on it; given back if no wait ever returned it.
+    /// no allocation and no lock to wait on it; handed to `give_back` if no wait ever returned
+    /// it. The value itself knows where it goes back (an event, its consumer), so the future
+    /// holds no reference count of its own.
     Claimed {
         value: Result<T>,
         returned: std::sync::atomic::AtomicBool,
-        owner: Arc<dyn GiveBack<T>>,
+        give_back: fn(T),
     },
     Pending(Arc<dyn Source<T>>),
 }
@@ -89,13 +84,13 @@ impl<T> Drop for Future<T> {
         if let Inner::Claimed {
             value,
             returned,
-            owner,
+            give_back,
         } = &mut self.inner
         {
             if !*returned.get_mut() {
                 let value = std::mem::replace(value, Err(crate::error::Error::Closed("future")));
                 if let Ok(v) = value {
-                    owner.give_back(v);
+                    give_back(v);
                 }
             }
         }
@@ -130,14 +125,14 @@ impl<T: Clone + Send + 'static> Future<T> {
         }
     }
 
-    /// A future holding `value`, claimed from `owner`, which takes it back if the future is
+    /// A future holding `value`, claimed from where `give_back` returns it if the future is
     /// dropped before a wait returned it.
-    pub(crate) fn claimed(value: T, owner: Arc<dyn GiveBack<T>>) -> Self {
+    pub(crate) fn claimed(value: T, give_back: fn(T)) -> Self {
         Future {
             inner: Inner::Claimed {
                 value: Ok(value),
                 returned: std::sync::atomic::AtomicBool::new(false),
-                owner,
+                give_back,
             },
         }
     }

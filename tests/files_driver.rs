@@ -501,6 +501,64 @@ fn push_many_stores_the_group_in_order() {
     }
 }
 
+/// A pull future dropped before any wait returned its event gives the event back, whether the
+/// event was queued when the pull was made (claimed at once) or came later: every event is
+/// delivered once, in order. A future that outlives its consumer drops cleanly.
+#[test]
+fn pulls_dropped_unwaited_lose_no_event() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = driver(dir.path());
+    d.create_topic("t", &json!({})).unwrap();
+    let topic = d.open_topic("t").unwrap();
+    let producer = topic
+        .producer()
+        .batch_size(BatchSize::Fixed(16))
+        .build()
+        .unwrap();
+    for i in 0..100u32 {
+        producer.push(json!({"i": i}), DataView::from(i.to_le_bytes().to_vec()));
+    }
+    producer.flush().wait().unwrap();
+    let consumer = topic.consumer("c").build().unwrap();
+    let mut got = Vec::new();
+    let mut dropped_ready = 0;
+    for k in 0.. {
+        // Every other pull is dropped unwaited; some after `completed()` claimed their event.
+        let f = consumer.pull();
+        if k % 3 == 1 && f.completed() {
+            dropped_ready += 1;
+        }
+        if k % 2 == 0 {
+            drop(f);
+            continue;
+        }
+        match f.wait_timeout(Duration::from_millis(500)).unwrap() {
+            Some(ev) => {
+                let i = ev.metadata().json()["i"].as_u64().unwrap() as u32;
+                assert_eq!(ev.data().to_vec(), i.to_le_bytes(), "data of event {i}");
+                got.push(i);
+            }
+            None => break,
+        }
+    }
+    assert_eq!(got, (0..100).collect::<Vec<u32>>());
+    assert!(
+        dropped_ready > 0,
+        "no future was dropped while holding its event"
+    );
+    // A claimed future whose consumer is gone: dropping it neither panics nor blocks.
+    let consumer = topic.consumer("other").build().unwrap();
+    let first = consumer
+        .pull()
+        .wait_timeout(Duration::from_secs(5))
+        .unwrap();
+    assert!(first.is_some());
+    let f = consumer.pull();
+    assert!(f.completed(), "the rest of the batch is queued");
+    drop(consumer);
+    drop(f);
+}
+
 /// A serializer of its own layout (the JSON text reversed), counting its decodings.
 struct Reversed;
 

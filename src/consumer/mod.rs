@@ -22,7 +22,7 @@ use crate::data_view::Allocation;
 use crate::descriptor::DataDescriptor;
 use crate::error::{Error, Result};
 use crate::event::Event;
-use crate::future::{Deadline, Future, GiveBack};
+use crate::future::{Deadline, Future};
 use crate::metadata::Metadata;
 use crate::thread_pool::{ThreadPool, DEFAULT_PRIORITY};
 use crate::topic::TopicHandle;
@@ -205,15 +205,17 @@ impl Consumer {
     /// nothing. Drivers that know a stream has ended return an event with id
     /// [`crate::NO_MORE_EVENTS`].
     pub fn pull(&self) -> Future<Event> {
-        // An event already queued is claimed at once (no source to allocate, no second lock);
-        // errors, the end of the stream and waits go through a pull source.
+        // An event already queued is claimed at once (no source to allocate, no second lock,
+        // no reference count taken on the consumer: the event finds its way back through its
+        // batch if the future is dropped unwaited); markers made by the consumer itself, errors,
+        // the end of the stream and waits go through a pull source.
         {
             let mut q = self.shared.lock();
-            if matches!(q.items.front(), Some(Ok(_))) {
+            if matches!(q.items.front(), Some(Ok(ev)) if ev.has_consumer()) {
                 if let Some(Ok(event)) = q.items.pop_front() {
                     self.shared.wake_prefetcher(&mut q);
                     drop(q);
-                    return Future::claimed(event, self.shared.clone() as Arc<dyn GiveBack<Event>>);
+                    return Future::claimed(event, Event::give_back);
                 }
             }
         }

@@ -10,7 +10,6 @@ use crate::data_view::{scatter, Allocation, DataView};
 use crate::descriptor::DataDescriptor;
 use crate::error::{panic_message, Error, Result};
 use crate::event::{parse_control, AckSink, Control, Event, EventParts};
-use crate::future::GiveBack;
 use crate::metadata::Metadata;
 use crate::thread_pool::ThreadPool;
 use crate::topic::TopicHandle;
@@ -339,12 +338,6 @@ impl Shared {
     }
 }
 
-impl GiveBack<Event> for Shared {
-    fn give_back(&self, event: Event) {
-        self.unpull(event);
-    }
-}
-
 impl AckSink for Shared {
     fn acknowledge(&self, partition: usize, id: EventId) -> Result<()> {
         let mut acked = self.acked.lock().unwrap_or_else(|e| e.into_inner());
@@ -371,6 +364,10 @@ impl AckSink for Shared {
         if spare.len() <= self.max_num_batches.0.min(8) {
             spare.push(parts);
         }
+    }
+
+    fn give_back(&self, event: Event) {
+        self.unpull(event);
     }
 }
 
