@@ -470,3 +470,42 @@ impl Drop for ReadAhead<'_> {
         self.0.lock().read_ahead -= 1;
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::data_view::DataView;
+    use crate::driver::Driver;
+    use serde_json::json;
+    use std::time::Duration;
+
+    /// A pull future that claimed an event and is dropped, unwaited, after its consumer: the
+    /// event does not go back into the gone consumer's queue, where it would keep the
+    /// consumer's state alive for ever.
+    #[test]
+    fn a_future_dropped_after_its_consumer_frees_the_consumer() {
+        let d = Driver::new("memory", &json!({})).unwrap();
+        d.create_topic("t", &json!({})).unwrap();
+        let topic = d.open_topic("t").unwrap();
+        let producer = topic.producer().build().unwrap();
+        for i in 0..10 {
+            producer.push(json!({ "i": i }), DataView::new());
+        }
+        producer.flush().wait().unwrap();
+        let consumer = topic.consumer("c").build().unwrap();
+        let first = consumer
+            .pull()
+            .wait_timeout(Duration::from_secs(5))
+            .unwrap();
+        assert!(first.is_some());
+        drop(first);
+        let f = consumer.pull();
+        assert!(f.completed(), "the rest of the batch is queued");
+        let state = std::sync::Arc::downgrade(&consumer.shared);
+        drop(consumer);
+        drop(f);
+        assert!(
+            state.upgrade().is_none(),
+            "the consumer's state outlived it"
+        );
+    }
+}

@@ -331,9 +331,18 @@ pub(super) fn guard<T>(what: &str, f: impl FnOnce() -> T) -> Result<T> {
 }
 
 impl Shared {
-    /// Puts an event back at the front of the queue (it was taken but not handed out).
+    /// Puts an event back at the front of the queue (it was taken but not handed out). Once
+    /// the consumer is dropped nobody can pull it, and queued there it would keep this state
+    /// (which it references) alive for ever: it is dropped instead.
     pub(super) fn unpull(&self, event: Event) {
-        self.lock().items.push_front(Ok(event));
+        let mut q = self.lock();
+        if q.stop {
+            drop(q);
+            drop(event);
+            return;
+        }
+        q.items.push_front(Ok(event));
+        drop(q);
         self.ready.notify_all();
     }
 }
