@@ -503,7 +503,7 @@ fn push_many_stores_the_group_in_order() {
 
 /// A pull future dropped before any wait returned its event gives the event back, whether the
 /// event was queued when the pull was made (claimed at once) or came later: every event is
-/// delivered once, in order. A future that outlives its consumer drops cleanly.
+/// delivered once, in order. (A future that outlives its consumer: the consumer's unit tests.)
 #[test]
 fn pulls_dropped_unwaited_lose_no_event() {
     let dir = tempfile::tempdir().unwrap();
@@ -525,10 +525,10 @@ fn pulls_dropped_unwaited_lose_no_event() {
     for k in 0.. {
         // Every other pull is dropped unwaited; some after `completed()` claimed their event.
         let f = consumer.pull();
-        if k % 3 == 1 && f.completed() {
-            dropped_ready += 1;
-        }
         if k % 2 == 0 {
+            if k % 3 == 1 && f.completed() {
+                dropped_ready += 1;
+            }
             drop(f);
             continue;
         }
@@ -546,17 +546,6 @@ fn pulls_dropped_unwaited_lose_no_event() {
         dropped_ready > 0,
         "no future was dropped while holding its event"
     );
-    // A claimed future whose consumer is gone: dropping it neither panics nor blocks.
-    let consumer = topic.consumer("other").build().unwrap();
-    let first = consumer
-        .pull()
-        .wait_timeout(Duration::from_secs(5))
-        .unwrap();
-    assert!(first.is_some());
-    let f = consumer.pull();
-    assert!(f.completed(), "the rest of the batch is queued");
-    drop(consumer);
-    drop(f);
 }
 
 /// A serializer of its own layout (the JSON text reversed), counting its decodings.
