@@ -345,7 +345,7 @@ fn check_partition(
         ));
     }
     // What the next writer does: refuse after a corrupt last record, or restore and go on.
-    let end = match valid_end(&files, metadata_len, data_len)? {
+    let end = match valid_end(&files, files.index.len()?, metadata_len, data_len)? {
         Ok(end) => end,
         Err((id, why)) => {
             out.problems.push(format!(

@@ -29,14 +29,15 @@ pub(crate) struct ValidEnd {
     pub ends: (u64, u64),
 }
 
-/// Walks back from the end of the index over torn records. `Err(reason)` inside `Ok` when the
-/// last record that is not torn is corrupt.
+/// Walks back from the end of the index (`index_len` bytes) over torn records. `Err(reason)`
+/// inside `Ok` when the last record that is not torn is corrupt.
 pub(crate) fn valid_end(
     f: &OpenFiles,
+    index_len: u64,
     metadata_len: u64,
     data_len: u64,
 ) -> Result<std::result::Result<ValidEnd, (u64, String)>> {
-    let mut n = f.index.len()? / INDEX_RECORD_SIZE;
+    let mut n = index_len / INDEX_RECORD_SIZE;
     // The last record is almost always valid: look at it (and its predecessor) first, and at
     // more only when torn records are being skipped.
     let mut chunk = 1;
@@ -161,7 +162,7 @@ pub(crate) fn recover(f: &OpenFiles, label: &str) -> Result<ValidEnd> {
     let index_len = f.index.len()?;
     let metadata_len = f.metadata.len()?;
     let data_len = f.data.len()?;
-    let mut end = match valid_end(f, metadata_len, data_len)? {
+    let mut end = match valid_end(f, index_len, metadata_len, data_len)? {
         Ok(end) => end,
         Err((id, why)) => {
             return Err(Error::corrupt(
