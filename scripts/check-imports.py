@@ -23,7 +23,7 @@ import sys
 # The crate root's modules, lowest layer first; a module may use modules of its own layer or
 # below. (README: "Layout".)
 LAYERS = [
-    ["error", "types", "json", "options", "margo", "data_view"],
+    ["error", "types", "json", "options", "margo", "data_view", "signal"],
     ["metadata", "descriptor", "thread_pool", "future"],
     ["event", "components"],
     ["backend", "plugin"],

@@ -6,7 +6,8 @@
 //! runs out, and the same future can be waited on again later.
 
 use crate::error::Result;
-use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use crate::signal::Signal;
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 /// When a wait gives up. The clock is read only when a wait has to block, so that taking a
@@ -259,7 +260,8 @@ pub(crate) struct Promise<T> {
     value: std::sync::OnceLock<Result<T>>,
     /// Parked user-level waiters to wake when the value is set.
     parked: Mutex<Vec<Arc<dyn ParkToken>>>,
-    cond: Condvar,
+    /// Blocked OS-thread waiters (counted, so that `set` makes no system call without any).
+    cond: Signal,
 }
 
 impl<T> Promise<T> {
@@ -267,7 +269,7 @@ impl<T> Promise<T> {
         Promise {
             value: std::sync::OnceLock::new(),
             parked: Mutex::new(Vec::new()),
-            cond: Condvar::new(),
+            cond: Signal::new(),
         }
     }
 
@@ -347,17 +349,13 @@ impl<T> Promise<T> {
                 return Some(f(v));
             }
             match deadline {
-                None => guard = self.cond.wait(guard).unwrap_or_else(|e| e.into_inner()),
+                None => guard = self.cond.wait(guard),
                 Some(d) => {
                     let now = Instant::now();
                     if now >= d {
                         return None;
                     }
-                    guard = self
-                        .cond
-                        .wait_timeout(guard, d - now)
-                        .unwrap_or_else(|e| e.into_inner())
-                        .0;
+                    guard = self.cond.wait_timeout(guard, d - now);
                 }
             }
         }

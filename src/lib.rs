@@ -63,6 +63,7 @@ pub mod mpi;
 pub mod options;
 pub mod plugin;
 pub mod producer;
+mod signal;
 pub mod thread_pool;
 pub mod topic;
 pub mod types;

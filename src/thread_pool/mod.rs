@@ -12,8 +12,9 @@ mod rayon_pool;
 #[cfg(feature = "rayon")]
 pub use rayon_pool::RayonThreadPool;
 
+use crate::signal::Signal;
 use std::collections::BinaryHeap;
-use std::sync::{Arc, Condvar, Mutex};
+use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 
 /// A unit of work.
@@ -68,7 +69,7 @@ pub(crate) struct QueueState {
 
 struct Shared {
     state: Mutex<QueueState>,
-    cond: Condvar,
+    cond: Signal,
 }
 
 impl Shared {
@@ -106,7 +107,7 @@ impl StdThreadPool {
     pub fn new(threads: usize) -> Self {
         let shared = Arc::new(Shared {
             state: Mutex::new(QueueState::default()),
-            cond: Condvar::new(),
+            cond: Signal::new(),
         });
         let workers = (0..threads)
             .map(|i| {
@@ -132,7 +133,7 @@ fn worker(shared: Arc<Shared>) {
                 if st.stopping {
                     return;
                 }
-                st = shared.cond.wait(st).unwrap_or_else(|e| e.into_inner());
+                st = shared.cond.wait(st);
             }
         };
         run_job(job);
