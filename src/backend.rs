@@ -253,6 +253,13 @@ pub trait TopicBackend: Send + Sync {
     fn append_batch_async(&self, partition: usize, batch: EventBatch, done: BatchCallback) {
         done(self.append_batch(partition, &batch));
     }
+    /// True when [`TopicBackend::append_batch_async`] stores the batch before it returns,
+    /// without waiting on a network or a service (the files driver writes local files). A
+    /// producer then lets a pushing thread that would wait for room store a queued batch
+    /// itself, so the batch may be appended from any thread that pushes. Default false.
+    fn append_returns_at_once(&self) -> bool {
+        false
+    }
     /// A private reader for consumer `consumer` over `partitions`, configured with the
     /// consumer's driver-specific `options`, if this backend needs one; `None` (the default)
     /// means the engine calls [`TopicBackend::fetch`].

@@ -260,6 +260,10 @@ impl TopicBackend for MemoryTopic {
         true
     }
 
+    fn append_returns_at_once(&self) -> bool {
+        true
+    }
+
     fn end_id(&self, partition: usize) -> Result<EventId> {
         let log = self
             .partition(partition)?

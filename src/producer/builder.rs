@@ -4,12 +4,13 @@ use super::{sender_loop, Producer, Shared, State};
 use crate::backend::ProducerInfo;
 use crate::components::PartitionSelector;
 use crate::error::{Error, Result};
+use crate::signal::Signal;
 use crate::thread_pool::ThreadPool;
 use crate::topic::TopicHandle;
 use crate::types::{BatchSize, MaxNumBatches, Ordering};
 use serde_json::Value;
 use std::collections::{BTreeMap, VecDeque};
-use std::sync::{Arc, Condvar, Mutex};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 /// Options of a new producer; finish with [`ProducerBuilder::build`].
@@ -188,7 +189,16 @@ impl ProducerBuilder {
                 None
             }
         };
+        let backend = match self.topic.backend().for_producer(&self.options)? {
+            Some(b) => b,
+            None => self.topic.backend().clone(),
+        };
+        // A pushing thread stores batches itself when it would wait for room (see
+        // `Shared::wait_for_room`) only where that cannot make it wait on a service.
+        let pusher_writes = backend.append_returns_at_once();
         let shared = Arc::new(Shared {
+            backend,
+            pusher_writes,
             lease,
             selector,
             topic: self.topic,
@@ -209,7 +219,8 @@ impl ProducerBuilder {
                 queue: VecDeque::new(),
                 queued_batches: 0,
                 in_flight: 0,
-                writing: false,
+                writers: 0,
+                submitting: vec![false; n],
                 closing: false,
                 jobs_in_flight: 0,
                 next_seq: 0,
@@ -220,17 +231,13 @@ impl ProducerBuilder {
                 touched: vec![false; n],
                 failure_since_flush: None,
             }),
-            work_ready: Condvar::new(),
-            progress: Condvar::new(),
+            work_ready: Signal::new(),
+            progress: Signal::new(),
         });
-        let backend = match shared.topic.backend().for_producer(&shared.options)? {
-            Some(b) => b,
-            None => shared.topic.backend().clone(),
-        };
         let s = shared.clone();
         let sender = std::thread::Builder::new()
             .name("diaspora-producer".into())
-            .spawn(move || sender_loop(s, backend))
+            .spawn(move || sender_loop(s))
             .map_err(|e| Error::io("spawn the producer's sender thread for", "", e))?;
         Ok(Producer {
             shared,

@@ -4,7 +4,9 @@
 //! thread pool, inline by default), then appends it to that partition's open batch. Full batches go
 //! to a queue that one sender thread per producer drains by calling the driver's `append_batch`,
 //! so building the next batch overlaps with storing the previous one. `MaxNumBatches` bounds that
-//! queue: `push` blocks while that many batches are waiting. With an adaptive batch size a batch is
+//! queue: `push` blocks while that many batches are waiting, and on drivers whose appends return
+//! at once (files) it stores one of them itself meanwhile, on a partition the sender is not
+//! storing (each partition's batches still reach the driver in order). With an adaptive batch size a batch is
 //! handed over as soon as the sender is idle, so batches stay small (low latency) when the producer
 //! is slow and grow (high throughput) when it is fast.
 //!
@@ -18,12 +20,13 @@ use crate::data_view::DataView;
 use crate::error::{panic_message, Error, Result};
 use crate::future::{promise, Future, IndexedSource, Promise};
 use crate::metadata::Metadata;
+use crate::signal::Signal;
 use crate::thread_pool::{ThreadPool, DEFAULT_PRIORITY};
 use crate::topic::TopicHandle;
 use crate::types::{BatchSize, EventId, MaxNumBatches, Ordering};
 use serde_json::Value;
 use std::collections::{BTreeMap, VecDeque};
-use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
@@ -119,7 +122,11 @@ struct State {
     queued_batches: usize,
     /// Batches handed to the driver and not yet stored.
     in_flight: usize,
-    writing: bool,
+    /// Threads handing a batch to the driver now (the sender, and a pusher waiting for room).
+    writers: usize,
+    /// Per partition: a thread is handing one of its batches to the driver. The next one waits,
+    /// so that each partition's batches reach the driver in order.
+    submitting: Vec<bool>,
     closing: bool,
     /// Events pushed through the pool and not yet in a batch.
     jobs_in_flight: usize,
@@ -164,6 +171,11 @@ impl State {
 
 struct Shared {
     topic: TopicHandle,
+    /// Where batches go: the topic's backend, or its view for this producer's options.
+    backend: Arc<dyn crate::backend::TopicBackend>,
+    /// A push that finds the queue full stores a queued batch itself instead of waiting (on
+    /// backends whose appends return at once).
+    pusher_writes: bool,
     selector: Arc<dyn PartitionSelector>,
     name: String,
     batch_size: BatchSize,
@@ -178,9 +190,9 @@ struct Shared {
     lease: Option<Arc<dyn crate::backend::ProducerLease>>,
     state: Mutex<State>,
     /// Wakes the sender thread.
-    work_ready: Condvar,
+    work_ready: Signal,
     /// Wakes pushers waiting for queue space and flushes waiting for pool jobs.
-    progress: Condvar,
+    progress: Signal,
 }
 
 impl Shared {
@@ -222,11 +234,7 @@ impl Shared {
                 }
                 wait = wait.min(d - now);
             }
-            st = self
-                .progress
-                .wait_timeout(st, wait)
-                .unwrap_or_else(|e| e.into_inner())
-                .0;
+            st = self.progress.wait_timeout(st, wait);
         }
         Ok(st)
     }
@@ -284,9 +292,23 @@ impl Shared {
         start
     }
 
-    fn wait_for_room<'a>(&self, mut st: MutexGuard<'a, State>) -> MutexGuard<'a, State> {
+    /// Waits while `max_num_batches` batches are queued. Where `pusher_writes` allows, the
+    /// caller stores a queued batch itself meanwhile, next to the sender thread (on another
+    /// partition), instead of sleeping until the sender has stored one: it would only wait,
+    /// and waking it costs the sender a system call and the caller a trip through the
+    /// scheduler per batch.
+    fn wait_for_room<'a>(
+        self: &'a Arc<Self>,
+        mut st: MutexGuard<'a, State>,
+    ) -> MutexGuard<'a, State> {
         while st.queued_batches >= self.max_num_batches.0 && !st.closing {
-            st = self.progress.wait(st).unwrap_or_else(|e| e.into_inner());
+            if self.pusher_writes {
+                if let Some((p, ob)) = st.take_batch() {
+                    st = self.submit(st, p, ob);
+                    continue;
+                }
+            }
+            st = self.progress.wait(st);
         }
         st
     }
@@ -340,7 +362,7 @@ impl Shared {
         let ready = match self.batch_size {
             BatchSize::Fixed(n) => len >= n,
             BatchSize::Adaptive => {
-                (!st.writing && st.queue.is_empty())
+                (st.writers == 0 && st.queue.is_empty())
                     || len >= ADAPTIVE_MAX_EVENTS
                     || ob.batch.size_bytes() >= ADAPTIVE_MAX_BYTES
             }
@@ -749,7 +771,7 @@ impl Producer {
         let shared = &self.shared;
         let mut st = shared.lock();
         while st.jobs_in_flight > 0 {
-            st = shared.progress.wait(st).unwrap_or_else(|e| e.into_inner());
+            st = shared.progress.wait(st);
         }
         for p in 0..st.open.len() {
             shared.dispatch(&mut st, p);

@@ -565,6 +565,10 @@ impl TopicBackend for FilesTopic {
         true
     }
 
+    fn append_returns_at_once(&self) -> bool {
+        true
+    }
+
     fn end_id(&self, partition: usize) -> Result<EventId> {
         self.partition(partition)?.num_events()
     }
