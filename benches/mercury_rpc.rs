@@ -18,12 +18,16 @@
 //! inline handlers); a second figure has the server answer from its handler pool instead.
 //! Bandwidth: the client exposes `TRANSFERS_PER_RPC` buffers end to end, and each RPC makes the
 //! server pull (`hg_bw_write`, "bulk-write") or push (`hg_bw_read`, "bulk-read") each of them,
-//! all transfers in flight at once; bandwidth is bytes moved over the client's wall time. Polling: both sides block when idle (Mercury's tools
+//! all transfers in flight at once; bandwidth is bytes moved over the client's wall time. As in
+//! `hg_perf_server`, an inline handler starts the transfers and the last one's completion
+//! answers (`Engine::transfer_then`); a second figure ("-pool") has a pool handler start them,
+//! wait for them all and answer. Polling: both sides block when idle (Mercury's tools
 //! without `-b`; this layer after its spin-down, `DIASPORA_MERCURY_SPINDOWN_US`, 100 µs by
 //! default).
 //!
 //! The last lines, one per comparison, read
-//! `ratio <rpc|rpc-pool|bulk-read|bulk-write> <transport> <in-flight> <value>` for scripts.
+//! `ratio <rpc|rpc-pool|bulk-read|bulk-write|bulk-read-pool|bulk-write-pool> <transport>
+//! <in-flight> <value>` for scripts.
 
 use diaspora_stream::mercury::{
     margo_rpc_id, BulkAccess, BulkOp, Engine, EngineOptions, LocalBulk, RemoteBulk, RemoteRegion,
@@ -32,6 +36,7 @@ use diaspora_stream::mercury::{
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 const SERVER_ENV: &str = "DIASPORA_HG_BENCH_SERVER";
@@ -90,11 +95,15 @@ fn rate_id() -> u64 {
 fn rate_pool_id() -> u64 {
     margo_rpc_id("diaspora_bench_rate_pool", 1)
 }
-fn bulk_id(op: BulkOp) -> u64 {
-    match op {
-        BulkOp::Pull => margo_rpc_id("diaspora_bench_bulk_write", 1),
-        BulkOp::Push => margo_rpc_id("diaspora_bench_bulk_read", 1),
-    }
+/// The bulk RPC doing `op`, answered by an inline handler (`inline`) or from the handler pool.
+fn bulk_id(op: BulkOp, inline: bool) -> u64 {
+    let name = match (op, inline) {
+        (BulkOp::Pull, true) => "diaspora_bench_bulk_write",
+        (BulkOp::Push, true) => "diaspora_bench_bulk_read",
+        (BulkOp::Pull, false) => "diaspora_bench_bulk_write_pool",
+        (BulkOp::Push, false) => "diaspora_bench_bulk_read_pool",
+    };
+    margo_rpc_id(name, 1)
 }
 fn stop_id() -> u64 {
     margo_rpc_id("diaspora_bench_stop", 1)
@@ -123,6 +132,7 @@ fn serve(transport: &str) {
         .register(rate_pool_id(), |req: Request| drop(req.respond(&[])))
         .unwrap();
     for op in [BulkOp::Pull, BulkOp::Push] {
+        register_bulk_inline(&engine, op);
         register_bulk(&engine, op);
     }
     let (tx, rx) = std::sync::mpsc::channel();
@@ -137,8 +147,52 @@ fn serve(transport: &str) {
     let _ = rx.recv();
 }
 
-/// The server side of a bulk RPC: `TRANSFERS_PER_RPC` transfers of the client's whole buffer
-/// (`op` Pull: into server buffers; Push: from them), all started before any is awaited.
+/// The server side of a bulk RPC as `hg_perf_server` serves it: `TRANSFERS_PER_RPC` transfers
+/// of the client's whole buffer (`op` Pull: into server buffers; Push: from them), started by
+/// an inline handler on the progress thread; the last one to complete answers the RPC.
+fn register_bulk_inline(engine: &Engine, op: BulkOp) {
+    // Server buffers are reused from RPC to RPC, as Mercury's tools reuse their own.
+    let cache: Arc<Mutex<Vec<LocalBulk>>> = Arc::default();
+    let access = match op {
+        BulkOp::Pull => BulkAccess::WriteOnly,
+        BulkOp::Push => BulkAccess::ReadOnly,
+    };
+    engine
+        .register_inline(bulk_id(op, true), move |req: Request| {
+            let engine = req.engine().clone();
+            let remote = RemoteBulk::deserialize(&engine, req.input()).expect("bulk handle");
+            let origin = req.source().expect("source");
+            let n = remote.size() / TRANSFERS_PER_RPC;
+            let mut locals: Vec<LocalBulk> = std::mem::take(&mut *cache.lock().unwrap());
+            locals.retain(|l| l.size() == n);
+            while locals.len() < TRANSFERS_PER_RPC {
+                locals.push(LocalBulk::from_vec(&engine, vec![0x5a; n], access).unwrap());
+            }
+            // The buffers back from completed transfers, and the request to answer.
+            let done = Arc::new(Mutex::new((
+                Vec::with_capacity(TRANSFERS_PER_RPC),
+                Some(req),
+            )));
+            for (i, l) in locals.into_iter().enumerate() {
+                let region = RemoteRegion::new(&origin, &remote, i * n);
+                let (done, cache) = (done.clone(), cache.clone());
+                engine.transfer_then(op, region, l, 0, n, move |local| {
+                    let mut d = done.lock().unwrap();
+                    d.0.push(local.expect("transfer"));
+                    if d.0.len() == TRANSFERS_PER_RPC {
+                        *cache.lock().unwrap() = std::mem::take(&mut d.0);
+                        if let Some(req) = d.1.take() {
+                            drop(req.respond(&[]));
+                        }
+                    }
+                });
+            }
+        })
+        .unwrap();
+}
+
+/// The server side of a bulk RPC from the handler pool: the same transfers, started by a
+/// handler that then waits for them all and answers.
 fn register_bulk(engine: &Engine, op: BulkOp) {
     // Server buffers are reused from RPC to RPC, as Mercury's tools reuse their own.
     let cache: std::sync::Mutex<Vec<LocalBulk>> = std::sync::Mutex::new(Vec::new());
@@ -147,7 +201,7 @@ fn register_bulk(engine: &Engine, op: BulkOp) {
         BulkOp::Push => BulkAccess::ReadOnly,
     };
     engine
-        .register(bulk_id(op), move |req: Request| {
+        .register(bulk_id(op, false), move |req: Request| {
             let engine = req.engine().clone();
             let remote = RemoteBulk::deserialize(&engine, req.input()).expect("bulk handle");
             let origin = req.source().expect("source");
@@ -231,6 +285,7 @@ fn measure_rate(
 fn measure_bandwidth(
     engine: &Engine,
     target: &diaspora_stream::mercury::Address,
+    id: u64,
     op: BulkOp,
     size: usize,
     loops: usize,
@@ -244,10 +299,10 @@ fn measure_bandwidth(
         BulkOp::Push => LocalBulk::from_vec(engine, vec![0; total], BulkAccess::WriteOnly).unwrap(),
     };
     let handle = bulk.serialize().unwrap();
-    engine.forward(target, bulk_id(op), &handle).wait().unwrap();
+    engine.forward(target, id, &handle).wait().unwrap();
     let start = Instant::now();
     for _ in 0..loops {
-        engine.forward(target, bulk_id(op), &handle).wait().unwrap();
+        engine.forward(target, id, &handle).wait().unwrap();
     }
     let secs = start.elapsed().as_secs_f64();
     (loops * TRANSFERS_PER_RPC * size) as f64 / secs / (1 << 20) as f64
@@ -364,9 +419,15 @@ fn main() {
             ours.push((what, n, rate));
         }
     }
-    for (what, op) in [("bulk-write", BulkOp::Pull), ("bulk-read", BulkOp::Push)] {
-        let bw = measure_bandwidth(&engine, &target, op, o.bulk_size, o.bulk_loops);
-        println!("layer   {what:<10}   1 in flight: {bw:>10.1} MiB/s");
+    for (what, op, inline) in [
+        ("bulk-write", BulkOp::Pull, true),
+        ("bulk-read", BulkOp::Push, true),
+        ("bulk-write-pool", BulkOp::Pull, false),
+        ("bulk-read-pool", BulkOp::Push, false),
+    ] {
+        let id = bulk_id(op, inline);
+        let bw = measure_bandwidth(&engine, &target, id, op, o.bulk_size, o.bulk_loops);
+        println!("layer   {what:<15} 1 in flight: {bw:>10.1} MiB/s");
         ours.push((what, 1, bw));
     }
     engine.forward(&target, stop_id(), &[]).wait().unwrap();
@@ -409,8 +470,8 @@ fn main() {
         let bw = rows[0][1];
         println!("Mercury {tool:<11}  1 in flight: {bw:>10.1} MiB/s");
         for (w, _, r) in &ours {
-            if *w == what {
-                ratios.push((what.to_string(), 1, r / bw));
+            if w.strip_suffix("-pool").unwrap_or(w) == what {
+                ratios.push((w.to_string(), 1, r / bw));
             }
         }
     }

@@ -388,6 +388,65 @@ mod with_mercury {
         assert!(Engine::new("nonsense+proto", EngineOptions::default()).is_err());
     }
 
+    /// The callback form of bulk transfers, as Mercury's own servers use it: an inline handler
+    /// starts several pulls of the caller's memory and the last one's completion answers, with
+    /// no thread waiting anywhere; each completion hands its buffer back. A transfer refused
+    /// before it starts calls back at once with the error.
+    #[test]
+    fn an_inline_handler_answers_from_its_last_transfer_completion() {
+        use std::sync::{Arc, Mutex};
+        let Some(engine) = listening_sm_engine() else {
+            return;
+        };
+        let addr = engine.lookup(&engine.self_address().unwrap()).unwrap();
+        const PARTS: usize = 4;
+        let id = margo_rpc_id("diaspora_test_bulk_then", 1);
+        engine
+            .register_inline(id, |req: Request| {
+                let engine = req.engine().clone();
+                let remote = RemoteBulk::deserialize(&engine, req.input()).unwrap();
+                let origin = req.source().unwrap();
+                let n = remote.size() / PARTS;
+                // Completed parts by index, and the request to answer once all are in.
+                let done = Arc::new(Mutex::new((vec![Vec::new(); PARTS], 0, Some(req))));
+                for i in 0..PARTS {
+                    let local =
+                        LocalBulk::from_vec(&engine, vec![0; n], BulkAccess::WriteOnly).unwrap();
+                    let region = RemoteRegion::new(&origin, &remote, i * n);
+                    let done = done.clone();
+                    engine.transfer_then(BulkOp::Pull, region, local, 0, n, move |r| {
+                        let mut d = done.lock().unwrap();
+                        d.0[i] = r.unwrap().into_vec().unwrap();
+                        d.1 += 1;
+                        if d.1 == PARTS {
+                            let whole = d.0.concat();
+                            drop(d.2.take().unwrap().respond(&whole));
+                        }
+                    });
+                }
+            })
+            .unwrap();
+        let src = pattern(PARTS * 64 * 1024, 9);
+        let bulk = LocalBulk::expose(&engine, vec![bytes::Bytes::from(src.clone())]).unwrap();
+        for _ in 0..3 {
+            let r = engine
+                .forward(&addr, id, &bulk.serialize().unwrap())
+                .wait_timeout(Duration::from_secs(30))
+                .unwrap()
+                .expect("the inline handler answered");
+            assert!(r[..] == src[..], "the parts came back whole and in order");
+        }
+        let ro = LocalBulk::expose(&engine, vec![bytes::Bytes::from_static(b"abc")]).unwrap();
+        let remote = RemoteBulk::deserialize(&engine, &ro.serialize().unwrap()).unwrap();
+        let (tx, rx) = mpsc::channel();
+        let region = RemoteRegion::new(&addr, &remote, 0);
+        engine.transfer_then(BulkOp::Pull, region, ro, 0, 3, move |r| {
+            tx.send(r.map(|_| ()).map_err(|e| e.to_string())).unwrap()
+        });
+        let refused = rx.try_recv().expect("called back at once");
+        assert!(refused.unwrap_err().contains("read-only"));
+    }
+
     /// Margo's `"mercury"` section is read into `TransportOptions` with type checks naming the
     /// key; other sections (Margo's threads) are ignored.
     #[test]

@@ -346,12 +346,31 @@ impl RemoteBulk {
 
 type BulkSlot = Arc<Mutex<Option<LocalBulk>>>;
 
+/// Who hears of a transfer's end: a waiter on its future, or a callback.
+enum BulkDone {
+    Promise(Arc<Promise<BulkSlot>>),
+    Callback(Box<dyn FnOnce(Result<LocalBulk>) + Send>),
+}
+
+impl BulkDone {
+    fn finish(self, result: Result<LocalBulk>) {
+        match self {
+            BulkDone::Promise(promise) => {
+                promise.set(result.map(|local| Arc::new(Mutex::new(Some(local)))))
+            }
+            BulkDone::Callback(f) => f(result),
+        }
+    }
+}
+
 struct BulkState {
-    promise: Arc<Promise<BulkSlot>>,
+    done: BulkDone,
     inflight: Arc<Inflight>,
     local: Option<LocalBulk>,
     /// The transfer's own reference on the peer's handle.
     remote: BulkHandle,
+    /// The peer's address, held until the transfer ends (its caller may drop its own first).
+    _origin: Address,
     op_id: usize,
 }
 
@@ -367,15 +386,15 @@ unsafe extern "C" fn bulk_done(info: *const hg::hg_cb_info) -> hg::hg_return_t {
             ops.remove(&state.op_id);
             drop(ops);
             let BulkState {
-                promise,
+                done,
                 local,
                 remote,
                 ..
             } = *state;
             drop(remote);
-            let result =
-                hg_check("HG_Bulk_transfer", info.ret).map(|()| Arc::new(Mutex::new(local)));
-            promise.set(result);
+            let result = hg_check("HG_Bulk_transfer", info.ret)
+                .and_then(|()| local.ok_or(Error::Closed("bulk transfer")));
+            done.finish(result);
             hg::HG_SUCCESS
         }
     })
@@ -432,35 +451,81 @@ impl Engine {
         local_offset: usize,
         size: usize,
     ) -> BulkTransfer {
+        let (promise, future) = self.inner.driver.promise::<BulkSlot>();
+        self.start_transfer(
+            op,
+            remote,
+            local,
+            local_offset,
+            size,
+            BulkDone::Promise(promise),
+        );
+        BulkTransfer { future }
+    }
+
+    /// Like [`Engine::transfer`], but calls `on_done` with the local bulk (or the error) when
+    /// the transfer completes, on the thread that progresses the engine, instead of completing
+    /// a future. An inline handler ([`Engine::register_inline`]) can so start transfers and
+    /// answer from the last one's completion without waiting, as Mercury's own servers do:
+    /// `on_done` must not block, nor wait on a future of this engine. An invalid transfer
+    /// calls `on_done` at once, on the calling thread. A panic in `on_done` on the progress
+    /// thread is reported on standard error.
+    pub fn transfer_then(
+        &self,
+        op: BulkOp,
+        remote: RemoteRegion<'_>,
+        local: LocalBulk,
+        local_offset: usize,
+        size: usize,
+        on_done: impl FnOnce(Result<LocalBulk>) + Send + 'static,
+    ) {
+        self.start_transfer(
+            op,
+            remote,
+            local,
+            local_offset,
+            size,
+            BulkDone::Callback(Box::new(on_done)),
+        );
+    }
+
+    fn start_transfer(
+        &self,
+        op: BulkOp,
+        remote: RemoteRegion<'_>,
+        local: LocalBulk,
+        local_offset: usize,
+        size: usize,
+        done: BulkDone,
+    ) {
         let RemoteRegion {
             origin,
             bulk: remote,
             offset: remote_offset,
         } = remote;
-        let (promise, future) = self.inner.driver.promise::<BulkSlot>();
-        let transfer = BulkTransfer { future };
         if op == BulkOp::Pull && local.access == BulkAccess::ReadOnly {
-            promise.set(Err(Error::InvalidArgument(
+            done.finish(Err(Error::InvalidArgument(
                 "cannot pull into a read-only bulk".into(),
             )));
-            return transfer;
+            return;
         }
         if local_offset + size > local.size() || remote_offset + size > remote.size() {
-            promise.set(Err(Error::InvalidArgument(format!(
+            done.finish(Err(Error::InvalidArgument(format!(
                 "bulk transfer of {size} bytes at local offset {local_offset} / remote offset \
                  {remote_offset} exceeds the local ({}) or remote ({}) size",
                 local.size(),
                 remote.size()
             ))));
-            return transfer;
+            return;
         }
         let (local_raw, remote_raw) = (local.handle.raw, remote.handle.raw);
         let state = Box::into_raw(Box::new(BulkState {
-            promise,
+            done,
             inflight: self.inner.inflight.clone(),
             local: Some(local),
             // Keeps the remote handle alive for the transfer (Mercury counts references).
             remote: remote.handle.share(),
+            _origin: origin.clone(),
             op_id: 0,
         }));
         let mut op_id = hg::HG_OP_ID_NULL;
@@ -491,16 +556,16 @@ impl Engine {
             // SAFETY: the callback will not run: the state is still ours.
             let state = unsafe { Box::from_raw(state) };
             let BulkState {
-                promise,
+                done,
                 local,
                 remote,
                 ..
             } = *state;
             // Releases the reference on the remote handle taken above.
             drop(remote);
-            promise.set(Err(hg_error("HG_Bulk_transfer", ret)));
             drop(local);
-            return transfer;
+            done.finish(Err(hg_error("HG_Bulk_transfer", ret)));
+            return;
         }
         ops.insert(op_id as usize);
         // SAFETY: `state` is alive until `bulk_done`, which needs the ops lock we hold to
@@ -509,6 +574,5 @@ impl Engine {
             (*state).op_id = op_id as usize;
         }
         drop(ops);
-        transfer
     }
 }
