@@ -93,11 +93,15 @@ run_case() {
   if [ "$case" = big ]; then per_step=1 size=1048576 steps="$events_1m"
   else per_step=128 size=1024 steps="$steps_1k"; fi
   n=$((per_step * steps))
+  # Each side starts with nothing left to write back (the other side's run leaves gigabytes
+  # of page cache behind), and its stream goes to disk before it is read.
+  sync
   if [ "$side" = ours ]; then
     "$ours/diaspora-ctl" --logging warn topic create --driver files \
       --driver-config "$work/files.json" --name T --topic.num_partitions 1
     written="$(rate "$n" "$ours/diaspora-producer-benchmark" -d files -c "$work/files.json" \
       -t T -n "$n" -m 64 -s "$size" -b "$per_step" -f "$n" -p 0)"
+    sync
     read_="$(rate "$n" "$ours/diaspora-consumer-benchmark" -d files -c "$work/files.json" \
       -t T -n "$n" -p 0 --pull many)"
     each="$(rate "$n" "$ours/diaspora-consumer-benchmark" -d files -c "$work/files.json" \
@@ -106,6 +110,7 @@ run_case() {
     rm -rf "${work:?}/topics"
   else
     written="$(rate "$n" "$peer" write "$work/stream.bp" "$per_step" "$size" "$steps")"
+    sync
     read_="$(rate "$n" "$peer" read "$work/stream.bp" "$per_step" "$size" "$steps")"
     rm -rf "${work:?}/stream.bp"
   fi
