@@ -8,13 +8,14 @@ use crate::data_view::Allocation;
 use crate::descriptor::DataDescriptor;
 use crate::error::{Error, Result};
 use crate::metadata::Metadata;
+use crate::signal::Signal;
 use crate::thread_pool::ThreadPool;
 use crate::topic::TopicHandle;
 use crate::types::{BatchSize, MaxNumBatches};
 use serde_json::Value;
 use std::collections::VecDeque;
 use std::sync::atomic::AtomicBool;
-use std::sync::{Arc, Condvar, Mutex};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 /// Options of a new consumer; finish with [`ConsumerBuilder::build`].
@@ -232,14 +233,14 @@ impl ConsumerBuilder {
                 ended: false,
                 read_ahead: 0,
             }),
-            ready: Condvar::new(),
-            room: Condvar::new(),
+            ready: Signal::new(),
+            room: Signal::new(),
             acked: Mutex::new(acked),
             direct: Mutex::new(None),
             direct_mode,
             inline_mode,
             steps: Mutex::new(steps),
-            step_done: Condvar::new(),
+            step_done: Signal::new(),
             steps_seen: AtomicBool::new(false),
             start_ids: next.clone(),
             liveness_timeout: self.liveness_timeout,

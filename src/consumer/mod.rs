@@ -164,7 +164,7 @@ impl Consumer {
                 let st = shared.steps();
                 if st.complete() <= step {
                     let wait = (deadline - now).min(MAX_IDLE_SLEEP);
-                    let _ = shared.step_done.wait_timeout(st, wait);
+                    drop(shared.step_done.wait_timeout(st, wait));
                 }
             }
         }

@@ -135,7 +135,7 @@ impl Shared {
                 let Some(wait) = time_left(MAX_IDLE_SLEEP) else {
                     return false;
                 };
-                let _ = self.ready.wait_timeout(q, wait);
+                drop(self.ready.wait_timeout(q, wait));
                 return true;
             }
         };
@@ -180,16 +180,13 @@ impl Shared {
                 continue;
             }
             q = match deadline.get() {
-                None => self.ready.wait(q).unwrap_or_else(|e| e.into_inner()),
+                None => self.ready.wait(q),
                 Some(d) => {
                     let now = Instant::now();
                     if now >= d {
                         return None;
                     }
-                    self.ready
-                        .wait_timeout(q, d - now)
-                        .unwrap_or_else(|e| e.into_inner())
-                        .0
+                    self.ready.wait_timeout(q, d - now)
                 }
             };
         }

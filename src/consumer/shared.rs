@@ -11,13 +11,14 @@ use crate::descriptor::DataDescriptor;
 use crate::error::{panic_message, Error, Result};
 use crate::event::{parse_control, AckSink, Control, Event, EventParts};
 use crate::metadata::Metadata;
+use crate::signal::Signal;
 use crate::thread_pool::ThreadPool;
 use crate::topic::TopicHandle;
 use crate::types::{BatchSize, EventId, MaxNumBatches};
 use serde_json::Value;
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, Ordering as AtomicOrdering};
-use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 /// A queued event or error; the error is boxed to keep queue entries small (an event is two
@@ -48,8 +49,8 @@ pub(super) struct Shared {
     pub(super) targets: Vec<usize>,
     pub(super) options: Value,
     pub(super) queue: Mutex<Queue>,
-    pub(super) ready: Condvar,
-    pub(super) room: Condvar,
+    pub(super) ready: Signal,
+    pub(super) room: Signal,
     /// Per partition of the topic: next id after the last acknowledged event.
     pub(super) acked: Mutex<Vec<EventId>>,
     /// The fetcher, when pulls read from the driver themselves (no prefetch thread).
@@ -62,7 +63,7 @@ pub(super) struct Shared {
     /// Which steps every producer has closed (see [`super::steps`]).
     pub(super) steps: Mutex<Steps>,
     /// Signalled when a step completes.
-    pub(super) step_done: Condvar,
+    pub(super) step_done: Signal,
     /// Set once a step marker has been read: acknowledgements then update the stored steps.
     pub(super) steps_seen: AtomicBool,
     /// The id each target started at.
@@ -597,7 +598,7 @@ pub(super) fn prefetch_loop(shared: Arc<Shared>, mut fetcher: Fetcher) {
                 && q.read_ahead == 0
             {
                 q.prefetcher_waiting = true;
-                q = shared.room.wait(q).unwrap_or_else(|e| e.into_inner());
+                q = shared.room.wait(q);
             }
             q.prefetcher_waiting = false;
             if q.stop {
@@ -620,7 +621,7 @@ pub(super) fn prefetch_loop(shared: Arc<Shared>, mut fetcher: Fetcher) {
         if q.stop {
             return;
         }
-        let _ = shared.room.wait_timeout(q, sleep);
+        drop(shared.room.wait_timeout(q, sleep));
         idle_sleep = (idle_sleep * 2).min(MAX_IDLE_SLEEP);
     }
 }
