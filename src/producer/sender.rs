@@ -1,5 +1,7 @@
-//! The sender: the one thread per producer that hands full batches to the driver's
-//! `append_batch` and completes their futures.
+//! Handing batches to the driver: `Shared::submit` stores one and completes its futures; the
+//! sender thread (one per producer) runs it for queued batches and flushes, in queue order, and
+//! a pushing thread that finds the queue full runs it for a batch the sender has not taken
+//! (see `Shared::wait_for_room`).
 
 use super::{OpenBatch, Shared, State, Work};
 use crate::backend::BatchIds;
