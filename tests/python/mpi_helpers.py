@@ -47,6 +47,10 @@ def main():
                 seen.append(ev.metadata)
         assert len(seen) == 10 * size and steps == [0, 1], (len(seen), steps)
         print("mpi helpers: OK", flush=True)
+        del consumer
+    # Every rank's producer is closed before the folder goes: a producer withdraws its liveness
+    # lease file when it closes, which would race with the removal.
+    del producer
     comm.Barrier()
     if rank == 0:
         shutil.rmtree(root)
