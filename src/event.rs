@@ -103,8 +103,99 @@ pub(crate) trait AckSink: Send + Sync {
 /// costs no allocation of its own.
 #[derive(Clone)]
 pub struct Event {
-    batch: Arc<EventGroup>,
+    batch: GroupRef,
     index: usize,
+}
+
+/// A counted handle on an [`EventGroup`], like an `Arc`, except that the handles of a new
+/// group's events are made with their count set once (an `Arc` would take one atomic increment
+/// per event: about a twentieth of a consumer's time reading events without data).
+struct GroupRef(std::ptr::NonNull<GroupInner>);
+
+struct GroupInner {
+    refs: std::sync::atomic::AtomicUsize,
+    group: EventGroup,
+}
+
+// SAFETY: a `GroupRef` gives shared access to an `EventGroup` from any thread, as an
+// `Arc<EventGroup>` would; `EventGroup` is `Send + Sync` (checked below).
+unsafe impl Send for GroupRef {}
+// SAFETY: as for `Send`.
+unsafe impl Sync for GroupRef {}
+const _: fn() = || {
+    fn send_sync<T: Send + Sync>() {}
+    send_sync::<EventGroup>();
+};
+
+impl GroupRef {
+    /// `n` handles on `group` (`n` > 0), to be all taken from the iterator.
+    fn many(group: EventGroup, n: usize) -> impl Iterator<Item = GroupRef> {
+        debug_assert!(n > 0);
+        let inner = Box::new(GroupInner {
+            refs: std::sync::atomic::AtomicUsize::new(n),
+            group,
+        });
+        let ptr = std::ptr::NonNull::from(Box::leak(inner));
+        (0..n).map(move |_| GroupRef(ptr))
+    }
+
+    fn inner(&self) -> &GroupInner {
+        // SAFETY: the allocation lives while any handle does, and this is one.
+        unsafe { self.0.as_ref() }
+    }
+
+    /// The group itself when this is its only handle (as `Arc::try_unwrap`).
+    fn try_unwrap(self) -> std::result::Result<EventGroup, GroupRef> {
+        use std::sync::atomic::Ordering;
+        if self
+            .inner()
+            .refs
+            .compare_exchange(1, 0, Ordering::Acquire, Ordering::Relaxed)
+            .is_err()
+        {
+            return Err(self);
+        }
+        let ptr = self.0;
+        std::mem::forget(self);
+        // SAFETY: the count was 1 and is now 0: no other handle exists, and this one is gone.
+        let inner = unsafe { Box::from_raw(ptr.as_ptr()) };
+        Ok(inner.group)
+    }
+
+    #[cfg(test)]
+    fn ptr_eq(a: &GroupRef, b: &GroupRef) -> bool {
+        a.0 == b.0
+    }
+}
+
+impl std::ops::Deref for GroupRef {
+    type Target = EventGroup;
+    fn deref(&self) -> &EventGroup {
+        &self.inner().group
+    }
+}
+
+impl Clone for GroupRef {
+    fn clone(&self) -> Self {
+        // As `Arc::clone`: a new handle comes from an existing one, so Relaxed suffices.
+        self.inner()
+            .refs
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        GroupRef(self.0)
+    }
+}
+
+impl Drop for GroupRef {
+    fn drop(&mut self) {
+        use std::sync::atomic::{fence, Ordering};
+        // As `Arc`'s drop: Release on the decrement, Acquire before freeing.
+        if self.inner().refs.fetch_sub(1, Ordering::Release) != 1 {
+            return;
+        }
+        fence(Ordering::Acquire);
+        // SAFETY: this was the last handle; nobody else can reach the allocation.
+        drop(unsafe { Box::from_raw(self.0.as_ptr()) });
+    }
 }
 
 /// Events made together, and where their acknowledgements go. Each part is kept in a vector
@@ -201,12 +292,14 @@ impl Event {
     /// Events made from `parts` in one allocation, acknowledged through `ack`.
     pub(crate) fn batch(parts: EventParts, ack: Option<Arc<dyn AckSink>>) -> Vec<Event> {
         let n = parts.len();
-        let group = Arc::new(EventGroup { parts, ack });
-        (0..n)
-            .map(|index| Event {
-                batch: group.clone(),
-                index,
-            })
+        if n == 0 {
+            // Dropped at once: its parts go back to the sink.
+            drop(EventGroup { parts, ack });
+            return Vec::new();
+        }
+        GroupRef::many(EventGroup { parts, ack }, n)
+            .enumerate()
+            .map(|(index, batch)| Event { batch, index })
             .collect()
     }
 
@@ -312,7 +405,7 @@ impl Event {
     /// last handle on its batch; the data is shared, never copied).
     pub fn into_parts(self) -> (Metadata, DataView) {
         let index = self.index;
-        match Arc::try_unwrap(self.batch) {
+        match self.batch.try_unwrap() {
             Ok(mut group) => {
                 let parts = &mut group.parts;
                 let data = if index < parts.data.len() {
@@ -367,6 +460,63 @@ mod tests {
         assert!(parse_control(&marker).is_some());
     }
 
+    /// The group's count: events made together, their clones dropped on several threads, and
+    /// an `into_parts` that finds other handles: the group goes back to its sink once, after
+    /// the last handle, and never before.
+    #[test]
+    fn a_batch_goes_back_to_its_sink_once_after_its_last_event() {
+        use std::sync::atomic::{AtomicUsize, Ordering};
+        #[derive(Default)]
+        struct Counting(AtomicUsize);
+        impl AckSink for Counting {
+            fn acknowledge(&self, _: usize, _: EventId) -> Result<()> {
+                Ok(())
+            }
+            fn recycle(&self, parts: EventParts) {
+                assert_eq!(parts.len(), 0, "emptied before it comes back");
+                self.0.fetch_add(1, Ordering::SeqCst);
+            }
+            fn give_back(&self, _: Event) {}
+        }
+        for round in 0..200 {
+            let sink = Arc::new(Counting::default());
+            let events = Event::batch(
+                EventParts::new(0, 0..64),
+                Some(sink.clone() as Arc<dyn AckSink>),
+            );
+            let clones: Vec<Event> = events.iter().step_by(7).cloned().collect();
+            let (a, b) = events.split_at(32);
+            let (a, b) = (a.to_vec(), b.to_vec());
+            drop(events);
+            let t1 = std::thread::spawn(move || drop(a));
+            let t2 = std::thread::spawn(move || drop(b));
+            t1.join().unwrap();
+            t2.join().unwrap();
+            assert_eq!(
+                sink.0.load(Ordering::SeqCst),
+                0,
+                "round {round}: clones still alive"
+            );
+            let mut clones = clones.into_iter();
+            let first = clones.next().unwrap();
+            drop(first.into_parts());
+            assert_eq!(sink.0.load(Ordering::SeqCst), 0);
+            drop(clones);
+            assert_eq!(sink.0.load(Ordering::SeqCst), 1, "round {round}");
+        }
+        let sink = Arc::new(Counting::default());
+        assert!(Event::batch(
+            EventParts::new(0, 0..0),
+            Some(sink.clone() as Arc<dyn AckSink>)
+        )
+        .is_empty());
+        assert_eq!(
+            sink.0.load(Ordering::SeqCst),
+            1,
+            "an empty batch's parts come back too"
+        );
+    }
+
     #[test]
     fn events_of_a_batch_share_one_group_and_split_into_their_own_parts() {
         let mut parts = EventParts::new(1, 10..13);
@@ -385,7 +535,7 @@ mod tests {
             events.iter().map(Event::id).collect::<Vec<_>>(),
             vec![10, 11, 12]
         );
-        assert!(Arc::ptr_eq(&events[0].batch, &events[2].batch));
+        assert!(GroupRef::ptr_eq(&events[0].batch, &events[2].batch));
         // With other events of the batch alive, the parts are copies of the right event's.
         let last = events.pop().unwrap();
         let (md, data) = last.into_parts();
