@@ -177,10 +177,15 @@ impl std::ops::Deref for GroupRef {
 
 impl Clone for GroupRef {
     fn clone(&self) -> Self {
-        // As `Arc::clone`: a new handle comes from an existing one, so Relaxed suffices.
-        self.inner()
+        // As `Arc::clone`: a new handle comes from an existing one, so Relaxed suffices; and,
+        // as there, a count run past isize::MAX (handles leaked with mem::forget) aborts.
+        let old = self
+            .inner()
             .refs
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        if old > isize::MAX as usize {
+            std::process::abort();
+        }
         GroupRef(self.0)
     }
 }

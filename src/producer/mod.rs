@@ -6,9 +6,9 @@
 //! so building the next batch overlaps with storing the previous one. `MaxNumBatches` bounds that
 //! queue: `push` blocks while that many batches are waiting, and on drivers whose appends return
 //! at once (files) it stores one of them itself meanwhile, on a partition the sender is not
-//! storing (each partition's batches still reach the driver in order). With an adaptive batch size a batch is
-//! handed over as soon as the sender is idle, so batches stay small (low latency) when the producer
-//! is slow and grow (high throughput) when it is fast.
+//! storing (each partition's batches still reach the driver in order). With an adaptive batch
+//! size a batch is handed over as soon as the sender is idle, so batches stay small (low
+//! latency) when the producer is slow and grow (high throughput) when it is fast.
 //!
 //! Push futures resolve when the batch holding the event is stored, to the id the driver
 //! assigned; they are never predicted. Data parts are kept as the application's `Bytes` and written
