@@ -7,12 +7,15 @@
 //! and fill fresh event buffers, so an unbounded producer would hold gigabytes. The tests run
 //! one after the other (one lock), so the memory readings of one are not the other's.
 
-use diaspora_stream::backend::{BatchIds, DriverBackend, EventBatch, StoredEvent, TopicBackend};
+#[macro_use]
+#[path = "support/write_only.rs"]
+mod write_only;
+
+use diaspora_stream::backend::{BatchIds, EventBatch, TopicBackend};
 use diaspora_stream::{
     DataView, Driver, Error, EventId, MaxNumBatches, OnFull, PartitionInfo, Result, TopicComponents,
 };
-use serde_json::{json, Value};
-use std::collections::BTreeMap;
+use serde_json::json;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::Duration;
@@ -61,47 +64,7 @@ impl TopicBackend for SlowSink {
             self.next.fetch_add(batch.len() as u64, Ordering::Relaxed),
         ))
     }
-    fn sync(&self, _partitions: &[usize]) -> Result<()> {
-        Ok(())
-    }
-    fn fetch(&self, _: usize, _: EventId, _: usize, _: bool) -> Result<Vec<StoredEvent>> {
-        Ok(Vec::new())
-    }
-    fn read_data(
-        &self,
-        _: usize,
-        _: &StoredEvent,
-        _: &[(u64, u64)],
-        _: &mut [&mut [u8]],
-    ) -> Result<()> {
-        Ok(())
-    }
-    fn load_offset(&self, _: &str, _: usize) -> Result<EventId> {
-        Ok(0)
-    }
-    fn store_offset(&self, _: &str, _: usize, _: EventId) -> Result<()> {
-        Ok(())
-    }
-}
-
-struct SinkDriver(Arc<SlowSink>);
-
-impl DriverBackend for SinkDriver {
-    fn name(&self) -> &'static str {
-        "sink"
-    }
-    fn create_topic(&self, _: &str, _: &Value, _: &TopicComponents) -> Result<()> {
-        Ok(())
-    }
-    fn open_topic(&self, _: &str) -> Result<Arc<dyn TopicBackend>> {
-        Ok(self.0.clone())
-    }
-    fn topic_exists(&self, _: &str) -> Result<bool> {
-        Ok(true)
-    }
-    fn list_topics(&self) -> Result<BTreeMap<String, Value>> {
-        Ok(BTreeMap::new())
-    }
+    write_only_topic!();
 }
 
 fn sink(ns_per_byte: f64) -> (Driver, Arc<SlowSink>) {
@@ -112,7 +75,7 @@ fn sink(ns_per_byte: f64) -> (Driver, Arc<SlowSink>) {
         open: Mutex::new(true),
         opened: Condvar::new(),
     });
-    (Driver::from_backend(Arc::new(SinkDriver(s.clone()))), s)
+    (write_only::driver_of(s.clone()), s)
 }
 
 /// Resident memory of this process, in bytes.

@@ -7,12 +7,16 @@
 //! The driver here records, per partition, each stored event's number and pushing thread (its
 //! data) and the thread that stored it, and takes a while per batch, so that the queue fills.
 
-use diaspora_stream::backend::{BatchIds, DriverBackend, EventBatch, StoredEvent, TopicBackend};
+#[macro_use]
+#[path = "support/write_only.rs"]
+mod write_only;
+
+use diaspora_stream::backend::{BatchIds, EventBatch, TopicBackend};
 use diaspora_stream::thread_pool::std_pool;
 use diaspora_stream::{
-    BatchSize, DataView, Driver, EventId, MaxNumBatches, PartitionInfo, Result, TopicComponents,
+    BatchSize, DataView, Driver, MaxNumBatches, PartitionInfo, Result, TopicComponents,
 };
-use serde_json::{json, Value};
+use serde_json::json;
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
@@ -72,47 +76,7 @@ impl TopicBackend for Recorder {
     fn append_returns_at_once(&self) -> bool {
         self.at_once
     }
-    fn sync(&self, _partitions: &[usize]) -> Result<()> {
-        Ok(())
-    }
-    fn fetch(&self, _: usize, _: EventId, _: usize, _: bool) -> Result<Vec<StoredEvent>> {
-        Ok(Vec::new())
-    }
-    fn read_data(
-        &self,
-        _: usize,
-        _: &StoredEvent,
-        _: &[(u64, u64)],
-        _: &mut [&mut [u8]],
-    ) -> Result<()> {
-        Ok(())
-    }
-    fn load_offset(&self, _: &str, _: usize) -> Result<EventId> {
-        Ok(0)
-    }
-    fn store_offset(&self, _: &str, _: usize, _: EventId) -> Result<()> {
-        Ok(())
-    }
-}
-
-struct RecorderDriver(Arc<Recorder>);
-
-impl DriverBackend for RecorderDriver {
-    fn name(&self) -> &'static str {
-        "recorder"
-    }
-    fn create_topic(&self, _: &str, _: &Value, _: &TopicComponents) -> Result<()> {
-        Ok(())
-    }
-    fn open_topic(&self, _: &str) -> Result<Arc<dyn TopicBackend>> {
-        Ok(self.0.clone())
-    }
-    fn topic_exists(&self, _: &str) -> Result<bool> {
-        Ok(true)
-    }
-    fn list_topics(&self) -> Result<BTreeMap<String, Value>> {
-        Ok(BTreeMap::new())
-    }
+    write_only_topic!();
 }
 
 fn recorder(at_once: bool) -> (Driver, Arc<Recorder>) {
@@ -127,7 +91,7 @@ fn recorder_panicking_at(at_once: bool, panic_at: Option<usize>) -> (Driver, Arc
         batches: AtomicUsize::new(0),
         partitions: (0..PARTITIONS).map(|_| Mutex::new(Vec::new())).collect(),
     });
-    (Driver::from_backend(Arc::new(RecorderDriver(r.clone()))), r)
+    (write_only::driver_of(r.clone()), r)
 }
 
 /// Pushes `per_thread` events from each of `threads` threads, event `i` of thread `from` to
