@@ -147,27 +147,39 @@ fn serve(transport: &str) {
     let _ = rx.recv();
 }
 
-/// The server side of a bulk RPC as `hg_perf_server` serves it: `TRANSFERS_PER_RPC` transfers
-/// of the client's whole buffer (`op` Pull: into server buffers; Push: from them), started by
-/// an inline handler on the progress thread; the last one to complete answers the RPC.
-fn register_bulk_inline(engine: &Engine, op: BulkOp) {
-    // Server buffers are reused from RPC to RPC, as Mercury's tools reuse their own.
-    let cache: Arc<Mutex<Vec<LocalBulk>>> = Arc::default();
+/// Server buffers, reused from RPC to RPC as Mercury's tools reuse their own: one per
+/// transfer of `n` bytes (the client exposes one buffer per transfer, end to end, as Mercury's
+/// tools do), taken from `cache` and made up to `TRANSFERS_PER_RPC` when missing.
+fn server_buffers(
+    engine: &Engine,
+    cache: &Mutex<Vec<LocalBulk>>,
+    op: BulkOp,
+    n: usize,
+) -> Vec<LocalBulk> {
     let access = match op {
         BulkOp::Pull => BulkAccess::WriteOnly,
         BulkOp::Push => BulkAccess::ReadOnly,
     };
+    let mut locals: Vec<LocalBulk> = std::mem::take(&mut *cache.lock().unwrap());
+    locals.retain(|l| l.size() == n);
+    while locals.len() < TRANSFERS_PER_RPC {
+        locals.push(LocalBulk::from_vec(engine, vec![0x5a; n], access).unwrap());
+    }
+    locals
+}
+
+/// The server side of a bulk RPC as `hg_perf_server` serves it: `TRANSFERS_PER_RPC` transfers
+/// of the client's whole buffer (`op` Pull: into server buffers; Push: from them), started by
+/// an inline handler on the progress thread; the last one to complete answers the RPC.
+fn register_bulk_inline(engine: &Engine, op: BulkOp) {
+    let cache: Arc<Mutex<Vec<LocalBulk>>> = Arc::default();
     engine
         .register_inline(bulk_id(op, true), move |req: Request| {
             let engine = req.engine().clone();
             let remote = RemoteBulk::deserialize(&engine, req.input()).expect("bulk handle");
             let origin = req.source().expect("source");
             let n = remote.size() / TRANSFERS_PER_RPC;
-            let mut locals: Vec<LocalBulk> = std::mem::take(&mut *cache.lock().unwrap());
-            locals.retain(|l| l.size() == n);
-            while locals.len() < TRANSFERS_PER_RPC {
-                locals.push(LocalBulk::from_vec(&engine, vec![0x5a; n], access).unwrap());
-            }
+            let locals = server_buffers(&engine, &cache, op, n);
             // The buffers back from completed transfers, and the request to answer.
             let done = Arc::new(Mutex::new((
                 Vec::with_capacity(TRANSFERS_PER_RPC),
@@ -194,24 +206,14 @@ fn register_bulk_inline(engine: &Engine, op: BulkOp) {
 /// The server side of a bulk RPC from the handler pool: the same transfers, started by a
 /// handler that then waits for them all and answers.
 fn register_bulk(engine: &Engine, op: BulkOp) {
-    // Server buffers are reused from RPC to RPC, as Mercury's tools reuse their own.
-    let cache: std::sync::Mutex<Vec<LocalBulk>> = std::sync::Mutex::new(Vec::new());
-    let access = match op {
-        BulkOp::Pull => BulkAccess::WriteOnly,
-        BulkOp::Push => BulkAccess::ReadOnly,
-    };
+    let cache: Mutex<Vec<LocalBulk>> = Mutex::new(Vec::new());
     engine
         .register(bulk_id(op, false), move |req: Request| {
             let engine = req.engine().clone();
             let remote = RemoteBulk::deserialize(&engine, req.input()).expect("bulk handle");
             let origin = req.source().expect("source");
-            // The client exposes one buffer per transfer, end to end (as Mercury's tools do).
             let n = remote.size() / TRANSFERS_PER_RPC;
-            let mut locals: Vec<LocalBulk> = std::mem::take(&mut *cache.lock().unwrap());
-            locals.retain(|l| l.size() == n);
-            while locals.len() < TRANSFERS_PER_RPC {
-                locals.push(LocalBulk::from_vec(&engine, vec![0x5a; n], access).unwrap());
-            }
+            let locals = server_buffers(&engine, &cache, op, n);
             // Every transfer is started before any is waited for: several are in flight.
             let transfers: Vec<_> = locals
                 .into_iter()
