@@ -36,11 +36,47 @@ pub(crate) enum Control {
     },
 }
 
+/// Whether `text` holds the byte `b`: sixteen bytes at a time, the last sixteen loaded once
+/// more where the length is not a multiple (metadata is short: `memchr`'s dispatch and
+/// alignment steps cost more than the search itself there).
+#[cfg(all(target_arch = "x86_64", target_feature = "sse2"))]
+fn contains_byte(text: &[u8], b: u8) -> bool {
+    use std::arch::x86_64::{
+        __m128i, _mm_cmpeq_epi8, _mm_loadu_si128, _mm_movemask_epi8, _mm_set1_epi8,
+    };
+    if text.len() < 16 {
+        return text.contains(&b);
+    }
+    // SAFETY: SSE2 is enabled in this build (the cfg above); every load reads the sixteen
+    // bytes at `at`, with `at + 16 <= text.len()` (`last` is the final such start), unaligned.
+    unsafe {
+        let needle = _mm_set1_epi8(b as i8);
+        let hit = |at: usize| {
+            let v = _mm_loadu_si128(text.as_ptr().add(at).cast::<__m128i>());
+            _mm_movemask_epi8(_mm_cmpeq_epi8(v, needle)) != 0
+        };
+        let last = text.len() - 16;
+        let mut at = 0;
+        while at < last {
+            if hit(at) {
+                return true;
+            }
+            at += 16;
+        }
+        hit(last)
+    }
+}
+
+#[cfg(not(all(target_arch = "x86_64", target_feature = "sse2")))]
+fn contains_byte(text: &[u8], b: u8) -> bool {
+    memchr::memchr(b, text).is_some()
+}
+
 /// Whether `text` holds [`CONTROL_KEY`] as written (with a searcher made once: making one costs
 /// more than searching 100 bytes).
 fn holds_control_key(text: &[u8]) -> bool {
     // Most metadata has no `$` at all: one byte search, far cheaper than the searcher's.
-    if memchr::memchr(b'$', text).is_none() {
+    if !contains_byte(text, b'$') {
         return false;
     }
     static FINDER: std::sync::OnceLock<memchr::memmem::Finder<'static>> =
@@ -54,7 +90,7 @@ fn holds_control_key(text: &[u8]) -> bool {
 /// Whether JSON text may hold [`CONTROL_KEY`] once parsed: false only when the key is not in it
 /// as written and it has no escape sequence (through which a key can spell it otherwise).
 pub(crate) fn text_may_hold_control_key(text: &[u8]) -> bool {
-    memchr::memchr(b'\\', text).is_some() || holds_control_key(text)
+    contains_byte(text, b'\\') || holds_control_key(text)
 }
 
 /// The control event `metadata` holds, if it is one.
@@ -434,6 +470,21 @@ impl Event {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_byte_is_found_at_every_position_of_every_length() {
+        for len in 0..80 {
+            let mut text = vec![b'a'; len];
+            assert!(!contains_byte(&text, b'$'), "none in {len} bytes");
+            for at in 0..len {
+                text[at] = b'$';
+                assert!(contains_byte(&text, b'$'), "at {at} of {len}");
+                // Only its own byte counts, wherever the slice starts.
+                assert!(!contains_byte(&text[at + 1..], b'$'), "after {at} of {len}");
+                text[at] = b'a';
+            }
+        }
+    }
 
     #[test]
     fn the_control_key_is_found_wherever_it_is_written() {
