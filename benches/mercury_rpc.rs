@@ -4,8 +4,11 @@
 //!
 //! ```text
 //! cargo bench --features mercury --bench mercury_rpc -- [--transport na+sm] [--rpcs 20000]
-//!     [--in-flight 1,16] [--bulk-size 1048576] [--bulk-loops 2000]
+//!     [--in-flight 1,16] [--bulk-size 1048576] [--bulk-loops 2000] [--only CASE,..]
 //! ```
+//!
+//! `--only` runs only the cases named (`rpc`, `rpc-pool`, `bulk-write`, `bulk-read`,
+//! `bulk-write-pool`, `bulk-read-pool`), and Mercury's tool for each (for profiling one case).
 //!
 //! The server is this same program, started again with `DIASPORA_HG_BENCH_SERVER` set. Mercury's
 //! tools are looked for in `$MERCURY_PERF_DIR`, `$MERCURY_PERF_BIN`, then next to the library
@@ -21,9 +24,12 @@
 //! all transfers in flight at once; bandwidth is bytes moved over the client's wall time. As in
 //! `hg_perf_server`, an inline handler starts the transfers and the last one's completion
 //! answers (`Engine::transfer_then`); a second figure ("-pool") has a pool handler start them,
-//! wait for them all and answer. Polling: both sides block when idle (Mercury's tools
-//! without `-b`; this layer after its spin-down, `DIASPORA_MERCURY_SPINDOWN_US`, 100 µs by
-//! default).
+//! wait for them all and answer. Polling, the same on both sides: a process spins after
+//! activity and blocks once idle for a second. Mercury's tools without `-b` keep spinning for a
+//! second after each wake-up; this layer's spin-down (`EngineOptions::progress_spindown`,
+//! 100 µs by default) is set to the same second, in the client and the server, unless
+//! `--spindown-us` says otherwise. (With the default 100 µs, a receiver over ofi+tcp that gets
+//! no completion for a while goes back to sleep between pieces of a push.)
 //!
 //! The last lines, one per comparison, read
 //! `ratio <rpc|rpc-pool|bulk-read|bulk-write|bulk-read-pool|bulk-write-pool> <transport>
@@ -48,6 +54,23 @@ struct Options {
     in_flight: Vec<usize>,
     bulk_size: usize,
     bulk_loops: usize,
+    /// The cases to run (`--only`); empty: all.
+    only: Vec<String>,
+    /// This layer's spin-down, client and server (`--spindown-us`).
+    spindown: Duration,
+}
+
+impl Options {
+    /// Whether case `what` (`rpc`, `rpc-pool`, `bulk-write`, ..., or a Mercury tool's case
+    /// `bulk-write`, `bulk-read`, `rpc`) runs: every case without `--only`; otherwise the cases
+    /// named, and Mercury's tool for a named case or its `-pool` variant.
+    fn runs(&self, what: &str) -> bool {
+        self.only.is_empty()
+            || self
+                .only
+                .iter()
+                .any(|c| c == what || c.strip_suffix("-pool") == Some(what))
+    }
 }
 
 fn parse_args() -> Options {
@@ -57,6 +80,8 @@ fn parse_args() -> Options {
         in_flight: vec![1, 16],
         bulk_size: 1 << 20,
         bulk_loops: 2_000,
+        only: Vec::new(),
+        spindown: Duration::from_secs(1),
     };
     let mut args = std::env::args().skip(1);
     while let Some(a) = args.next() {
@@ -75,11 +100,26 @@ fn parse_args() -> Options {
             }
             "--bulk-size" => o.bulk_size = value("--bulk-size").parse().expect("a number"),
             "--bulk-loops" => o.bulk_loops = value("--bulk-loops").parse().expect("a number"),
+            "--only" => {
+                o.only = value("--only")
+                    .split(',')
+                    .map(|c| c.trim().to_string())
+                    .collect()
+            }
+            "--spindown-us" => {
+                o.spindown = Duration::from_micros(
+                    value("--spindown-us")
+                        .parse()
+                        .expect("--spindown-us: a number"),
+                )
+            }
             "--bench" => {}
             "-h" | "--help" => {
                 println!(
                     "mercury_rpc [--transport na+sm|ofi+tcp] [--rpcs N] [--in-flight N,M,..] \
-                     [--bulk-size BYTES] [--bulk-loops N]"
+                     [--bulk-size BYTES] [--bulk-loops N] [--only CASE,..]\n\
+                     [--spindown-us 1000000]\n\
+                     cases: rpc, rpc-pool, bulk-write, bulk-read, bulk-write-pool, bulk-read-pool"
                 );
                 std::process::exit(0);
             }
@@ -233,9 +273,13 @@ fn register_bulk(engine: &Engine, op: BulkOp) {
         .unwrap();
 }
 
-fn start_server(transport: &str) -> (Child, String) {
+fn start_server(transport: &str, spindown: Duration) -> (Child, String) {
     let mut child = Command::new(std::env::current_exe().unwrap())
         .env(SERVER_ENV, transport)
+        .env(
+            "DIASPORA_MERCURY_SPINDOWN_US",
+            spindown.as_micros().to_string(),
+        )
         .env("FI_TCP_IFACE", "lo")
         .stdout(Stdio::piped())
         .spawn()
@@ -400,20 +444,32 @@ fn main() {
         return;
     }
     println!(
-        "transport {} | {} rounds of {:?} RPCs in flight, {} x {} B bulk transfers ({} per RPC)",
+        "transport {} | {} rounds of {:?} RPCs in flight, {} x {} B bulk transfers ({} per RPC) \
+         | polling: this layer spins {} us after activity, Mercury's tools 1 s after a wake-up",
         o.transport,
         o.rpcs,
         o.in_flight,
         o.bulk_loops * TRANSFERS_PER_RPC,
         o.bulk_size,
-        TRANSFERS_PER_RPC
+        TRANSFERS_PER_RPC,
+        o.spindown.as_micros()
     );
-    let (mut child, address) = start_server(&o.transport);
-    let engine = Engine::new(&o.transport, EngineOptions::default()).expect("client engine");
+    let (mut child, address) = start_server(&o.transport, o.spindown);
+    let engine = Engine::new(
+        &o.transport,
+        EngineOptions {
+            progress_spindown: o.spindown,
+            ..Default::default()
+        },
+    )
+    .expect("client engine");
     let target = engine.lookup(&address).expect("lookup");
     let mut ours = Vec::new();
     for &n in &o.in_flight {
         for (what, id) in [("rpc", rate_id()), ("rpc-pool", rate_pool_id())] {
+            if !o.runs(what) {
+                continue;
+            }
             let (rate, us) = measure_rate(&engine, &target, id, o.rpcs, n);
             println!(
                 "layer   {what:<10} {n:>3} in flight: {rate:>10.0} RPC/s ({us:.2} us per round)"
@@ -427,6 +483,9 @@ fn main() {
         ("bulk-write-pool", BulkOp::Pull, false),
         ("bulk-read-pool", BulkOp::Push, false),
     ] {
+        if !o.runs(what) {
+            continue;
+        }
         let id = bulk_id(op, inline);
         let bw = measure_bandwidth(&engine, &target, id, op, o.bulk_size, o.bulk_loops);
         println!("layer   {what:<15} 1 in flight: {bw:>10.1} MiB/s");
@@ -439,6 +498,9 @@ fn main() {
 
     let mut ratios = Vec::new();
     for &n in &o.in_flight {
+        if !o.runs("rpc") {
+            break;
+        }
         let args = [
             "-l",
             &o.rpcs.to_string(),
@@ -463,6 +525,9 @@ fn main() {
         }
     }
     for (what, tool) in [("bulk-write", "hg_bw_write"), ("bulk-read", "hg_bw_read")] {
+        if !o.runs(what) {
+            continue;
+        }
         let size = o.bulk_size.to_string();
         let args = ["-l", &o.bulk_loops.to_string(), "-y", &size, "-z", &size].map(String::from);
         let Some(rows) = run_mercury_tool(tool, &o.transport, &args) else {
