@@ -189,6 +189,46 @@ impl<T: Clone + Send + 'static> Future<T> {
         }
     }
 
+    /// As [`Future::wait`], for a future waited on once: the value is moved out instead of
+    /// copied (for an event, no reference count taken and then given back).
+    pub fn take(self) -> Result<T> {
+        match self.take_claimed() {
+            Ok(r) => r,
+            Err(future) => future.wait(),
+        }
+    }
+
+    /// As [`Future::wait_timeout`], for a future waited on once. When the time runs out
+    /// (`Ok(None)`) the future is dropped: a pull that found no event in time leaves none
+    /// behind, and a push goes on without it.
+    pub fn take_timeout(self, timeout: Duration) -> Result<Option<T>> {
+        match self.take_claimed() {
+            Ok(r) => r.map(Some),
+            Err(future) => future.wait_timeout(timeout),
+        }
+    }
+
+    /// The value of a future made with it (moved out), or the future itself.
+    fn take_claimed(mut self) -> std::result::Result<Result<T>, Self> {
+        match &mut self.inner {
+            Inner::Claimed {
+                value, returned, ..
+            } => {
+                // Marked returned, the drop below gives nothing back.
+                *returned.get_mut() = true;
+                Ok(std::mem::replace(
+                    value,
+                    Err(crate::error::Error::Closed("future")),
+                ))
+            }
+            Inner::Ready(value) => Ok(std::mem::replace(
+                value,
+                Err(crate::error::Error::Closed("future")),
+            )),
+            _ => Err(self),
+        }
+    }
+
     /// Waits with the C++ convention: `timeout_ms <= 0` blocks until complete.
     pub fn wait_ms(&self, timeout_ms: i64) -> Result<Option<T>> {
         if timeout_ms <= 0 {
@@ -420,5 +460,35 @@ mod tests {
         assert!(f.wait().is_err());
         assert!(f.wait_ms(0).is_err());
         assert!(f.wait_timeout(Duration::ZERO).is_err());
+    }
+
+    #[test]
+    fn taking_moves_the_value_out_once() {
+        // Ready, failed, claimed and pending futures all give their value (or error) when
+        // taken, and a claimed value taken is not given back.
+        assert_eq!(Future::ready(5u8).take().unwrap(), 5);
+        assert!(Future::<u8>::failed(Error::Closed("producer"))
+            .take()
+            .is_err());
+        static GIVEN_BACK: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+        let give_back = |_: u8| {
+            GIVEN_BACK.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        };
+        assert_eq!(
+            Future::claimed(7u8, give_back)
+                .take_timeout(Duration::ZERO)
+                .unwrap(),
+            Some(7)
+        );
+        assert_eq!(Future::claimed(8u8, give_back).take().unwrap(), 8);
+        assert_eq!(GIVEN_BACK.load(std::sync::atomic::Ordering::SeqCst), 0);
+        drop(Future::claimed(9u8, give_back));
+        assert_eq!(GIVEN_BACK.load(std::sync::atomic::Ordering::SeqCst), 1);
+        let (p, f) = promise::<u64>();
+        let (p2, f2) = promise::<u64>();
+        assert_eq!(f.take_timeout(Duration::from_millis(5)).unwrap(), None);
+        p.set(Ok(1));
+        p2.set(Ok(2));
+        assert_eq!(f2.take().unwrap(), 2);
     }
 }

@@ -502,8 +502,8 @@ fn push_many_stores_the_group_in_order() {
 }
 
 /// A pull future dropped before any wait returned its event gives the event back, whether the
-/// event was queued when the pull was made (claimed at once) or came later: every event is
-/// delivered once, in order. (A future that outlives its consumer: the consumer's unit tests.)
+/// event was queued when the pull was made (claimed at once) or came later, whether the others
+/// are waited on or taken: every event is delivered once, in order. (A future that outlives its consumer: the consumer's unit tests.)
 #[test]
 fn pulls_dropped_unwaited_lose_no_event() {
     let dir = tempfile::tempdir().unwrap();
@@ -532,7 +532,13 @@ fn pulls_dropped_unwaited_lose_no_event() {
             drop(f);
             continue;
         }
-        match f.wait_timeout(Duration::from_millis(500)).unwrap() {
+        // Half of the others are taken (moved out of their future), half waited on.
+        let pulled = if k % 4 == 1 {
+            f.take_timeout(Duration::from_millis(500))
+        } else {
+            f.wait_timeout(Duration::from_millis(500))
+        };
+        match pulled.unwrap() {
             Some(ev) => {
                 let i = ev.metadata().json()["i"].as_u64().unwrap() as u32;
                 assert_eq!(ev.data().to_vec(), i.to_le_bytes(), "data of event {i}");

@@ -166,7 +166,7 @@ fn run(args: &Args, ranks: &Ranks) -> Result<(), String> {
         'pulls: while events < args.num_events {
             // Both ways end at the first error, at the end of the stream, or after `idle`.
             let pulled = match args.pull {
-                Pull::Each => consumer.pull().wait_timeout(idle).map(|ev| {
+                Pull::Each => consumer.pull().take_timeout(idle).map(|ev| {
                     group.extend(ev);
                     group.len()
                 }),
