@@ -145,8 +145,16 @@ fn write_string(out: &mut Vec<u8>, s: &str) {
         }
         *start = i + 1;
     };
-    // Eight bytes at a time: most strings need no escape at all.
+    // Sixteen bytes at a time, then eight: most strings need no escape at all.
     let mut i = 0;
+    while i + 16 <= bytes.len() {
+        if block_needs_escape(&bytes[i..i + 16]) {
+            for j in i..i + 16 {
+                escape_at(out, j, &mut start);
+            }
+        }
+        i += 16;
+    }
     while i + 8 <= bytes.len() {
         let w = u64::from_le_bytes(bytes[i..i + 8].try_into().unwrap_or([0; 8]));
         if word_needs_escape(w) {
@@ -169,6 +177,33 @@ fn write_string(out: &mut Vec<u8>, s: &str) {
     }
     out.extend_from_slice(&bytes[start..]);
     out.push(b'"');
+}
+
+/// True if one of the sixteen bytes of `block` is a control character, `"` or `\\`.
+#[cfg(all(target_arch = "x86_64", target_feature = "sse2"))]
+fn block_needs_escape(block: &[u8]) -> bool {
+    use std::arch::x86_64::{
+        __m128i, _mm_cmpeq_epi8, _mm_loadu_si128, _mm_max_epu8, _mm_movemask_epi8, _mm_or_si128,
+        _mm_set1_epi8,
+    };
+    assert!(block.len() >= 16);
+    // SAFETY: SSE2 is enabled in this build (the cfg above); the load reads the first sixteen
+    // bytes of `block`, which has at least that many (checked above), unaligned.
+    unsafe {
+        let v = _mm_loadu_si128(block.as_ptr().cast::<__m128i>());
+        // A byte is at most 0x1f when the unsigned maximum of it and 0x1f is 0x1f.
+        let low = _mm_set1_epi8(0x1f);
+        let control = _mm_cmpeq_epi8(_mm_max_epu8(v, low), low);
+        let quote = _mm_cmpeq_epi8(v, _mm_set1_epi8(b'"' as i8));
+        let backslash = _mm_cmpeq_epi8(v, _mm_set1_epi8(b'\\' as i8));
+        _mm_movemask_epi8(_mm_or_si128(control, _mm_or_si128(quote, backslash))) != 0
+    }
+}
+
+#[cfg(not(all(target_arch = "x86_64", target_feature = "sse2")))]
+fn block_needs_escape(block: &[u8]) -> bool {
+    let word = |at: usize| u64::from_le_bytes(block[at..at + 8].try_into().unwrap_or([0; 8]));
+    word_needs_escape(word(0)) || word_needs_escape(word(8))
 }
 
 /// True if one of the eight bytes of `w` is a control character, `"` or `\\` (bit tricks: a
@@ -425,14 +460,17 @@ mod tests {
 
     #[test]
     fn strings_escape_like_serde_json_at_every_position() {
-        // Each special byte at every offset of a 19-byte string, so that it lands in both the
-        // eight-byte words and the tail, plus non-ASCII text.
+        // Each special byte (and its clean neighbours) at every offset of strings of every
+        // length up to 40, so that it lands in the sixteen-byte blocks, the eight-byte words and
+        // the tail, plus non-ASCII text.
         let specials = [
-            '"', '\\', '\n', '\r', '\t', '\u{8}', '\u{c}', '\u{1}', '\u{1f}', 'é', '\u{7f}',
+            '"', '\\', '\n', '\r', '\t', '\u{8}', '\u{c}', '\u{0}', '\u{1}', '\u{1f}', ' ', '!',
+            '#', '[', ']', 'é', '\u{7f}',
         ];
+        let base = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMN";
         for c in specials {
-            for at in 0..19 {
-                let mut text: String = "abcdefghijklmnopqrs".into();
+            for (len, at) in (1..=base.len()).flat_map(|len| (0..len).map(move |at| (len, at))) {
+                let mut text: String = base[..len].into();
                 text.replace_range(at..at + 1, &c.to_string());
                 let mut out = Vec::new();
                 write_string(&mut out, &text);
