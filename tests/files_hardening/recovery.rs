@@ -92,3 +92,32 @@ fn lost_index_of_dataless_partition_without_checksums_is_rebuilt_from_metadata()
     }
     assert_eq!(ids, (0..6).collect::<Vec<_>>());
 }
+
+#[test]
+fn a_writer_that_stays_open_restores_what_another_writer_lost() {
+    // Writer A keeps its topic (and its files) open while writer B, another handle as in
+    // another process, appends and stops between its checksum records and its index records.
+    // A's next append must restore B's events, not write over them.
+    let tmp = tempfile::tempdir().unwrap();
+    let a = driver(tmp.path());
+    a.create_topic("t", &json!({})).unwrap();
+    let topic_a = a.open_topic("t").unwrap();
+    assert_eq!(produce(&topic_a, 0..3), vec![0, 1, 2]);
+    let b = driver(tmp.path());
+    assert_eq!(produce(&b.open_topic("t").unwrap(), 3..6), vec![3, 4, 5]);
+    // B's index records never reached the file: the index is as A left it.
+    set_len(&pfile(tmp.path(), "t", 0, "index"), 3 * 32);
+    assert_eq!(produce(&topic_a, 6..7), vec![6]);
+    let (evs, errs) = read_all(&a.open_topic("t").unwrap());
+    assert!(errs.is_empty(), "{errs:?}");
+    assert_intact(&evs, 7);
+    // And payload files cut short under A (the index reached disk, the data did not): A reads
+    // the tail again and writes after what is intact.
+    let data = pfile(tmp.path(), "t", 0, "data");
+    let len = std::fs::metadata(&data).unwrap().len();
+    set_len(&data, len - 1);
+    assert_eq!(produce(&topic_a, 6..7), vec![6]);
+    let (evs, errs) = read_all(&a.open_topic("t").unwrap());
+    assert!(errs.is_empty(), "{errs:?}");
+    assert_intact(&evs, 7);
+}

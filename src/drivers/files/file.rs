@@ -164,13 +164,22 @@ impl NamedFile {
     /// False when the path no longer names this open file (it was deleted, or replaced by
     /// another file): a lock on it then excludes nobody.
     pub(crate) fn is_current(&self) -> Result<bool> {
+        self.current_len().map(|len| len.is_some())
+    }
+
+    /// The open file's length, or `None` when the path no longer names it (see
+    /// [`NamedFile::is_current`]).
+    pub(crate) fn current_len(&self) -> Result<Option<u64>> {
         let open = self
             .file
             .metadata()
             .map_err(|e| Error::io("stat", &self.path, e))?;
         match std::fs::metadata(&self.path) {
-            Ok(m) => Ok(open.nlink() > 0 && m.dev() == open.dev() && m.ino() == open.ino()),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(false),
+            Ok(m) => Ok(
+                (open.nlink() > 0 && m.dev() == open.dev() && m.ino() == open.ino())
+                    .then_some(open.len()),
+            ),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
             Err(e) => Err(Error::io("stat", &self.path, e)),
         }
     }

@@ -4,13 +4,30 @@
 use super::PartitionFiles;
 use crate::backend::EventBatch;
 use crate::drivers::files::config::FlushBehavior;
+use crate::drivers::files::file::NamedFile;
 use crate::drivers::files::index::{IndexRecord, INDEX_RECORD_SIZE};
 use crate::drivers::files::open_files::{OpenFiles, INDEX_FILE};
-use crate::drivers::files::recovery::recover;
+use crate::drivers::files::recovery::{recover, ValidEnd};
 use crate::drivers::files::sums::{crc, crc_of, SumRecord, SUM_RECORD_SIZE};
 use crate::error::{Error, Result};
 use crate::types::EventId;
+use std::sync::{Arc, Weak};
 use std::time::{Duration, Instant};
+
+/// Where a handle's last append left the log: the lengths it left the index and checksum files
+/// at, and the end of its last event. Every appender changes one of those lengths (checksum
+/// records are written before index records, so one that stops between the two has changed the
+/// checksum file), so while both are as left, and the metadata and data files still hold the
+/// last event's bytes, the log still ends there and its last index record need not be read and
+/// checked again. (An appender that stopped after writing only metadata or data changed
+/// neither length, and is written over, as a full reading of the tail would do too.)
+pub(super) struct KnownTail {
+    /// The files this is about (a handle that reopens them starts over).
+    files: Weak<OpenFiles>,
+    index_len: u64,
+    sums_len: Option<u64>,
+    end: ValidEnd,
+}
 
 impl PartitionFiles {
     /// Appends a batch; returns the id of its first event.
@@ -23,7 +40,7 @@ impl PartitionFiles {
         }
         // Appenders through this handle queue here; the flock excludes other open files.
         let deadline = Instant::now() + self.settings.lock_timeout;
-        let _guard = loop {
+        let mut known = loop {
             match self.append_lock.try_lock() {
                 Ok(g) => break g,
                 Err(std::sync::TryLockError::Poisoned(e)) => break e.into_inner(),
@@ -42,12 +59,13 @@ impl PartitionFiles {
         };
         for _ in 0..3 {
             let files = self.writer()?;
+            let mut index_len = None;
             if self.settings.use_file_locking {
                 files.index.lock(self.settings.lock_timeout, &self.label)?;
                 // A lock on an index that was deleted or replaced excludes nobody.
-                match files.index.is_current() {
-                    Ok(true) => {}
-                    Ok(false) => {
+                match files.index.current_len() {
+                    Ok(Some(len)) => index_len = Some(len),
+                    Ok(None) => {
                         files.index.unlock();
                         self.forget(&files);
                         continue;
@@ -58,7 +76,7 @@ impl PartitionFiles {
                     }
                 }
             }
-            let result = self.append_locked(&files, batch);
+            let result = self.append_locked(&files, batch, index_len, &mut known);
             if self.settings.use_file_locking {
                 files.index.unlock();
             }
@@ -74,11 +92,61 @@ impl PartitionFiles {
         ))
     }
 
-    fn append_locked(&self, f: &OpenFiles, batch: &EventBatch) -> Result<EventId> {
+    /// Where the log ends, under the lock: where this handle's last append left it when the
+    /// index and checksum files still have the lengths it left (`index_len`: the index's, when
+    /// already known), else found again from the files (see `recovery`).
+    fn tail(
+        &self,
+        f: &Arc<OpenFiles>,
+        index_len: Option<u64>,
+        known: &Option<KnownTail>,
+    ) -> Result<ValidEnd> {
+        if let Some(k) = known
+            .as_ref()
+            .filter(|k| k.files.as_ptr() == Arc::as_ptr(f))
+        {
+            let index_len = match index_len {
+                Some(len) => len,
+                None => f.index.len()?,
+            };
+            let sums_len = f.sums.as_ref().map(NamedFile::len).transpose()?;
+            if index_len == k.index_len && sums_len == k.sums_len {
+                // Payload files cut short (as by a power loss after the index reached disk):
+                // the tail is read again, and what lost its bytes is dropped.
+                let (metadata_end, data_end) = k.end.ends;
+                if f.metadata.len()? >= metadata_end && f.data.len()? >= data_end {
+                    return Ok(k.end);
+                }
+            }
+        }
+        recover(f, &self.label)
+    }
+
+    fn append_locked(
+        &self,
+        f: &Arc<OpenFiles>,
+        batch: &EventBatch,
+        index_len: Option<u64>,
+        known: &mut Option<KnownTail>,
+    ) -> Result<EventId> {
+        // Forgotten until this append has succeeded: a failed one leaves the files unknown.
+        let last = known.take();
+        let tail = self.tail(f, index_len, &last)?;
+        let end = self.append_at(f, batch, &tail)?;
+        *known = Some(KnownTail {
+            files: Arc::downgrade(f),
+            index_len: end.events * INDEX_RECORD_SIZE,
+            sums_len: f.sums.as_ref().map(|_| end.events * SUM_RECORD_SIZE),
+            end,
+        });
+        Ok(tail.events)
+    }
+
+    /// Writes the batch after `tail`; returns where the log ends after it.
+    fn append_at(&self, f: &OpenFiles, batch: &EventBatch, tail: &ValidEnd) -> Result<ValidEnd> {
         /// Data is written in groups of about this many bytes, each checksummed just before
         /// it is written, while it is in the processor's cache.
         const GROUP_BYTES: usize = 1 << 20;
-        let tail = recover(f, &self.label)?;
         let mut records = Vec::with_capacity(batch.len() * INDEX_RECORD_SIZE as usize);
         let (mut md_off, mut data_off) = tail.ends;
         for i in 0..batch.len() {
@@ -160,6 +228,9 @@ impl PartitionFiles {
         if self.settings.flush_behavior == FlushBehavior::Immediate {
             f.index.sync()?;
         }
-        Ok(tail.events)
+        Ok(ValidEnd {
+            events: tail.events + batch.len() as u64,
+            ends: (md_off, data_off),
+        })
     }
 }

@@ -3,9 +3,11 @@
 //! # Writers
 //!
 //! Appends run under an exclusive `flock` on the index file (when enabled, waited for at most
-//! `lock_timeout`) and always start by re-reading the tail of the log from the files themselves,
-//! so any number of writer handles, in any number of processes, append one after the other and
-//! each batch learns its true first id. A batch writes its metadata and data first, then its
+//! `lock_timeout`) and start by re-reading the tail of the log from the files themselves, so
+//! any number of writer handles, in any number of processes, append one after the other and
+//! each batch learns its true first id. (A handle skips reading the last index record again when
+//! the index and checksum files still have the lengths its own last append left, as every
+//! appender changes one of them, and the payload files still hold its last event.) A batch writes its metadata and data first, then its
 //! checksum records, and its index records last: a reader never sees an event before its bytes
 //! are there.
 //!
@@ -64,8 +66,9 @@ pub(crate) struct PartitionFiles {
     files: RwLock<Option<Arc<OpenFiles>>>,
     /// Buffers fetches read into, reused once their events are dropped.
     buffers: BufferPool,
-    /// Serializes appends through this handle (the flock only excludes other open files).
-    append_lock: Mutex<()>,
+    /// Serializes appends through this handle (the flock only excludes other open files), and
+    /// holds where its last append left the log.
+    append_lock: Mutex<Option<append::KnownTail>>,
 }
 
 impl PartitionFiles {
@@ -77,7 +80,7 @@ impl PartitionFiles {
             settings,
             files: RwLock::new(None),
             buffers: BufferPool::default(),
-            append_lock: Mutex::new(()),
+            append_lock: Mutex::new(None),
         }
     }
 
