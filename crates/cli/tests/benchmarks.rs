@@ -117,28 +117,33 @@ fn metadata_sizes_below_two_work_and_full_reads_read_everything() {
         assert_eq!(code, 0, "-m {m}: {out}{err}");
         assert_eq!(field(&out, "Total events"), "50");
     }
-    let (code, out, err) = run(
-        CONSUMER,
-        &[
-            "-d",
-            "files",
-            "-c",
-            &cfg,
-            "-t",
-            "my_topic",
-            "-n",
-            "1000",
-            "--idle-timeout",
-            "1",
-        ],
-    );
-    assert_eq!(code, 0, "{out}{err}");
-    assert_eq!(
-        field(&out, "Total events"),
-        "100",
-        "stops when the partitions are exhausted"
-    );
-    assert_eq!(field(&out, "Data read"), "1000 bytes");
+    // Both ways of taking events (one pull() each, pull_many) count the same events and bytes.
+    for pull in ["each", "many"] {
+        let (code, out, err) = run(
+            CONSUMER,
+            &[
+                "-d",
+                "files",
+                "-c",
+                &cfg,
+                "-t",
+                "my_topic",
+                "-n",
+                "1000",
+                "--idle-timeout",
+                "1",
+                "--pull",
+                pull,
+            ],
+        );
+        assert_eq!(code, 0, "--pull {pull}: {out}{err}");
+        assert_eq!(
+            field(&out, "Total events"),
+            "100",
+            "--pull {pull}: stops when the partitions are exhausted"
+        );
+        assert_eq!(field(&out, "Data read"), "1000 bytes", "--pull {pull}");
+    }
 }
 
 #[test]
