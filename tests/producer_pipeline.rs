@@ -203,6 +203,19 @@ fn a_pool_thread_leaves_the_pushing_thread_free_to_store_batches_in_order() {
     push_and_check(true, 1, 2, 2000);
 }
 
+/// On backends whose appends return at once, a pool thread stores the batches its events
+/// filled (no hand-over to the sender thread), each partition's batches still in order.
+#[test]
+fn pool_threads_store_the_batches_they_fill_in_order() {
+    for pool_threads in [1, 2] {
+        let by_thread = push_and_check(true, pool_threads, 2, 2000);
+        assert!(
+            by_thread.keys().any(|t| t.starts_with("diaspora-pool")),
+            "pool threads: {pool_threads}: no pool thread stored a batch: {by_thread:?}"
+        );
+    }
+}
+
 #[test]
 fn pushes_leave_batches_to_the_sender_on_backends_that_may_wait() {
     for pool_threads in [0, 1] {

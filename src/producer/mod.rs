@@ -6,7 +6,8 @@
 //! so building the next batch overlaps with storing the previous one. `MaxNumBatches` bounds that
 //! queue: `push` blocks while that many batches are waiting, and on drivers whose appends return
 //! at once (files) it stores one of them itself meanwhile, on a partition the sender is not
-//! storing (each partition's batches still reach the driver in order). With an adaptive batch
+//! storing (each partition's batches still reach the driver in order); on such drivers a pool
+//! thread also stores the batches its events filled. With an adaptive batch
 //! size a batch is handed over as soon as the sender is idle, so batches stay small (low
 //! latency) when the producer is slow and grow (high throughput) when it is fast.
 //!
@@ -475,6 +476,15 @@ impl Shared {
             self.commit_chunk(&mut st, first, items);
             st.jobs_in_flight -= count;
             if st.jobs_in_flight == 0 {
+                self.progress.notify_all();
+            }
+            // The batches this chunk filled are stored from here, where the driver's appends
+            // return at once, rather than handed to the sender thread: one thread less to wake
+            // per batch.
+            if self.pusher_writes {
+                while let Some((p, ob)) = st.take_batch() {
+                    st = self.submit(st, p, ob);
+                }
                 self.progress.notify_all();
             }
         }

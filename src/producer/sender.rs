@@ -1,7 +1,8 @@
 //! Handing batches to the driver: `Shared::submit` stores one and completes its futures; the
 //! sender thread (one per producer) runs it for queued batches and flushes, in queue order, and
 //! a pushing thread that finds the queue full runs it for a batch the sender has not taken
-//! (see `Shared::wait_for_room`).
+//! (see `Shared::wait_for_room`), as does a pool thread for the batches it filled (see
+//! `Shared::drain`), on drivers whose appends return at once.
 
 use super::{OpenBatch, Shared, State, Work};
 use crate::backend::BatchIds;
