@@ -255,6 +255,11 @@ impl Partitions {
     }
 }
 
+/// The data a fetch with data reads at most (past its first event): a partition may send
+/// thousands of events in one batch, and a fetch waits for all of its data before the consumer
+/// sees any of it.
+const MAX_FETCH_DATA_BYTES: u64 = 128 << 20;
+
 /// A consumer's subscription to some partitions.
 struct MofkaReader {
     /// The topic's partitions.
@@ -344,13 +349,14 @@ impl PartitionReader for MofkaReader {
             if let Some(e) = st.error.take() {
                 return Err(mofka_err(e));
             }
-            let mut taken = 0;
+            let (mut taken, mut bytes) = (0, 0u64);
             if let Some(q) = st.queues.get_mut(&(partition as u64)) {
-                while out.len() < max_events {
+                while out.len() < max_events && (!with_data || bytes < MAX_FETCH_DATA_BYTES) {
                     match q.pop_front() {
                         Some(ev) => {
                             taken += 1;
                             if ev.id >= from {
+                                bytes += ev.data_size;
                                 out.push(ev);
                             }
                         }
