@@ -503,7 +503,8 @@ fn push_many_stores_the_group_in_order() {
 
 /// A pull future dropped before any wait returned its event gives the event back, whether the
 /// event was queued when the pull was made (claimed at once) or came later, whether the others
-/// are waited on or taken: every event is delivered once, in order. (A future that outlives its consumer: the consumer's unit tests.)
+/// are waited on or taken: every event is delivered once, in order. (A future that outlives its
+/// consumer: the consumer's unit tests.)
 #[test]
 fn pulls_dropped_unwaited_lose_no_event() {
     let dir = tempfile::tempdir().unwrap();

@@ -1,6 +1,7 @@
 //! Lost index records and how they are restored
 
 use super::helpers::assert_intact;
+use super::helpers::data_of;
 use super::helpers::driver;
 use super::helpers::files_backend;
 use super::helpers::pfile;
@@ -120,4 +121,27 @@ fn a_writer_that_stays_open_restores_what_another_writer_lost() {
     let (evs, errs) = read_all(&a.open_topic("t").unwrap());
     assert!(errs.is_empty(), "{errs:?}");
     assert_intact(&evs, 7);
+}
+
+#[test]
+fn a_writer_that_stays_open_does_not_write_over_events_another_writer_put_in_place_of_its_own() {
+    // A's last event loses a byte of its data (power loss after the index reached disk);
+    // writer B drops that event and stores a larger one with the same id, so the index and
+    // checksum files are as long as A left them, but the data file is longer. A's next
+    // append must not write at the end A remembers, over B's event.
+    let tmp = tempfile::tempdir().unwrap();
+    let a = driver(tmp.path());
+    a.create_topic("t", &json!({})).unwrap();
+    let topic_a = a.open_topic("t").unwrap();
+    assert_eq!(produce(&topic_a, 0..3), vec![0, 1, 2]);
+    let data = pfile(tmp.path(), "t", 0, "data");
+    let len = std::fs::metadata(&data).unwrap().len();
+    set_len(&data, len - 1);
+    let b = driver(tmp.path());
+    assert_eq!(produce(&b.open_topic("t").unwrap(), 5..6), vec![2]);
+    assert_eq!(produce(&topic_a, 6..7), vec![3]);
+    let (evs, errs) = read_all(&a.open_topic("t").unwrap());
+    assert!(errs.is_empty(), "{errs:?}");
+    let expected: Vec<(u64, Vec<u8>)> = [0, 1, 5, 6].iter().map(|&i| (i, data_of(i))).collect();
+    assert_eq!(evs, expected);
 }

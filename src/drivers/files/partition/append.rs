@@ -20,7 +20,8 @@ use std::time::{Duration, Instant};
 /// checksum file), so while both are as left, and the metadata and data files still hold the
 /// last event's bytes, the log still ends there and its last index record need not be read and
 /// checked again. (An appender that stopped after writing only metadata or data changed
-/// neither length, and is written over, as a full reading of the tail would do too.)
+/// neither length but the payload files', which sends this handle to a full reading of the
+/// tail.)
 pub(super) struct KnownTail {
     /// The files this is about (a handle that reopens them starts over).
     files: Weak<OpenFiles>,
@@ -111,10 +112,12 @@ impl PartitionFiles {
             };
             let sums_len = f.sums.as_ref().map(NamedFile::len).transpose()?;
             if index_len == k.index_len && sums_len == k.sums_len {
-                // Payload files cut short (as by a power loss after the index reached disk):
-                // the tail is read again, and what lost its bytes is dropped.
+                // Payload files of any other length than this handle left them: cut short (as
+                // by a power loss after the index reached disk, and then perhaps an event of
+                // another writer stored in place of the lost one), or holding the bytes of an
+                // appender that stopped before its checksums: the tail is read again.
                 let (metadata_end, data_end) = k.end.ends;
-                if f.metadata.len()? >= metadata_end && f.data.len()? >= data_end {
+                if f.metadata.len()? == metadata_end && f.data.len()? == data_end {
                     return Ok(k.end);
                 }
             }

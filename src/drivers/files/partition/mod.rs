@@ -6,10 +6,10 @@
 //! `lock_timeout`) and start by re-reading the tail of the log from the files themselves, so
 //! any number of writer handles, in any number of processes, append one after the other and
 //! each batch learns its true first id. (A handle skips reading the last index record again when
-//! the index and checksum files still have the lengths its own last append left, as every
-//! appender changes one of them, and the payload files still hold its last event.) A batch writes its metadata and data first, then its
-//! checksum records, and its index records last: a reader never sees an event before its bytes
-//! are there.
+//! the index, checksum, metadata and data files all still have the lengths its own last append
+//! left them at, as every appender changes at least one of them.) A batch writes its metadata
+//! and data first, then its checksum records, and its index records last: a reader never sees
+//! an event before its bytes are there.
 //!
 //! # The valid log
 //!
